@@ -1,0 +1,503 @@
+//! The conformance suite every [`Backend`] and every layer must pass.
+//!
+//! A backend crate calls [`run`] from a test with a factory that builds a
+//! fresh, empty instance on the harness's manual clock and limits:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use cache_core::conformance::{self, ReferenceBackend};
+//! conformance::run(|h| async move { ReferenceBackend::new(h.clock.clock(), h.limits) }).await;
+//! # });
+//! ```
+//!
+//! Each check panics with its name and what differed.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::backend::Backend;
+use crate::clock::{Clock, ManualClock};
+use crate::entry::{Entry, Lookup};
+use crate::error::{ErrorKind, Result};
+use crate::limits::Limits;
+use crate::meta::{DataClass, Flags, Meta};
+
+/// What a backend under test must be built with.
+#[derive(Clone, Debug)]
+pub struct Harness {
+    /// The clock the backend must read for expiry. It starts at the real
+    /// time, so tiers whose servers keep their own clock agree with it until
+    /// a check advances it.
+    pub clock: ManualClock,
+    /// The limits the backend must enforce.
+    pub limits: Limits,
+}
+
+impl Harness {
+    /// The limits used by the suite: 512-byte keys, 8 MiB values.
+    pub const LIMITS: Limits = Limits {
+        max_key_len: 512,
+        max_value_len: 8 * 1024 * 1024,
+    };
+
+    fn new() -> Self {
+        Harness {
+            clock: ManualClock::new(Clock::system().now_ms()),
+            limits: Self::LIMITS,
+        }
+    }
+}
+
+/// Runs every check, each against a fresh backend from `make`.
+pub async fn run<B, F, Fut>(make: F)
+where
+    B: Backend,
+    F: Fn(Harness) -> Fut,
+    Fut: Future<Output = B>,
+{
+    macro_rules! check {
+        ($name:ident) => {{
+            let h = Harness::new();
+            let b = make(h.clone()).await;
+            $name(&b, &h).await;
+        }};
+    }
+    check!(round_trip);
+    check!(overwrite);
+    check!(remove);
+    check!(expiry);
+    check!(clear_and_len);
+    check!(limits);
+    check!(large_values);
+    check!(batches);
+    let h = Harness::new();
+    let b = Arc::new(make(h.clone()).await);
+    concurrent_use(b, &h).await;
+}
+
+fn key(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn meta(h: &Harness) -> Meta {
+    Meta::new(h.clock.now_ms())
+}
+
+async fn hit<B: Backend>(b: &B, k: &[u8], check: &str) -> Entry {
+    match b.get(k).await {
+        Ok(Lookup::Hit(e)) => e,
+        other => panic!(
+            "{check}: {} expected a hit for {:?}, got {other:?}",
+            b.name(),
+            String::from_utf8_lossy(k)
+        ),
+    }
+}
+
+async fn miss<B: Backend>(b: &B, k: &[u8], check: &str) {
+    match b.get(k).await {
+        Ok(Lookup::Miss) => {}
+        other => panic!(
+            "{check}: {} expected a miss for {:?}, got {other:?}",
+            b.name(),
+            String::from_utf8_lossy(k)
+        ),
+    }
+}
+
+async fn round_trip<B: Backend>(b: &B, h: &Harness) {
+    miss(b, b"absent", "round_trip").await;
+    let now = h.clock.now_ms();
+    let m = Meta {
+        expires_at_ms: Some(now + 3_600_000),
+        created_at_ms: now - 5,
+        class: DataClass::named("conformance"),
+        flags: Flags::EMPTY.with(Flags::NEGATIVE).with_compression(2),
+    };
+    let e = Entry::new(Bytes::from_static(b"value-1"), m);
+    b.insert(key("k1"), e.clone()).await.unwrap();
+    assert_eq!(
+        hit(b, b"k1", "round_trip").await,
+        e,
+        "round_trip: value and metadata must come back unchanged"
+    );
+    let empty = Entry::new(Bytes::new(), meta(h));
+    b.insert(key("empty"), empty.clone()).await.unwrap();
+    assert_eq!(hit(b, b"empty", "round_trip").await, empty);
+    let binary_key = Bytes::from_static(&[0, 255, 10, 13, b' ', 0]);
+    b.insert(binary_key.clone(), e.clone()).await.unwrap();
+    assert_eq!(hit(b, &binary_key, "round_trip").await, e);
+    assert!(b.contains(b"k1").await.unwrap());
+    assert!(!b.contains(b"absent").await.unwrap());
+}
+
+async fn overwrite<B: Backend>(b: &B, h: &Harness) {
+    b.insert(key("k"), Entry::new(Bytes::from_static(b"one"), meta(h)))
+        .await
+        .unwrap();
+    let later = Meta::with_ttl(h.clock.now_ms(), Duration::from_secs(60)).unwrap();
+    b.insert(key("k"), Entry::new(Bytes::from_static(b"two"), later.clone()))
+        .await
+        .unwrap();
+    let got = hit(b, b"k", "overwrite").await;
+    assert_eq!(got.value, Bytes::from_static(b"two"), "overwrite: new value");
+    assert_eq!(got.meta, later, "overwrite: new metadata");
+    assert_eq!(b.len().await.unwrap(), 1, "overwrite: one entry");
+}
+
+async fn remove<B: Backend>(b: &B, h: &Harness) {
+    b.insert(key("k"), Entry::new(Bytes::from_static(b"v"), meta(h)))
+        .await
+        .unwrap();
+    b.insert(key("other"), Entry::new(Bytes::from_static(b"o"), meta(h)))
+        .await
+        .unwrap();
+    assert!(b.remove(b"k").await.unwrap(), "remove: reports removal");
+    miss(b, b"k", "remove").await;
+    assert!(!b.remove(b"k").await.unwrap(), "remove: second remove");
+    assert!(!b.contains(b"k").await.unwrap());
+    hit(b, b"other", "remove: other keys untouched").await;
+    assert_eq!(b.len().await.unwrap(), 1);
+}
+
+async fn expiry<B: Backend>(b: &B, h: &Harness) {
+    let now = h.clock.now_ms();
+    let short = Meta::new(now).expires_at(Some(now + 1_000));
+    b.insert(key("short"), Entry::new(Bytes::from_static(b"s"), short))
+        .await
+        .unwrap();
+    b.insert(key("forever"), Entry::new(Bytes::from_static(b"f"), meta(h)))
+        .await
+        .unwrap();
+    let long = Meta::new(now).expires_at(Some(now + 10_000_000));
+    b.insert(key("long"), Entry::new(Bytes::from_static(b"l"), long))
+        .await
+        .unwrap();
+    let past = Meta::new(now).expires_at(Some(now - 1));
+    b.insert(key("past"), Entry::new(Bytes::from_static(b"p"), past))
+        .await
+        .unwrap();
+    miss(b, b"past", "expiry: already expired on insert").await;
+
+    h.clock.advance(Duration::from_millis(999));
+    hit(b, b"short", "expiry: 1 ms before the deadline").await;
+    h.clock.advance(Duration::from_millis(1));
+    miss(b, b"short", "expiry: at the deadline").await;
+    assert!(!b.contains(b"short").await.unwrap());
+    assert!(!b.remove(b"short").await.unwrap(), "expiry: expired is gone");
+    hit(b, b"long", "expiry: longer ttl survives").await;
+    h.clock.advance(Duration::from_secs(365 * 24 * 3600));
+    hit(b, b"forever", "expiry: no expiry survives a year").await;
+    miss(b, b"long", "expiry: long ttl ends").await;
+}
+
+async fn clear_and_len<B: Backend>(b: &B, h: &Harness) {
+    assert_eq!(b.len().await.unwrap(), 0, "clear_and_len: starts empty");
+    for i in 0..10 {
+        b.insert(key(&format!("k{i}")), Entry::new(Bytes::from(vec![i; 10]), meta(h)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(b.len().await.unwrap(), 10, "clear_and_len: ten entries");
+    b.clear().await.unwrap();
+    assert_eq!(b.len().await.unwrap(), 0, "clear_and_len: empty after clear");
+    for i in 0..10 {
+        miss(b, format!("k{i}").as_bytes(), "clear_and_len").await;
+    }
+    b.insert(key("again"), Entry::new(Bytes::from_static(b"a"), meta(h)))
+        .await
+        .unwrap();
+    hit(b, b"again", "clear_and_len: usable after clear").await;
+}
+
+async fn limits<B: Backend>(b: &B, h: &Harness) {
+    let max_key = Bytes::from(vec![b'k'; h.limits.max_key_len]);
+    b.insert(max_key.clone(), Entry::new(Bytes::from_static(b"ok"), meta(h)))
+        .await
+        .expect("limits: a key at the limit is accepted");
+    hit(b, &max_key, "limits: key at the limit").await;
+
+    let long_key = Bytes::from(vec![b'k'; h.limits.max_key_len + 1]);
+    let err = b
+        .insert(long_key.clone(), Entry::new(Bytes::from_static(b"x"), meta(h)))
+        .await
+        .expect_err("limits: an oversized key is rejected");
+    assert_eq!(err.kind(), ErrorKind::KeyTooLarge, "limits: {err}");
+    match b.get(&long_key).await {
+        Ok(Lookup::Miss) => {}
+        Err(e) if e.kind() == ErrorKind::KeyTooLarge => {}
+        other => panic!("limits: get of an oversized key gave {other:?}"),
+    }
+
+    b.insert(key("v"), Entry::new(Bytes::from_static(b"keep me"), meta(h)))
+        .await
+        .unwrap();
+    let huge = Bytes::from(vec![0u8; h.limits.max_value_len + 1]);
+    let err = b
+        .insert(key("v"), Entry::new(huge, meta(h)))
+        .await
+        .expect_err("limits: an oversized value is rejected");
+    assert_eq!(err.kind(), ErrorKind::ValueTooLarge, "limits: {err}");
+    let kept = hit(b, b"v", "limits: rejected write loses nothing").await;
+    assert_eq!(kept.value, Bytes::from_static(b"keep me"));
+    assert_eq!(b.len().await.unwrap(), 2, "limits: nothing else stored");
+}
+
+fn patterned(len: usize, seed: u8) -> Bytes {
+    // A non-repeating pattern, so a tier that truncates or reorders chunks
+    // is caught.
+    let mut x = u32::from(seed) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+async fn large_values<B: Backend>(b: &B, h: &Harness) {
+    let big = patterned(4 * 1024 * 1024, 7);
+    b.insert(key("big"), Entry::new(big.clone(), meta(h)))
+        .await
+        .unwrap();
+    for i in 0..4u8 {
+        b.insert(
+            key(&format!("mb{i}")),
+            Entry::new(patterned(1024 * 1024, i), meta(h)),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(hit(b, b"big", "large_values").await.value, big);
+    for i in 0..4u8 {
+        let got = hit(b, format!("mb{i}").as_bytes(), "large_values").await;
+        assert_eq!(got.value, patterned(1024 * 1024, i), "large_values: mb{i}");
+    }
+}
+
+async fn batches<B: Backend>(b: &B, h: &Harness) {
+    let entries: Vec<(Bytes, Entry)> = (0..20u8)
+        .map(|i| (key(&format!("b{i}")), Entry::new(Bytes::from(vec![i; 3]), meta(h))))
+        .collect();
+    b.insert_many(entries).await.unwrap();
+    let keys: Vec<Bytes> = (0..25u8).rev().map(|i| key(&format!("b{i}"))).collect();
+    let got = b.get_many(&keys).await.unwrap();
+    assert_eq!(got.len(), keys.len(), "batches: one answer per key");
+    for (k, lookup) in keys.iter().zip(got) {
+        let i: u8 = std::str::from_utf8(&k[1..]).unwrap().parse().unwrap();
+        match lookup {
+            Lookup::Hit(e) if i < 20 => assert_eq!(e.value, Bytes::from(vec![i; 3])),
+            Lookup::Miss if i >= 20 => {}
+            other => panic!("batches: key b{i} answered {other:?}"),
+        }
+    }
+    assert_eq!(b.len().await.unwrap(), 20);
+}
+
+async fn concurrent_use<B: Backend>(b: Arc<B>, h: &Harness) {
+    const TASKS: usize = 8;
+    const KEYS: usize = 50;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (b, h) = (b.clone(), h.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..3u8 {
+                for k in 0..KEYS {
+                    let v = Bytes::from(vec![t as u8, k as u8, round]);
+                    b.insert(key(&format!("t{t}-{k}")), Entry::new(v, meta(&h)))
+                        .await
+                        .unwrap();
+                    b.insert(key("shared"), Entry::new(Bytes::from(vec![t as u8]), meta(&h)))
+                        .await
+                        .unwrap();
+                    let _ = b.get(b"shared").await.unwrap();
+                }
+            }
+            for k in (0..KEYS).step_by(2) {
+                assert!(b.remove(format!("t{t}-{k}").as_bytes()).await.unwrap());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("concurrent_use: a task panicked");
+    }
+    for t in 0..TASKS {
+        for k in 0..KEYS {
+            let name = format!("t{t}-{k}");
+            if k % 2 == 0 {
+                miss(&*b, name.as_bytes(), "concurrent_use").await;
+            } else {
+                let e = hit(&*b, name.as_bytes(), "concurrent_use").await;
+                assert_eq!(e.value, Bytes::from(vec![t as u8, k as u8, 2]));
+            }
+        }
+    }
+    let shared = hit(&*b, b"shared", "concurrent_use").await;
+    assert!(shared.value.len() == 1 && (shared.value[0] as usize) < TASKS);
+    assert_eq!(
+        b.len().await.unwrap(),
+        (TASKS * KEYS / 2 + 1) as u64,
+        "concurrent_use: exact count"
+    );
+}
+
+/// The simplest correct backend: an ordered map behind a mutex. It is the
+/// suite's own reference, and a model for tests of layers.
+#[derive(Debug)]
+pub struct ReferenceBackend {
+    map: Mutex<BTreeMap<Bytes, Entry>>,
+    clock: Clock,
+    limits: Limits,
+}
+
+impl ReferenceBackend {
+    /// An empty reference backend reading `clock` and enforcing `limits`.
+    pub fn new(clock: Clock, limits: Limits) -> Self {
+        ReferenceBackend {
+            map: Mutex::new(BTreeMap::new()),
+            clock,
+            limits,
+        }
+    }
+
+    fn live(&self, map: &mut BTreeMap<Bytes, Entry>, key: &[u8]) -> Option<Entry> {
+        let now = self.clock.now_ms();
+        match map.get(key) {
+            Some(e) if e.meta.is_expired(now) => {
+                map.remove(key);
+                None
+            }
+            other => other.cloned(),
+        }
+    }
+}
+
+impl Backend for ReferenceBackend {
+    fn name(&self) -> &str {
+        "reference"
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Lookup> {
+        self.limits.check_key(key)?;
+        Ok(self
+            .live(&mut self.map.lock(), key)
+            .map_or(Lookup::Miss, Lookup::Hit))
+    }
+
+    async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+        self.limits.check_key(&key)?;
+        self.limits.check_value(entry.value.len())?;
+        self.map.lock().insert(key, entry);
+        Ok(())
+    }
+
+    async fn remove(&self, key: &[u8]) -> Result<bool> {
+        let mut map = self.map.lock();
+        let live = self.live(&mut map, key).is_some();
+        map.remove(key);
+        Ok(live)
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.map.lock().clear();
+        Ok(())
+    }
+
+    async fn len(&self) -> Result<u64> {
+        Ok(self.map.lock().len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failing::FailingBackend;
+    use crate::{DynBackend, Error};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reference_backend_conforms() {
+        run(|h| async move { ReferenceBackend::new(h.clock.clock(), h.limits) }).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dyn_backend_conforms() {
+        run(|h| async move {
+            let b: Arc<dyn DynBackend> = Arc::new(ReferenceBackend::new(h.clock.clock(), h.limits));
+            b
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_healthy_failing_backend_conforms() {
+        run(|h| async move { FailingBackend::new(ReferenceBackend::new(h.clock.clock(), h.limits)) })
+            .await;
+    }
+
+    /// A backend that ignores expiry: the suite must catch it.
+    struct NeverExpires(ReferenceBackend);
+    impl Backend for NeverExpires {
+        fn name(&self) -> &str {
+            "never-expires"
+        }
+        async fn get(&self, key: &[u8]) -> Result<Lookup> {
+            Ok(self
+                .0
+                .map
+                .lock()
+                .get(key)
+                .cloned()
+                .map_or(Lookup::Miss, Lookup::Hit))
+        }
+        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+            self.0.insert(key, entry).await
+        }
+        async fn remove(&self, key: &[u8]) -> Result<bool> {
+            self.0.remove(key).await
+        }
+        async fn clear(&self) -> Result<()> {
+            self.0.clear().await
+        }
+        async fn len(&self) -> Result<u64> {
+            self.0.len().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_catches_a_backend_that_ignores_expiry() {
+        let outcome = tokio::spawn(run(|h| async move {
+            NeverExpires(ReferenceBackend::new(h.clock.clock(), h.limits))
+        }))
+        .await;
+        let panic = outcome.expect_err("the suite must fail");
+        let message = panic.into_panic();
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(text.contains("expiry"), "unexpected failure: {text}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_backend_fails_then_recovers() {
+        let h = Harness::new();
+        let b = FailingBackend::new(ReferenceBackend::new(h.clock.clock(), h.limits));
+        b.fail_next(2);
+        let e: Error = b.get(b"k").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(b.insert(key("k"), Entry::new(Bytes::new(), meta(&h))).await.is_err());
+        b.insert(key("k"), Entry::new(Bytes::new(), meta(&h)))
+            .await
+            .unwrap();
+        assert!(b.get(b"k").await.unwrap().is_hit());
+        assert_eq!((b.calls(), b.failures()), (4, 2));
+    }
+}
