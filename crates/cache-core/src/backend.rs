@@ -46,6 +46,11 @@ pub trait Backend: Send + Sync + 'static {
     /// before anything expires.
     fn len(&self) -> impl Future<Output = Result<u64>> + Send;
 
+    /// Whether [`len`](Self::len) is zero.
+    fn is_empty(&self) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(self.len().await? == 0) }
+    }
+
     /// Looks up several keys; the answers are in the order of `keys`.
     fn get_many(&self, keys: &[Bytes]) -> impl Future<Output = Result<Vec<Lookup>>> + Send {
         async move {
@@ -58,10 +63,7 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Stores several entries. An error may leave some of them stored.
-    fn insert_many(
-        &self,
-        entries: Vec<(Bytes, Entry)>,
-    ) -> impl Future<Output = Result<()>> + Send {
+    fn insert_many(&self, entries: Vec<(Bytes, Entry)>) -> impl Future<Output = Result<()>> + Send {
         async move {
             for (key, entry) in entries {
                 self.insert(key, entry).await?;
@@ -98,10 +100,7 @@ impl<B: Backend> Backend for Arc<B> {
     fn get_many(&self, keys: &[Bytes]) -> impl Future<Output = Result<Vec<Lookup>>> + Send {
         (**self).get_many(keys)
     }
-    fn insert_many(
-        &self,
-        entries: Vec<(Bytes, Entry)>,
-    ) -> impl Future<Output = Result<()>> + Send {
+    fn insert_many(&self, entries: Vec<(Bytes, Entry)>) -> impl Future<Output = Result<()>> + Send {
         (**self).insert_many(entries)
     }
 }

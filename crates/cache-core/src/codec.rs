@@ -79,11 +79,16 @@ impl Codec for Bincode {
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
         let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| Error::new(ErrorKind::Codec, "bincode decoding failed").with_source(e))?;
+            .map_err(|e| {
+            Error::new(ErrorKind::Codec, "bincode decoding failed").with_source(e)
+        })?;
         if read != bytes.len() {
             return Err(Error::new(
                 ErrorKind::Codec,
-                format!("{} trailing bytes after a bincode value", bytes.len() - read),
+                format!(
+                    "{} trailing bytes after a bincode value",
+                    bytes.len() - read
+                ),
             ));
         }
         Ok(value)
@@ -100,7 +105,9 @@ mod tests {
         let b = codec.encode(&v).unwrap();
         let back: (u64, String, Vec<u8>) = codec.decode(&b).unwrap();
         assert_eq!(back, v);
-        let err = codec.decode::<(u64, String)>(&b[..b.len() / 2]).unwrap_err();
+        let err = codec
+            .decode::<(u64, String)>(&b[..b.len() / 2])
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Codec);
         let mut long = b.clone();
         long.push(0);

@@ -141,11 +141,18 @@ async fn overwrite<B: Backend>(b: &B, h: &Harness) {
         .await
         .unwrap();
     let later = Meta::with_ttl(h.clock.now_ms(), Duration::from_secs(60)).unwrap();
-    b.insert(key("k"), Entry::new(Bytes::from_static(b"two"), later.clone()))
-        .await
-        .unwrap();
+    b.insert(
+        key("k"),
+        Entry::new(Bytes::from_static(b"two"), later.clone()),
+    )
+    .await
+    .unwrap();
     let got = hit(b, b"k", "overwrite").await;
-    assert_eq!(got.value, Bytes::from_static(b"two"), "overwrite: new value");
+    assert_eq!(
+        got.value,
+        Bytes::from_static(b"two"),
+        "overwrite: new value"
+    );
     assert_eq!(got.meta, later, "overwrite: new metadata");
     assert_eq!(b.len().await.unwrap(), 1, "overwrite: one entry");
 }
@@ -171,9 +178,12 @@ async fn expiry<B: Backend>(b: &B, h: &Harness) {
     b.insert(key("short"), Entry::new(Bytes::from_static(b"s"), short))
         .await
         .unwrap();
-    b.insert(key("forever"), Entry::new(Bytes::from_static(b"f"), meta(h)))
-        .await
-        .unwrap();
+    b.insert(
+        key("forever"),
+        Entry::new(Bytes::from_static(b"f"), meta(h)),
+    )
+    .await
+    .unwrap();
     let long = Meta::new(now).expires_at(Some(now + 10_000_000));
     b.insert(key("long"), Entry::new(Bytes::from_static(b"l"), long))
         .await
@@ -189,7 +199,10 @@ async fn expiry<B: Backend>(b: &B, h: &Harness) {
     h.clock.advance(Duration::from_millis(1));
     miss(b, b"short", "expiry: at the deadline").await;
     assert!(!b.contains(b"short").await.unwrap());
-    assert!(!b.remove(b"short").await.unwrap(), "expiry: expired is gone");
+    assert!(
+        !b.remove(b"short").await.unwrap(),
+        "expiry: expired is gone"
+    );
     hit(b, b"long", "expiry: longer ttl survives").await;
     h.clock.advance(Duration::from_secs(365 * 24 * 3600));
     hit(b, b"forever", "expiry: no expiry survives a year").await;
@@ -199,13 +212,20 @@ async fn expiry<B: Backend>(b: &B, h: &Harness) {
 async fn clear_and_len<B: Backend>(b: &B, h: &Harness) {
     assert_eq!(b.len().await.unwrap(), 0, "clear_and_len: starts empty");
     for i in 0..10 {
-        b.insert(key(&format!("k{i}")), Entry::new(Bytes::from(vec![i; 10]), meta(h)))
-            .await
-            .unwrap();
+        b.insert(
+            key(&format!("k{i}")),
+            Entry::new(Bytes::from(vec![i; 10]), meta(h)),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(b.len().await.unwrap(), 10, "clear_and_len: ten entries");
     b.clear().await.unwrap();
-    assert_eq!(b.len().await.unwrap(), 0, "clear_and_len: empty after clear");
+    assert_eq!(
+        b.len().await.unwrap(),
+        0,
+        "clear_and_len: empty after clear"
+    );
     for i in 0..10 {
         miss(b, format!("k{i}").as_bytes(), "clear_and_len").await;
     }
@@ -217,14 +237,20 @@ async fn clear_and_len<B: Backend>(b: &B, h: &Harness) {
 
 async fn limits<B: Backend>(b: &B, h: &Harness) {
     let max_key = Bytes::from(vec![b'k'; h.limits.max_key_len]);
-    b.insert(max_key.clone(), Entry::new(Bytes::from_static(b"ok"), meta(h)))
-        .await
-        .expect("limits: a key at the limit is accepted");
+    b.insert(
+        max_key.clone(),
+        Entry::new(Bytes::from_static(b"ok"), meta(h)),
+    )
+    .await
+    .expect("limits: a key at the limit is accepted");
     hit(b, &max_key, "limits: key at the limit").await;
 
     let long_key = Bytes::from(vec![b'k'; h.limits.max_key_len + 1]);
     let err = b
-        .insert(long_key.clone(), Entry::new(Bytes::from_static(b"x"), meta(h)))
+        .insert(
+            long_key.clone(),
+            Entry::new(Bytes::from_static(b"x"), meta(h)),
+        )
         .await
         .expect_err("limits: an oversized key is rejected");
     assert_eq!(err.kind(), ErrorKind::KeyTooLarge, "limits: {err}");
@@ -234,9 +260,12 @@ async fn limits<B: Backend>(b: &B, h: &Harness) {
         other => panic!("limits: get of an oversized key gave {other:?}"),
     }
 
-    b.insert(key("v"), Entry::new(Bytes::from_static(b"keep me"), meta(h)))
-        .await
-        .unwrap();
+    b.insert(
+        key("v"),
+        Entry::new(Bytes::from_static(b"keep me"), meta(h)),
+    )
+    .await
+    .unwrap();
     let huge = Bytes::from(vec![0u8; h.limits.max_value_len + 1]);
     let err = b
         .insert(key("v"), Entry::new(huge, meta(h)))
@@ -285,7 +314,12 @@ async fn large_values<B: Backend>(b: &B, h: &Harness) {
 
 async fn batches<B: Backend>(b: &B, h: &Harness) {
     let entries: Vec<(Bytes, Entry)> = (0..20u8)
-        .map(|i| (key(&format!("b{i}")), Entry::new(Bytes::from(vec![i; 3]), meta(h))))
+        .map(|i| {
+            (
+                key(&format!("b{i}")),
+                Entry::new(Bytes::from(vec![i; 3]), meta(h)),
+            )
+        })
         .collect();
     b.insert_many(entries).await.unwrap();
     let keys: Vec<Bytes> = (0..25u8).rev().map(|i| key(&format!("b{i}"))).collect();
@@ -315,9 +349,12 @@ async fn concurrent_use<B: Backend>(b: Arc<B>, h: &Harness) {
                     b.insert(key(&format!("t{t}-{k}")), Entry::new(v, meta(&h)))
                         .await
                         .unwrap();
-                    b.insert(key("shared"), Entry::new(Bytes::from(vec![t as u8]), meta(&h)))
-                        .await
-                        .unwrap();
+                    b.insert(
+                        key("shared"),
+                        Entry::new(Bytes::from(vec![t as u8]), meta(&h)),
+                    )
+                    .await
+                    .unwrap();
                     let _ = b.get(b"shared").await.unwrap();
                 }
             }
@@ -493,7 +530,11 @@ mod tests {
         b.fail_next(2);
         let e: Error = b.get(b"k").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
-        assert!(b.insert(key("k"), Entry::new(Bytes::new(), meta(&h))).await.is_err());
+        assert!(
+            b.insert(key("k"), Entry::new(Bytes::new(), meta(&h)))
+                .await
+                .is_err()
+        );
         b.insert(key("k"), Entry::new(Bytes::new(), meta(&h)))
             .await
             .unwrap();

@@ -96,10 +96,7 @@ impl Backend for Arc<dyn DynBackend> {
     async fn get_many(&self, keys: &[Bytes]) -> Result<Vec<Lookup>> {
         (**self).dyn_get_many(keys).await
     }
-    fn insert_many(
-        &self,
-        entries: Vec<(Bytes, Entry)>,
-    ) -> impl Future<Output = Result<()>> + Send {
+    fn insert_many(&self, entries: Vec<(Bytes, Entry)>) -> impl Future<Output = Result<()>> + Send {
         (**self).dyn_insert_many(entries)
     }
 }

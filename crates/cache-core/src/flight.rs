@@ -36,9 +36,11 @@ use crate::error::{Error, ErrorKind, Result};
 /// assert_eq!(v, "seven");
 /// ```
 pub struct SingleFlight<K, V> {
-    shards: Box<[Mutex<HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>>]>,
+    shards: Box<[Shard<K, V>]>,
     hasher: foldhash::fast::RandomState,
 }
+
+type Shard<K, V> = Mutex<HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>>;
 
 struct Flight<V> {
     state: Mutex<State<V>>,
@@ -74,7 +76,7 @@ where
         }
     }
 
-    fn shard(&self, key: &K) -> &Mutex<HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>> {
+    fn shard(&self, key: &K) -> &Shard<K, V> {
         let h = self.hasher.hash_one(key);
         &self.shards[(h as usize) % SHARDS]
     }

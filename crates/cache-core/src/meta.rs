@@ -245,7 +245,9 @@ mod tests {
             ErrorKind::InvalidTtl
         );
         assert_eq!(
-            expiry_after(0, Duration::from_micros(999)).unwrap_err().kind(),
+            expiry_after(0, Duration::from_micros(999))
+                .unwrap_err()
+                .kind(),
             ErrorKind::InvalidTtl
         );
         assert_eq!(
