@@ -1,0 +1,148 @@
+//! [`MemoryBackend`]: the memory engine as a byte-level tier.
+
+use bytes::Bytes;
+use cache_core::{Backend, Clock, Entry, Limits, Lookup, Result};
+
+use super::cache::MemoryCache;
+
+/// Bytes each entry costs beyond its key and value, counted against the
+/// capacity so that many tiny entries cannot exceed the memory budget.
+const ENTRY_OVERHEAD: u32 = 96;
+
+/// The memory engine as a [`Backend`]: bytes in, bytes out, bounded by
+/// total bytes. Useful as an in-process byte tier and as a stand-in for a
+/// remote tier in tests.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use cache_backends::memory::MemoryBackend;
+/// use cache_core::{Backend, Entry, Meta};
+/// let tier = MemoryBackend::builder().max_bytes(1 << 20).build();
+/// tier.insert("k".into(), Entry::new(&b"v"[..], Meta::new(0))).await?;
+/// assert!(tier.get(b"k").await?.is_hit());
+/// # Ok::<(), cache_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct MemoryBackend {
+    cache: MemoryCache<Bytes, Entry>,
+    limits: Limits,
+}
+
+/// Builds a [`MemoryBackend`].
+#[derive(Clone, Debug)]
+pub struct MemoryBackendBuilder {
+    max_bytes: u64,
+    clock: Clock,
+    limits: Limits,
+    partitions: Option<usize>,
+}
+
+impl MemoryBackendBuilder {
+    /// The total bytes held, counting keys, values and a fixed per-entry
+    /// overhead. 64 MiB by default.
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The clock used for expiry.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The key and value size limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The number of partitions (see [`MemoryCache`]).
+    pub fn partitions(mut self, partitions: usize) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+
+    /// Builds the backend.
+    ///
+    /// # Panics
+    ///
+    /// If `max_bytes` is zero or smaller than the partition count.
+    pub fn build(self) -> MemoryBackend {
+        let mut b = MemoryCache::builder()
+            .max_capacity(self.max_bytes)
+            .clock(self.clock)
+            .weigher(|k: &Bytes, e: &Entry| {
+                let len = k.len().saturating_add(e.value.len());
+                u32::try_from(len)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(ENTRY_OVERHEAD)
+            });
+        if let Some(p) = self.partitions {
+            b = b.partitions(p);
+        }
+        MemoryBackend {
+            cache: b.build(),
+            limits: self.limits,
+        }
+    }
+}
+
+impl MemoryBackend {
+    /// Starts configuring a memory backend.
+    pub fn builder() -> MemoryBackendBuilder {
+        MemoryBackendBuilder {
+            max_bytes: 64 * 1024 * 1024,
+            clock: Clock::system(),
+            limits: Limits::DEFAULT,
+            partitions: None,
+        }
+    }
+
+    /// The engine underneath, for inspection.
+    pub fn engine(&self) -> &MemoryCache<Bytes, Entry> {
+        &self.cache
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Lookup> {
+        self.limits.check_key(key)?;
+        Ok(self
+            .cache
+            .get(&Bytes::copy_from_slice(key))
+            .map_or(Lookup::Miss, Lookup::Hit))
+    }
+
+    async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+        self.limits.check_key(&key)?;
+        self.limits.check_value(entry.value.len())?;
+        let expires_at = entry.meta.expires_at_ms;
+        self.cache.insert_with_expiry(key, entry, expires_at);
+        Ok(())
+    }
+
+    async fn remove(&self, key: &[u8]) -> Result<bool> {
+        self.limits.check_key(key)?;
+        Ok(self.cache.remove(&Bytes::copy_from_slice(key)).is_some())
+    }
+
+    async fn contains(&self, key: &[u8]) -> Result<bool> {
+        self.limits.check_key(key)?;
+        Ok(self.cache.contains_key(&Bytes::copy_from_slice(key)))
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.cache.clear();
+        Ok(())
+    }
+
+    async fn len(&self) -> Result<u64> {
+        Ok(self.cache.entry_count())
+    }
+}

@@ -1,0 +1,419 @@
+//! The synchronous, concurrent, typed memory cache.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::{Clock, Result, SingleFlight, expiry_after, loader_error};
+use parking_lot::Mutex;
+
+use super::RemovalCause;
+use super::builder::MemoryCacheBuilder;
+use super::shard::{ExpiryRule, Found, NEVER, Removed, Shard};
+
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
+pub(crate) type PartitionFn<K> = Arc<dyn Fn(&K) -> usize + Send + Sync>;
+
+/// A concurrent in-memory cache of typed values, bounded by count or weight.
+///
+/// Cloning the handle is cheap; clones share the same entries. Values are
+/// returned by clone, so wrap values that are costly to clone in `Arc`.
+///
+/// The key space is split into partitions, each behind its own lock with its
+/// own least-recently-used eviction, so threads touching different
+/// partitions never contend. Capacity is split evenly between partitions
+/// and each is kept within its share on every write, so the total never
+/// exceeds `max_capacity`, even momentarily.
+///
+/// Expired entries are never returned. They are removed when touched, when
+/// eviction reaches them, or by [`purge_expired`](Self::purge_expired);
+/// until then they count in [`entry_count`](Self::entry_count).
+///
+/// ```
+/// use cache_backends::memory::MemoryCache;
+/// let cache: MemoryCache<u64, u64> = MemoryCache::builder().max_capacity(10_000).build();
+/// cache.insert(1, 10);
+/// assert_eq!(cache.get(&1), Some(10));
+/// assert_eq!(cache.get_with(2, || 20), 20);
+/// assert_eq!(cache.entry_count(), 2);
+/// ```
+pub struct MemoryCache<K, V> {
+    inner: Arc<Inner<K, V>>,
+}
+
+struct Inner<K, V> {
+    shards: Box<[Mutex<Shard<K, V>>]>,
+    hasher: foldhash::fast::RandomState,
+    partition_fn: Option<PartitionFn<K>>,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    ttl: Option<Duration>,
+    rule: ExpiryRule,
+    clock: Clock,
+    max_capacity: u64,
+    flights: SingleFlight<K, V>,
+}
+
+impl<K, V> Clone for MemoryCache<K, V> {
+    fn clone(&self) -> Self {
+        MemoryCache {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for MemoryCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("max_capacity", &self.inner.max_capacity)
+            .field("partitions", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default partition count: enough to spread threads (four per core),
+/// but never so many that a small cache's partitions hold only a handful of
+/// entries each, which would make eviction noticeably less exact.
+fn default_partitions(max_capacity: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let by_threads = (cores * 4).next_power_of_two();
+    let by_capacity = usize::try_from(max_capacity / 256)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    by_threads.min(by_capacity).max(1)
+}
+
+impl<K, V> MemoryCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts configuring a cache.
+    pub fn builder() -> MemoryCacheBuilder<K, V> {
+        MemoryCacheBuilder::default()
+    }
+
+    /// A cache holding at most `max_capacity` entries, with no expiry.
+    pub fn new(max_capacity: u64) -> Self {
+        Self::builder().max_capacity(max_capacity).build()
+    }
+
+    pub(crate) fn from_builder(b: MemoryCacheBuilder<K, V>) -> Self {
+        let n = b
+            .partitions
+            .unwrap_or_else(|| default_partitions(b.max_capacity));
+        let per = b.max_capacity / n as u64;
+        let extra = b.max_capacity % n as u64;
+        let shards = (0..n)
+            .map(|i| Mutex::new(Shard::new(per + u64::from((i as u64) < extra))))
+            .collect();
+        MemoryCache {
+            inner: Arc::new(Inner {
+                shards,
+                hasher: Default::default(),
+                partition_fn: b.partition_fn,
+                weigher: b.weigher,
+                listener: b.listener,
+                ttl: b.time_to_live,
+                rule: ExpiryRule {
+                    tti_ms: b
+                        .time_to_idle
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                },
+                clock: b.clock,
+                max_capacity: b.max_capacity,
+                flights: SingleFlight::new(),
+            }),
+        }
+    }
+
+    #[inline]
+    fn locate(&self, key: &K) -> (u64, &Mutex<Shard<K, V>>) {
+        let hash = self.inner.hasher.hash_one(key);
+        let n = self.inner.shards.len();
+        let idx = match &self.inner.partition_fn {
+            Some(f) => f(key) % n,
+            // The high bits choose the partition; the table inside uses the
+            // low bits, so the two choices stay independent.
+            None => ((hash >> 32) as usize) % n,
+        };
+        (hash, &self.inner.shards[idx])
+    }
+
+    fn notify(&self, removed: Removed<K, V>) {
+        if let Some(listener) = &self.inner.listener {
+            for (k, v, cause) in removed {
+                listener(k, v, cause);
+            }
+        }
+    }
+
+    /// The value for `key`, if present and unexpired; marks it recently used.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let (hash, shard) = self.locate(key);
+        let mut removed = Vec::new();
+        let found = shard.lock().get(
+            hash,
+            key,
+            self.inner.rule,
+            || self.inner.clock.now_ms(),
+            &mut removed,
+        );
+        self.notify(removed);
+        match found {
+            Found::Hit(v) => Some(v),
+            Found::Miss => None,
+        }
+    }
+
+    /// Whether `key` has a live entry; does not count as a use.
+    pub fn contains_key(&self, key: &K) -> bool {
+        let (hash, shard) = self.locate(key);
+        shard
+            .lock()
+            .contains(hash, key, self.inner.rule, || self.inner.clock.now_ms())
+    }
+
+    /// Stores a value, replacing any earlier one; it expires after the
+    /// cache's time-to-live, if one is set.
+    pub fn insert(&self, key: K, value: V) {
+        self.insert_inner(key, value, NEVER);
+    }
+
+    /// Stores a value that expires after `ttl` (or the cache's time-to-live,
+    /// whichever comes first). A zero or unrepresentable `ttl` is an error
+    /// and changes nothing.
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<()> {
+        let at = expiry_after(self.inner.clock.now_ms(), ttl)?;
+        self.insert_inner(key, value, at);
+        Ok(())
+    }
+
+    /// Stores a value expiring at an absolute time in unix milliseconds
+    /// (`None`: only the cache's time-to-live applies). This is how a value
+    /// promoted from a lower tier keeps its remaining lifetime. A time
+    /// already past removes any earlier value and stores nothing.
+    pub fn insert_with_expiry(&self, key: K, value: V, expires_at_ms: Option<u64>) {
+        self.insert_inner(key, value, expires_at_ms.unwrap_or(NEVER));
+    }
+
+    fn insert_inner(&self, key: K, value: V, expires_at: u64) {
+        let now = self.inner.clock.now_ms();
+        let ttl_deadline = self.inner.ttl.map_or(NEVER, |ttl| {
+            now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+        });
+        let expires_at = expires_at.min(ttl_deadline);
+        let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
+        let (hash, shard) = self.locate(&key);
+        let mut removed = Vec::new();
+        {
+            let mut shard = shard.lock();
+            if expires_at <= now {
+                shard.remove(hash, &key, self.inner.rule, || now, &mut removed);
+                removed.push((key, value, RemovalCause::Expired));
+            } else {
+                shard.insert(hash, key, value, weight, expires_at, now, &mut removed);
+            }
+        }
+        self.notify(removed);
+    }
+
+    /// Removes `key`, returning its value if it was live.
+    pub fn remove(&self, key: &K) -> Option<V> {
+        let (hash, shard) = self.locate(key);
+        let mut removed = Vec::new();
+        let v = shard.lock().remove(
+            hash,
+            key,
+            self.inner.rule,
+            || self.inner.clock.now_ms(),
+            &mut removed,
+        );
+        self.notify(removed);
+        v
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        for shard in self.inner.shards.iter() {
+            let mut removed = Vec::new();
+            shard.lock().clear(&mut removed);
+            self.notify(removed);
+        }
+    }
+
+    /// Removes every expired entry now, returning how many.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.inner.clock.now_ms();
+        let mut total = 0;
+        for shard in self.inner.shards.iter() {
+            let mut removed = Vec::new();
+            shard
+                .lock()
+                .purge_expired(self.inner.rule, now, &mut removed);
+            total += removed.len();
+            self.notify(removed);
+        }
+        total
+    }
+
+    /// The number of entries held, including expired ones not yet removed.
+    /// Exact once no writes are in flight.
+    pub fn entry_count(&self) -> u64 {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.lock().len() as u64)
+            .sum()
+    }
+
+    /// The total weight held (equal to [`entry_count`](Self::entry_count)
+    /// without a weigher).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.shards.iter().map(|s| s.lock().weight()).sum()
+    }
+
+    /// The configured capacity.
+    pub fn max_capacity(&self) -> u64 {
+        self.inner.max_capacity
+    }
+
+    /// The number of partitions.
+    pub fn partition_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// The clock this cache reads.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The value for `key`, computing and storing it with `init` on a miss.
+    /// Concurrent callers for the same key wait for one `init` instead of
+    /// each running their own.
+    pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        if let Some(v) = self.get(&key) {
+            return v;
+        }
+        let mut init = Some(init);
+        loop {
+            let result = self.inner.flights.run_blocking(&key, || {
+                Ok(self.load_once(&key, || {
+                    (init.take().expect("a caller's loader runs at most once"))()
+                }))
+            });
+            // A failing `try_get_with` on the same key hands its error to
+            // every waiter; this caller's own loader has not run yet, so it
+            // tries again.
+            if let Ok(v) = result {
+                return v;
+            }
+        }
+    }
+
+    /// Like [`get_with`](Self::get_with) with a fallible loader. A loader
+    /// error reaches every caller waiting on the key (as an error of kind
+    /// `Loader` whose source is the loader's error) and is not cached.
+    pub fn try_get_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        self.inner.flights.run_blocking(&key, || {
+            if let Some(v) = self.get(&key) {
+                return Ok(v);
+            }
+            let v = init().map_err(loader_error)?;
+            self.insert(key.clone(), v.clone());
+            Ok(v)
+        })
+    }
+
+    /// The async form of [`get_with`](Self::get_with): the future runs only
+    /// in the one caller that leads the load.
+    pub async fn get_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
+        if let Some(v) = self.get(&key) {
+            return v;
+        }
+        let mut init = Some(init);
+        let key_ref = &key;
+        loop {
+            let slot = &mut init;
+            let result = self
+                .inner
+                .flights
+                .run(key_ref, move || async move {
+                    if let Some(v) = self.get(key_ref) {
+                        return Ok(v);
+                    }
+                    let v = slot
+                        .take()
+                        .expect("a caller's loader runs at most once")
+                        .await;
+                    self.insert(key_ref.clone(), v.clone());
+                    Ok(v)
+                })
+                .await;
+            // See `get_with`: another caller's loader error is not ours.
+            if let Ok(v) = result {
+                return v;
+            }
+        }
+    }
+
+    /// The async form of [`try_get_with`](Self::try_get_with).
+    pub async fn try_get_with_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let key_ref = &key;
+        self.inner
+            .flights
+            .run(key_ref, move || async move {
+                if let Some(v) = self.get(key_ref) {
+                    return Ok(v);
+                }
+                let v = init.await.map_err(loader_error)?;
+                self.insert(key_ref.clone(), v.clone());
+                Ok(v)
+            })
+            .await
+    }
+
+    fn load_once(&self, key: &K, init: impl FnOnce() -> V) -> V {
+        if let Some(v) = self.get(key) {
+            return v;
+        }
+        let v = init();
+        self.insert(key.clone(), v.clone());
+        v
+    }
+
+    /// Checks every internal invariant of every partition: list links,
+    /// table membership, counts, weights and capacity. Panics on the first
+    /// violation. Meant for tests; it locks each partition in turn.
+    pub fn validate(&self) {
+        let mut total_capacity = 0;
+        for shard in self.inner.shards.iter() {
+            let s = shard.lock();
+            s.validate();
+            total_capacity += s.capacity();
+        }
+        assert_eq!(
+            total_capacity, self.inner.max_capacity,
+            "partition capacities must add up to max_capacity"
+        );
+    }
+}
