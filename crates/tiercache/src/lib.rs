@@ -1,1 +1,66 @@
+//! # tiercache
+//!
+//! A hierarchical cache for Rust services: a typed in-memory hot tier over
+//! any number of byte tiers, with write-through, promotion that keeps each
+//! entry's remaining time to live, and single-flight loading.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tiercache::Cache;
+//! use tiercache::memory::MemoryBackend;
+//!
+//! // A hot tier of 1,000 entries over a 64 MiB byte tier.
+//! let cache: Cache<String, Vec<u32>> = Cache::builder()
+//!     .max_capacity(1_000)
+//!     .time_to_live(Duration::from_secs(60))
+//!     .tier(Arc::new(MemoryBackend::builder().max_bytes(64 << 20).build()))
+//!     .build()
+//!     .await?;
+//! let v = cache.get_with("primes".into(), async { vec![2, 3, 5, 7] }).await?;
+//! assert_eq!(v.len(), 4);
+//! # Ok::<(), tiercache::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## Features
+//!
+//! - `memory` (default): the typed [`Cache`] and [`memory`], the in-memory
+//!   engine ([`memory::MemoryCache`]) and byte tier.
+//! - `bincode`: [`Bincode`], an alternative codec (bincode is unmaintained;
+//!   postcard is the default).
+//! - `test-utils`: the conformance suite and `FailingBackend`, for testing
+//!   tiers and layers of your own.
+#![forbid(unsafe_code)]
 
+#[cfg(feature = "memory")]
+mod builder;
+#[cfg(feature = "memory")]
+mod cache;
+#[cfg(feature = "memory")]
+mod stats;
+
+#[cfg(feature = "memory")]
+pub use builder::CacheBuilder;
+#[cfg(feature = "memory")]
+pub use cache::Cache;
+#[cfg(feature = "memory")]
+pub use stats::TierStats;
+
+#[cfg(feature = "bincode")]
+pub use cache_core::Bincode;
+pub use cache_core::{
+    Backend, BoxFuture, Clock, Codec, DataClass, DynBackend, Entry, Error, ErrorKind, Flags,
+    Limits, Lookup, ManualClock, Meta, Postcard, Result,
+};
+#[cfg(feature = "test-utils")]
+pub use cache_core::{FailingBackend, conformance};
+
+/// The in-memory tier: the typed engine and its byte-level backend.
+#[cfg(feature = "memory")]
+pub mod memory {
+    pub use cache_backends::memory::{
+        MemoryBackend, MemoryBackendBuilder, MemoryCache, MemoryCacheBuilder, RemovalCause,
+    };
+}

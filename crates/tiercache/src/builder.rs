@@ -1,0 +1,151 @@
+//! Configuration of a tiered [`Cache`].
+
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_backends::memory::MemoryCache;
+use cache_core::{
+    Backend, Clock, Codec, DynBackend, Error, ErrorKind, Limits, Postcard, Result, validate_ttl,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cache::Cache;
+
+/// Builds a [`Cache`]; start from [`Cache::builder`].
+///
+/// The hot tier is always present. Byte tiers added with
+/// [`tier`](Self::tier) sit below it in the order they are added, nearest
+/// first.
+pub struct CacheBuilder<K, V, C = Postcard> {
+    max_capacity: u64,
+    time_to_live: Option<Duration>,
+    time_to_idle: Option<Duration>,
+    clock: Clock,
+    codec: C,
+    limits: Limits,
+    tiers: Vec<Arc<dyn DynBackend>>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> Default for CacheBuilder<K, V, Postcard> {
+    fn default() -> Self {
+        CacheBuilder {
+            max_capacity: 10_000,
+            time_to_live: None,
+            time_to_idle: None,
+            clock: Clock::system(),
+            codec: Postcard,
+            limits: Limits::DEFAULT,
+            tiers: Vec::new(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, C> fmt::Debug for CacheBuilder<K, V, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("max_capacity", &self.max_capacity)
+            .field("time_to_live", &self.time_to_live)
+            .field("time_to_idle", &self.time_to_idle)
+            .field(
+                "tiers",
+                &self.tiers.iter().map(|t| t.dyn_name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, C> CacheBuilder<K, V, C>
+where
+    K: Hash + Eq + Clone + Serialize + Send + Sync + 'static,
+    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    C: Codec,
+{
+    /// The number of entries the hot tier holds (10,000 by default).
+    pub fn max_capacity(mut self, max_capacity: u64) -> Self {
+        self.max_capacity = max_capacity;
+        self
+    }
+
+    /// How long an entry lives after it is written, in every tier. Without
+    /// it entries live until evicted or removed.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.time_to_live = Some(ttl);
+        self
+    }
+
+    /// How long an entry may go unread in the hot tier before it expires
+    /// there (lower tiers keep it until its time-to-live).
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.time_to_idle = Some(tti);
+        self
+    }
+
+    /// The clock used for expiry in the hot tier and for new entries'
+    /// metadata. Give lower tiers the same clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Key and value size limits for the byte tiers, checked before any
+    /// tier is written.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Adds a byte tier below the tiers already added.
+    pub fn tier(mut self, tier: Arc<dyn DynBackend>) -> Self {
+        self.tiers.push(tier);
+        self
+    }
+
+    /// Adds a byte tier given by value.
+    pub fn backend(self, backend: impl Backend) -> Self {
+        self.tier(Arc::new(backend))
+    }
+
+    /// Encodes keys and values for the byte tiers with another codec.
+    pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<K, V, C2> {
+        CacheBuilder {
+            max_capacity: self.max_capacity,
+            time_to_live: self.time_to_live,
+            time_to_idle: self.time_to_idle,
+            clock: self.clock,
+            codec,
+            limits: self.limits,
+            tiers: self.tiers,
+            _types: PhantomData,
+        }
+    }
+
+    /// Builds the cache, or explains which setting is invalid.
+    pub async fn build(self) -> Result<Cache<K, V, C>> {
+        if let Some(ttl) = self.time_to_live {
+            validate_ttl(ttl)?;
+        }
+        let mut hot = MemoryCache::builder()
+            .max_capacity(self.max_capacity)
+            .clock(self.clock.clone());
+        if let Some(tti) = self.time_to_idle {
+            hot = hot.time_to_idle(tti);
+        }
+        let hot = hot.try_build().map_err(|e| {
+            Error::new(ErrorKind::InvalidConfig, "invalid hot tier settings").with_source(e)
+        })?;
+        Ok(Cache::from_parts(
+            hot,
+            self.tiers,
+            self.codec,
+            self.clock,
+            self.time_to_live,
+            self.limits,
+        ))
+    }
+}
