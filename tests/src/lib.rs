@@ -1,0 +1,53 @@
+//! Support code for tiercache's cross-crate tests: building tier stacks on a
+//! manual clock with tiers the test can reach into.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::FailingBackend;
+use tiercache::memory::MemoryBackend;
+use tiercache::{Cache, DynBackend, ManualClock};
+
+/// A byte tier under test: a memory backend behind a fault switch, shared
+/// between the cache and the test.
+pub type TestTier = Arc<FailingBackend<MemoryBackend>>;
+
+/// A cache over `n` byte tiers, all on one manual clock.
+pub struct Stack {
+    /// The cache under test.
+    pub cache: Cache<String, String>,
+    /// Its byte tiers, nearest first.
+    pub tiers: Vec<TestTier>,
+    /// The clock every tier reads.
+    pub clock: ManualClock,
+}
+
+/// Builds a [`Stack`] with a hot tier of `hot_capacity` entries, `n` byte
+/// tiers of 16 MiB each and an optional time-to-live.
+pub async fn stack(hot_capacity: u64, n: usize, ttl: Option<Duration>) -> Stack {
+    let clock = ManualClock::default();
+    let tiers: Vec<TestTier> = (0..n)
+        .map(|_| {
+            Arc::new(FailingBackend::new(
+                MemoryBackend::builder()
+                    .max_bytes(16 << 20)
+                    .clock(clock.clock())
+                    .build(),
+            ))
+        })
+        .collect();
+    let mut b = Cache::builder()
+        .max_capacity(hot_capacity)
+        .clock(clock.clock());
+    if let Some(ttl) = ttl {
+        b = b.time_to_live(ttl);
+    }
+    for t in &tiers {
+        b = b.tier(t.clone() as Arc<dyn DynBackend>);
+    }
+    Stack {
+        cache: b.build().await.expect("a valid test stack"),
+        tiers,
+        clock,
+    }
+}
