@@ -1,6 +1,6 @@
 //! The conformance suite every [`Backend`] and every layer must pass.
 //!
-//! A backend crate calls [`run`] from a test with a factory that builds a
+//! A backend crate calls [`run`](crate::conformance::run) from a test with a factory that builds a
 //! fresh, empty instance on the harness's manual clock and limits:
 //!
 //! ```
