@@ -1,0 +1,55 @@
+//! The public names outside benchmarks and users call, at their fixed paths
+//! and with their fixed signatures.
+
+use std::time::Duration;
+
+use tiercache::Cache;
+use tiercache::memory::MemoryCache;
+
+#[test]
+fn memory_cache_serves_with_the_fixed_names() {
+    let cache: MemoryCache<u64, u64> = MemoryCache::builder().max_capacity(1_000).build();
+    cache.insert(1, 10);
+    let got: Option<u64> = cache.get(&1);
+    assert_eq!(got, Some(10));
+    assert!(cache.contains_key(&1));
+    assert_eq!(cache.entry_count(), 1);
+    assert_eq!(cache.remove(&1), Some(10));
+    assert!(!cache.contains_key(&1));
+    for k in 0..2_000 {
+        cache.insert(k, k);
+    }
+    assert!(cache.entry_count() <= 1_000);
+    cache.clear();
+    assert_eq!(cache.entry_count(), 0);
+}
+
+#[tokio::test]
+async fn cache_serves_with_the_fixed_names() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(1_000)
+        .time_to_live(Duration::from_secs(60))
+        .build()
+        .await
+        .expect("a valid configuration");
+    let r: tiercache::Result<()> = cache.insert(1, 10).await;
+    r.unwrap();
+    let got: Option<u64> = cache.get(&1).await.unwrap();
+    assert_eq!(got, Some(10));
+    cache.remove(&1).await.unwrap();
+    assert_eq!(cache.get(&1).await.unwrap(), None);
+    let v: u64 = cache.get_with(2, async { 20 }).await.unwrap();
+    assert_eq!(v, 20);
+    let v = cache
+        .try_get_with(3, async { Ok::<_, std::io::Error>(30) })
+        .await
+        .unwrap();
+    assert_eq!(v, 30);
+    assert_eq!(cache.get(&3).await.unwrap(), Some(30));
+}
+
+#[test]
+fn the_error_type_is_a_standard_error() {
+    fn check<E: std::error::Error + Send + Sync + 'static>() {}
+    check::<tiercache::Error>();
+}
