@@ -3,11 +3,18 @@
 use bytes::Bytes;
 use cache_core::{Backend, Clock, Entry, Limits, Lookup, Result};
 
-use super::cache::MemoryCache;
+use super::cache::{MemoryCache, default_partitions};
 
 /// Bytes each entry costs beyond its key and value, counted against the
 /// capacity so that many tiny entries cannot exceed the memory budget.
 const ENTRY_OVERHEAD: u32 = 96;
+
+/// The capacity an entry with this many key and value bytes takes.
+fn entry_weight(len: usize) -> u32 {
+    u32::try_from(len)
+        .unwrap_or(u32::MAX)
+        .saturating_add(ENTRY_OVERHEAD)
+}
 
 /// The memory engine as a [`Backend`]: bytes in, bytes out, bounded by
 /// total bytes. Useful as an in-process byte tier and as a stand-in for a
@@ -70,20 +77,28 @@ impl MemoryBackendBuilder {
     ///
     /// If `max_bytes` is zero or smaller than the partition count.
     pub fn build(self) -> MemoryBackend {
-        let mut b = MemoryCache::builder()
+        // Each partition holds an equal share of the bytes, and an entry
+        // heavier than its partition's share is never stored. The default
+        // count follows the core count, so on a large machine the share
+        // could fall below the largest entry the limits admit and such
+        // entries would be dropped silently; fewer partitions prevent that.
+        let largest = u64::from(entry_weight(
+            self.limits
+                .max_key_len
+                .saturating_add(self.limits.max_value_len),
+        ));
+        let fitting = usize::try_from(self.max_bytes / largest).unwrap_or(usize::MAX);
+        let partitions = self
+            .partitions
+            .unwrap_or_else(|| default_partitions(self.max_bytes).min(fitting).max(1));
+        let cache = MemoryCache::builder()
             .max_capacity(self.max_bytes)
             .clock(self.clock)
-            .weigher(|k: &Bytes, e: &Entry| {
-                let len = k.len().saturating_add(e.value.len());
-                u32::try_from(len)
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(ENTRY_OVERHEAD)
-            });
-        if let Some(p) = self.partitions {
-            b = b.partitions(p);
-        }
+            .weigher(|k: &Bytes, e: &Entry| entry_weight(k.len().saturating_add(e.value.len())))
+            .partitions(partitions)
+            .build();
         MemoryBackend {
-            cache: b.build(),
+            cache,
             limits: self.limits,
         }
     }

@@ -77,7 +77,7 @@ impl<K, V> fmt::Debug for MemoryCache<K, V> {
 /// The default partition count: enough to spread threads (four per core),
 /// but never so many that a small cache's partitions hold only a handful of
 /// entries each, which would make eviction noticeably less exact.
-fn default_partitions(max_capacity: u64) -> usize {
+pub(crate) fn default_partitions(max_capacity: u64) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
     let by_threads = (cores * 4).next_power_of_two();
     let by_capacity = usize::try_from(max_capacity / 256)
@@ -209,15 +209,16 @@ where
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (hash, shard) = self.locate(&key);
         let mut removed = Vec::new();
-        {
-            let mut shard = shard.lock();
-            if expires_at <= now {
-                shard.remove(hash, &key, self.inner.rule, || now, &mut removed);
-                removed.push((key, value, RemovalCause::Expired));
-            } else {
-                shard.insert(hash, key, value, weight, expires_at, now, &mut removed);
-            }
-        }
+        shard.lock().insert(
+            hash,
+            key,
+            value,
+            weight,
+            expires_at,
+            self.inner.rule,
+            now,
+            &mut removed,
+        );
         self.notify(removed);
     }
 

@@ -220,8 +220,9 @@ impl<K: Eq, V: Clone> Shard<K, V> {
 
     /// Stores an entry, replacing any earlier value, then evicts least
     /// recently used entries until the shard is within capacity. An entry
-    /// heavier than the whole shard is not stored (and the earlier value is
-    /// still removed, so a stale value never outlives a rejected update).
+    /// heavier than the whole shard, or already expired, is not stored (and
+    /// the earlier value is still removed, so a stale value never outlives
+    /// a rejected update).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
@@ -230,12 +231,17 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         value: V,
         weight: u32,
         expires_at: u64,
+        rule: ExpiryRule,
         now: u64,
         removed: &mut Removed<K, V>,
     ) {
         if let Some(idx) = self.find(hash, &key) {
             let (k, v) = self.take(idx);
             removed.push((k, v, RemovalCause::Replaced));
+        }
+        if expires_at <= now {
+            removed.push((key, value, RemovalCause::Expired));
+            return;
         }
         if u64::from(weight) > self.capacity {
             removed.push((key, value, RemovalCause::Size));
@@ -271,16 +277,15 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         });
         self.push_front(idx);
         self.weight += u64::from(weight);
-        self.evict_to_capacity(now, removed);
+        self.evict_to_capacity(rule, now, removed);
     }
 
-    fn evict_to_capacity(&mut self, now: u64, removed: &mut Removed<K, V>) {
+    fn evict_to_capacity(&mut self, rule: ExpiryRule, now: u64, removed: &mut Removed<K, V>) {
         while self.weight > self.capacity && self.tail != NIL {
             let victim = self.tail;
-            let expired = {
-                let n = self.node(victim);
-                n.expires_at <= now
-            };
+            // The rule, not just the absolute expiry, so that an entry idle
+            // past its time-to-idle is reported as expired, not as evicted.
+            let expired = rule.expired(self.node(victim), now);
             let (k, v) = self.take(victim);
             let cause = if expired {
                 RemovalCause::Expired

@@ -1,0 +1,285 @@
+//! `MemoryCache` behaves exactly like a plain map with expiry, checked
+//! step by step on random operation sequences, as long as nothing is
+//! evicted for size.
+#![cfg(feature = "memory")]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cache_backends::memory::{MemoryCache, RemovalCause};
+use cache_core::{ErrorKind, ManualClock};
+use proptest::prelude::*;
+
+const KEYS: u16 = 24;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(u16, u32),
+    /// The per-entry TTL in microseconds, so that zero and sub-millisecond
+    /// (invalid) TTLs come up as well as odd fractions of a millisecond.
+    InsertWithTtl(u16, u32, u64),
+    /// The absolute expiry as an offset from now, possibly in the past.
+    InsertWithExpiry(u16, u32, Option<i64>),
+    Get(u16),
+    Remove(u16),
+    ContainsKey(u16),
+    Clear,
+    Advance(u64),
+    PurgeExpired,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0..KEYS;
+    prop_oneof![
+        6 => (key.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        3 => (
+            key.clone(),
+            any::<u32>(),
+            prop_oneof![0u64..3_000, (1u64..150).prop_map(|ms| ms * 1_000)]
+        )
+            .prop_map(|(k, v, us)| Op::InsertWithTtl(k, v, us)),
+        2 => (key.clone(), any::<u32>(), proptest::option::of(-20i64..150))
+            .prop_map(|(k, v, at)| Op::InsertWithExpiry(k, v, at)),
+        8 => key.clone().prop_map(Op::Get),
+        3 => key.clone().prop_map(Op::Remove),
+        3 => key.prop_map(Op::ContainsKey),
+        1 => Just(Op::Clear),
+        5 => (0u64..60).prop_map(Op::Advance),
+        2 => Just(Op::PurgeExpired),
+    ]
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Stored {
+    value: u32,
+    expires_at: u64,
+    last_access: u64,
+}
+
+/// What the cache should hold: every entry it has not yet removed, expired
+/// or not, since expired entries stay (and count) until touched.
+struct Model {
+    map: HashMap<u16, Stored>,
+    ttl_ms: Option<u64>,
+    tti_ms: Option<u64>,
+    events: Vec<(u16, u32, RemovalCause)>,
+}
+
+impl Model {
+    fn expired(&self, e: &Stored, now: u64) -> bool {
+        e.expires_at <= now || self.tti_ms.is_some_and(|tti| e.last_access + tti <= now)
+    }
+
+    fn insert(&mut self, k: u16, v: u32, expires_at: Option<u64>, now: u64) {
+        let deadline = expires_at
+            .unwrap_or(u64::MAX)
+            .min(self.ttl_ms.map_or(u64::MAX, |ttl| now + ttl));
+        if let Some(old) = self.map.remove(&k) {
+            self.events.push((k, old.value, RemovalCause::Replaced));
+        }
+        if deadline <= now {
+            self.events.push((k, v, RemovalCause::Expired));
+        } else {
+            self.map.insert(
+                k,
+                Stored {
+                    value: v,
+                    expires_at: deadline,
+                    last_access: now,
+                },
+            );
+        }
+    }
+
+    fn get(&mut self, k: u16, now: u64) -> Option<u32> {
+        let e = *self.map.get(&k)?;
+        if self.expired(&e, now) {
+            self.map.remove(&k);
+            self.events.push((k, e.value, RemovalCause::Expired));
+            return None;
+        }
+        if self.tti_ms.is_some() {
+            self.map.get_mut(&k).unwrap().last_access = now;
+        }
+        Some(e.value)
+    }
+
+    fn contains(&self, k: u16, now: u64) -> bool {
+        self.map.get(&k).is_some_and(|e| !self.expired(e, now))
+    }
+
+    fn remove(&mut self, k: u16, now: u64) -> Option<u32> {
+        let e = self.map.remove(&k)?;
+        if self.expired(&e, now) {
+            self.events.push((k, e.value, RemovalCause::Expired));
+            None
+        } else {
+            self.events.push((k, e.value, RemovalCause::Explicit));
+            Some(e.value)
+        }
+    }
+
+    fn clear(&mut self) {
+        for (k, e) in self.map.drain() {
+            self.events.push((k, e.value, RemovalCause::Explicit));
+        }
+    }
+
+    fn purge(&mut self, now: u64) -> usize {
+        let expired: Vec<u16> = self
+            .map
+            .iter()
+            .filter(|(_, e)| self.expired(e, now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &expired {
+            let e = self.map.remove(k).unwrap();
+            self.events.push((*k, e.value, RemovalCause::Expired));
+        }
+        expired.len()
+    }
+}
+
+type Events = Arc<Mutex<Vec<(u16, u32, RemovalCause)>>>;
+
+fn sorted(mut events: Vec<(u16, u32, RemovalCause)>) -> Vec<(u16, u32, RemovalCause)> {
+    events.sort_by_key(|&(k, v, cause)| (k, v, format!("{cause:?}")));
+    events
+}
+
+fn check(ops: &[Op], ttl_ms: Option<u64>, tti_ms: Option<u64>, partitions: usize) {
+    let clock = ManualClock::default();
+    let events: Events = Arc::default();
+    let sink = events.clone();
+    let mut builder = MemoryCache::<u16, u32>::builder()
+        .max_capacity(1_000_000)
+        .partitions(partitions)
+        .clock(clock.clock())
+        .eviction_listener(move |k, v, cause| sink.lock().unwrap().push((k, v, cause)));
+    if let Some(ttl) = ttl_ms {
+        builder = builder.time_to_live(Duration::from_millis(ttl));
+    }
+    if let Some(tti) = tti_ms {
+        builder = builder.time_to_idle(Duration::from_millis(tti));
+    }
+    let cache = builder.build();
+    let mut model = Model {
+        map: HashMap::new(),
+        ttl_ms,
+        tti_ms,
+        events: Vec::new(),
+    };
+
+    for (step, op) in ops.iter().enumerate() {
+        let now = clock.now_ms();
+        match *op {
+            Op::Insert(k, v) => {
+                cache.insert(k, v);
+                model.insert(k, v, None, now);
+            }
+            Op::InsertWithTtl(k, v, us) => {
+                let ttl = Duration::from_micros(us);
+                let result = cache.insert_with_ttl(k, v, ttl);
+                if ttl < Duration::from_millis(1) {
+                    let err = result.expect_err("a TTL under 1 ms must be rejected");
+                    assert_eq!(err.kind(), ErrorKind::InvalidTtl, "step {step}: {op:?}");
+                } else {
+                    result.expect("a TTL of 1 ms or more is valid");
+                    model.insert(k, v, Some(now + us / 1_000), now);
+                }
+            }
+            Op::InsertWithExpiry(k, v, offset) => {
+                let at = offset.map(|o| now.checked_add_signed(o).unwrap());
+                cache.insert_with_expiry(k, v, at);
+                model.insert(k, v, at, now);
+            }
+            Op::Get(k) => {
+                assert_eq!(cache.get(&k), model.get(k, now), "step {step}: {op:?}");
+            }
+            Op::Remove(k) => {
+                assert_eq!(
+                    cache.remove(&k),
+                    model.remove(k, now),
+                    "step {step}: {op:?}"
+                );
+            }
+            Op::ContainsKey(k) => {
+                assert_eq!(
+                    cache.contains_key(&k),
+                    model.contains(k, now),
+                    "step {step}: {op:?}"
+                );
+            }
+            Op::Clear => {
+                cache.clear();
+                model.clear();
+            }
+            Op::Advance(ms) => clock.advance(Duration::from_millis(ms)),
+            Op::PurgeExpired => {
+                assert_eq!(
+                    cache.purge_expired(),
+                    model.purge(now),
+                    "step {step}: {op:?}"
+                );
+            }
+        }
+
+        cache.validate();
+        let now = clock.now_ms();
+        assert_eq!(
+            cache.entry_count(),
+            model.map.len() as u64,
+            "step {step}: entry_count after {op:?}"
+        );
+        assert_eq!(cache.weighted_size(), cache.entry_count());
+        assert_eq!(
+            sorted(std::mem::take(&mut *events.lock().unwrap())),
+            sorted(std::mem::take(&mut model.events)),
+            "step {step}: listener notifications after {op:?}"
+        );
+        // `contains_key` changes nothing, so every key can be probed.
+        for k in 0..KEYS {
+            assert_eq!(
+                cache.contains_key(&k),
+                model.contains(k, now),
+                "step {step}: contains_key({k}) after {op:?}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn matches_a_map_without_cache_wide_expiry(ops in proptest::collection::vec(op(), 1..150)) {
+        check(&ops, None, None, 4);
+    }
+
+    #[test]
+    fn matches_a_map_with_time_to_live(
+        ops in proptest::collection::vec(op(), 1..150),
+        ttl in 1u64..120,
+    ) {
+        check(&ops, Some(ttl), None, 3);
+    }
+
+    #[test]
+    fn matches_a_map_with_time_to_idle(
+        ops in proptest::collection::vec(op(), 1..150),
+        tti in 1u64..120,
+    ) {
+        check(&ops, None, Some(tti), 4);
+    }
+
+    #[test]
+    fn matches_a_map_with_both_expiries(
+        ops in proptest::collection::vec(op(), 1..150),
+        ttl in 1u64..200,
+        tti in 1u64..120,
+        partitions in 1usize..6,
+    ) {
+        check(&ops, Some(ttl), Some(tti), partitions);
+    }
+}
