@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::RemovalCause;
 use super::builder::MemoryCacheBuilder;
-use super::shard::{ExpiryRule, Found, NEVER, Removed, Shard};
+use super::shard::{ExpiryRule, NEVER, Removed, Shard};
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
@@ -163,10 +163,7 @@ where
             &mut removed,
         );
         self.notify(removed);
-        match found {
-            Found::Hit(v) => Some(v),
-            Found::Miss => None,
-        }
+        found
     }
 
     /// Whether `key` has a live entry; does not count as a use.

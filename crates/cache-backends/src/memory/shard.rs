@@ -55,12 +55,6 @@ impl ExpiryRule {
     }
 }
 
-/// What a lookup found.
-pub(crate) enum Found<V> {
-    Hit(V),
-    Miss,
-}
-
 pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
     nodes: Vec<Option<Node<K, V>>>,
@@ -185,23 +179,21 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         rule: ExpiryRule,
         now: impl Fn() -> u64,
         removed: &mut Removed<K, V>,
-    ) -> Found<V> {
-        let Some(idx) = self.find(hash, key) else {
-            return Found::Miss;
-        };
+    ) -> Option<V> {
+        let idx = self.find(hash, key)?;
         if rule.needs_clock(self.node(idx)) {
             let now = now();
             if rule.expired(self.node(idx), now) {
                 let (k, v) = self.take(idx);
                 removed.push((k, v, RemovalCause::Expired));
-                return Found::Miss;
+                return None;
             }
             if rule.tti_ms.is_some() {
                 self.node_mut(idx).last_access = now;
             }
         }
         self.touch(idx);
-        Found::Hit(self.node(idx).value.clone())
+        Some(self.node(idx).value.clone())
     }
 
     /// Whether a live entry exists, without changing recency.
