@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{Clock, Result, SingleFlight, expiry_after, loader_error};
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use super::RemovalCause;
 use super::builder::MemoryCacheBuilder;
-use super::shard::{ExpiryRule, NEVER, Removed, Shard};
+use super::shard::{ExpiryRule, NEVER, Read, Removed, Shard};
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
@@ -45,7 +45,7 @@ pub struct MemoryCache<K, V> {
 }
 
 struct Inner<K, V> {
-    shards: Box<[Mutex<Shard<K, V>>]>,
+    shards: Box<[RwLock<Shard<K, V>>]>,
     hasher: foldhash::fast::RandomState,
     partition_fn: Option<PartitionFn<K>>,
     weigher: Option<Weigher<K, V>>,
@@ -107,8 +107,12 @@ where
             .unwrap_or_else(|| default_partitions(b.max_capacity));
         let per = b.max_capacity / n as u64;
         let extra = b.max_capacity % n as u64;
+        let seed = foldhash::fast::RandomState::default().hash_one(0u64);
         let shards = (0..n)
-            .map(|i| Mutex::new(Shard::new(per + u64::from((i as u64) < extra))))
+            .map(|i| {
+                let capacity = per + u64::from((i as u64) < extra);
+                RwLock::new(Shard::new(capacity, n, seed.wrapping_add(i as u64)))
+            })
             .collect();
         MemoryCache {
             inner: Arc::new(Inner {
@@ -131,7 +135,7 @@ where
     }
 
     #[inline]
-    fn locate(&self, key: &K) -> (u64, &Mutex<Shard<K, V>>) {
+    fn locate(&self, key: &K) -> (u64, &RwLock<Shard<K, V>>) {
         let hash = self.inner.hasher.hash_one(key);
         let n = self.inner.shards.len();
         let idx = match &self.inner.partition_fn {
@@ -151,26 +155,39 @@ where
         }
     }
 
-    /// The value for `key`, if present and unexpired; marks it recently used.
+    /// The value for `key`, if present and unexpired; counts as a use.
+    ///
+    /// A hit takes only its partition's shared lock and changes no queue,
+    /// so concurrent readers do not serialise.
     pub fn get(&self, key: &K) -> Option<V> {
         let (hash, shard) = self.locate(key);
-        let mut removed = Vec::new();
-        let found = shard.lock().get(
-            hash,
-            key,
-            self.inner.rule,
-            || self.inner.clock.now_ms(),
-            &mut removed,
-        );
-        self.notify(removed);
-        found
+        let clock = &self.inner.clock;
+        let found = shard
+            .read()
+            .read(hash, key, self.inner.rule, || clock.now_ms());
+        match found {
+            Read::Hit(v) => Some(v),
+            Read::Miss => None,
+            Read::Expired => {
+                let mut removed = Vec::new();
+                shard.write().remove_expired(
+                    hash,
+                    key,
+                    self.inner.rule,
+                    clock.now_ms(),
+                    &mut removed,
+                );
+                self.notify(removed);
+                None
+            }
+        }
     }
 
     /// Whether `key` has a live entry; does not count as a use.
     pub fn contains_key(&self, key: &K) -> bool {
         let (hash, shard) = self.locate(key);
         shard
-            .lock()
+            .read()
             .contains(hash, key, self.inner.rule, || self.inner.clock.now_ms())
     }
 
@@ -206,7 +223,7 @@ where
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (hash, shard) = self.locate(&key);
         let mut removed = Vec::new();
-        shard.lock().insert(
+        shard.write().insert(
             hash,
             key,
             value,
@@ -223,7 +240,7 @@ where
     pub fn remove(&self, key: &K) -> Option<V> {
         let (hash, shard) = self.locate(key);
         let mut removed = Vec::new();
-        let v = shard.lock().remove(
+        let v = shard.write().remove(
             hash,
             key,
             self.inner.rule,
@@ -238,7 +255,7 @@ where
     pub fn clear(&self) {
         for shard in self.inner.shards.iter() {
             let mut removed = Vec::new();
-            shard.lock().clear(&mut removed);
+            shard.write().clear(&mut removed);
             self.notify(removed);
         }
     }
@@ -250,7 +267,7 @@ where
         for shard in self.inner.shards.iter() {
             let mut removed = Vec::new();
             shard
-                .lock()
+                .write()
                 .purge_expired(self.inner.rule, now, &mut removed);
             total += removed.len();
             self.notify(removed);
@@ -264,14 +281,14 @@ where
         self.inner
             .shards
             .iter()
-            .map(|s| s.lock().len() as u64)
+            .map(|s| s.read().len() as u64)
             .sum()
     }
 
     /// The total weight held (equal to [`entry_count`](Self::entry_count)
     /// without a weigher).
     pub fn weighted_size(&self) -> u64 {
-        self.inner.shards.iter().map(|s| s.lock().weight()).sum()
+        self.inner.shards.iter().map(|s| s.read().weight()).sum()
     }
 
     /// The configured capacity.
@@ -405,8 +422,8 @@ where
     pub fn validate(&self) {
         let mut total_capacity = 0;
         for shard in self.inner.shards.iter() {
-            let s = shard.lock();
-            s.validate();
+            let s = shard.read();
+            s.validate(self.inner.rule);
             total_capacity += s.capacity();
         }
         assert_eq!(

@@ -3,7 +3,10 @@
 mod backend;
 mod builder;
 mod cache;
+mod climber;
 mod shard;
+mod sketch;
+mod timer;
 
 pub use backend::{MemoryBackend, MemoryBackendBuilder};
 pub use builder::MemoryCacheBuilder;

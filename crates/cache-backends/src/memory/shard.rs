@@ -1,15 +1,46 @@
-//! One partition of the memory engine: a hash table over a slab of nodes
-//! threaded on an exact LRU list.
+//! One partition of the memory engine: a hash table over a slab of nodes,
+//! and the adaptive W-TinyLFU policy that decides what stays.
 //!
-//! The shard is plain data; the caller holds its lock. Removed entries are
-//! pushed onto a notification list so the eviction listener runs after the
-//! lock is released.
+//! The policy (after Einziger, Friedman and Manes, "TinyLFU", 2017, and
+//! the adaptive window of Caffeine):
+//!
+//! - New entries enter the **window**. Entries pushed out of the window
+//!   become *candidates* for the **main** region.
+//! - Main is segmented: **probation** (entries that have not been hit since
+//!   they arrived in main) and **protected** (80% of main; a hit in
+//!   probation promotes there, and protected overflow is demoted back).
+//! - When the shard is over capacity, each candidate is compared with the
+//!   probation queue's least recently used entry using a frequency sketch;
+//!   the less popular of the two is evicted. Candidates with a warm count
+//!   that would lose are still admitted at random (1 in 128), so an attacker
+//!   cannot craft keys that keep every newcomer out.
+//! - A hill climber moves capacity between window and main, so recency-
+//!   heavy workloads get a large window (LRU-like) and frequency-heavy ones
+//!   or loops a small one.
+//!
+//! Reads must not serialise on a lock, so a hit changes no queue. Each node
+//! carries a small count of hits since the policy last looked at it, bumped
+//! with a relaxed atomic under the shard's *shared* lock. The queues are
+//! ordered by insertion and act as CLOCK approximations of LRU: when a node
+//! with pending hits reaches the old end of its queue it gets a second
+//! chance (it moves as an LRU hit would have moved it, and its hits are
+//! added to the frequency sketch); only a node without pending hits can be
+//! a victim. All of that happens on the write path, under the exclusive
+//! lock, so the cost of the policy is paid by misses, not by hits.
+//!
+//! Removed entries are pushed onto a notification list so the eviction
+//! listener runs after the lock is released.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use hashbrown::HashTable;
 
 use super::RemovalCause;
+use super::climber::Climber;
+use super::sketch::FrequencySketch;
+use super::timer::{Links, TimerLink, TimerWheel};
 
-/// The "no node" index in the list links.
+/// The "no node" index in the queue links.
 const NIL: u32 = u32::MAX;
 /// The expiry of an entry that never expires.
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -17,19 +48,90 @@ pub(crate) const NEVER: u64 = u64::MAX;
 /// Entries removed while the lock was held, for the eviction listener.
 pub(crate) type Removed<K, V> = Vec<(K, V, RemovalCause)>;
 
+/// Hits a node remembers between two visits of the policy; more are not
+/// needed because the sketch's counters stop at fifteen anyway.
+const MAX_PENDING: u8 = 15;
+
+/// The three queues an entry can be in.
+const WINDOW: u8 = 0;
+const PROBATION: u8 = 1;
+const PROTECTED: u8 = 2;
+
+/// A candidate this popular that would lose to its victim is still admitted
+/// with probability 1/128 (a count of 6 or more out of 15 is "warm").
+const WARM_CANDIDATE: u8 = 6;
+const RANDOM_ADMIT_MASK: u64 = 127;
+
+/// The hill climber judges the window over ten requests per unit of
+/// capacity, as TinyLFU ages its sketch, but over at most 100,000 requests:
+/// a hit ratio measured over that many requests is precise to a fraction of
+/// a percent, and large caches would otherwise adapt only once per million
+/// requests.
+const SAMPLE_PER_CAPACITY: u64 = 10;
+const MAX_SAMPLE: u64 = 100_000;
+/// Below this many requests a sample is mostly noise.
+const MIN_SAMPLE: u64 = 1_000;
+
 struct Node<K, V> {
     key: K,
     value: V,
     hash: u64,
     weight: u32,
+    /// Which queue the node is in.
+    queue: u8,
+    /// Hits since the policy last visited the node (see the module docs).
+    pending: AtomicU8,
     /// Absolute expiry in unix ms, [`NEVER`] for none.
     expires_at: u64,
     /// Last read or write in unix ms; only maintained with time-to-idle.
-    last_access: u64,
-    /// Towards the most recently used end.
-    prev: u32,
-    /// Towards the least recently used end.
-    next: u32,
+    last_access: AtomicU64,
+    /// Towards the old end of its queue.
+    older: u32,
+    /// Towards the new end of its queue.
+    newer: u32,
+    /// Its place in the timer wheel, when it has a deadline.
+    timer: TimerLink,
+}
+
+impl<K, V> Links for Vec<Option<Node<K, V>>> {
+    fn link(&mut self, idx: u32) -> &mut TimerLink {
+        &mut self[idx as usize]
+            .as_mut()
+            .expect("scheduled index points at a live node")
+            .timer
+    }
+}
+
+impl<K, V> Node<K, V> {
+    #[inline]
+    fn last_access(&self) -> u64 {
+        self.last_access.load(Ordering::Relaxed)
+    }
+
+    /// Takes the pending hits, leaving none.
+    fn take_pending(&mut self) -> u8 {
+        std::mem::replace(self.pending.get_mut(), 0)
+    }
+}
+
+/// An index-linked LRU queue over the slab.
+#[derive(Clone, Copy, Debug)]
+struct Queue {
+    /// Least recently used.
+    oldest: u32,
+    /// Most recently used.
+    newest: u32,
+    weight: u64,
+    len: usize,
+}
+
+impl Queue {
+    const EMPTY: Queue = Queue {
+        oldest: NIL,
+        newest: NIL,
+        weight: 0,
+        len: 0,
+    };
 }
 
 /// How a shard decides an entry has expired.
@@ -46,12 +148,21 @@ impl ExpiryRule {
         node.expires_at != NEVER || self.tti_ms.is_some()
     }
 
+    /// When the node expires if it is not read again, if ever.
+    fn deadline<K, V>(&self, node: &Node<K, V>) -> Option<u64> {
+        let idle = self
+            .tti_ms
+            .map_or(NEVER, |tti| node.last_access().saturating_add(tti));
+        let at = node.expires_at.min(idle);
+        (at != NEVER).then_some(at)
+    }
+
     #[inline]
     fn expired<K, V>(&self, node: &Node<K, V>, now: u64) -> bool {
         node.expires_at <= now
             || self
                 .tti_ms
-                .is_some_and(|tti| node.last_access.saturating_add(tti) <= now)
+                .is_some_and(|tti| node.last_access().saturating_add(tti) <= now)
     }
 }
 
@@ -59,24 +170,66 @@ pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
     nodes: Vec<Option<Node<K, V>>>,
     free: Vec<u32>,
-    /// Most recently used.
-    head: u32,
-    /// Least recently used: the next victim.
-    tail: u32,
-    weight: u64,
+    queues: [Queue; 3],
     capacity: u64,
+    window_max: u64,
+    protected_max: u64,
+    sketch: FrequencySketch,
+    climber: Climber,
+    wheel: TimerWheel,
+    /// xorshift state for randomised admission.
+    rng: u64,
+    /// Requests per hill-climbing step.
+    sample: u64,
+    /// Hits and misses seen by readers since the climber last looked. They
+    /// are bumped without read-modify-write, so concurrent readers may lose
+    /// a few counts; the climber needs a ratio, not an exact tally.
+    reads_hit: AtomicU64,
+    reads_missed: AtomicU64,
+}
+
+/// What a read found.
+pub(crate) enum Read<V> {
+    Hit(V),
+    Miss,
+    /// The entry is there but expired; the caller removes it under the
+    /// exclusive lock.
+    Expired,
+}
+
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 impl<K: Eq, V: Clone> Shard<K, V> {
-    pub(crate) fn new(capacity: u64) -> Self {
+    /// An empty shard holding at most `capacity` weight, one of
+    /// `partitions`; `seed` varies the randomised admission between shards
+    /// and processes.
+    pub(crate) fn new(capacity: u64, partitions: usize, seed: u64) -> Self {
+        let window_max = capacity / 100;
         Shard {
             table: HashTable::new(),
             nodes: Vec::new(),
             free: Vec::new(),
-            head: NIL,
-            tail: NIL,
-            weight: 0,
+            queues: [Queue::EMPTY; 3],
             capacity,
+            window_max,
+            protected_max: (capacity - window_max) / 5 * 4,
+            // Sized for the capacity when it counts entries, and for a
+            // modest start when it counts weight (it grows with the count).
+            sketch: FrequencySketch::new(capacity.min(1 << 16)),
+            climber: Climber::new(capacity),
+            wheel: TimerWheel::new(0),
+            rng: seed | 1,
+            // A partition sees its share of the requests; dividing the
+            // bound keeps adaptation as fast as in one large partition.
+            sample: capacity
+                .saturating_mul(SAMPLE_PER_CAPACITY)
+                .min(MAX_SAMPLE / partitions as u64)
+                .max(MIN_SAMPLE),
+            reads_hit: AtomicU64::new(0),
+            reads_missed: AtomicU64::new(0),
         }
     }
 
@@ -85,7 +238,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     }
 
     pub(crate) fn weight(&self) -> u64 {
-        self.weight
+        self.queues.iter().map(|q| q.weight).sum()
     }
 
     pub(crate) fn capacity(&self) -> u64 {
@@ -115,88 +268,197 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             .copied()
     }
 
-    fn unlink(&mut self, idx: u32) {
-        let (prev, next) = {
-            let n = self.node(idx);
-            (n.prev, n.next)
-        };
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.node_mut(prev).next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.node_mut(next).prev = prev;
-        }
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
     }
 
-    fn push_front(&mut self, idx: u32) {
-        let old_head = self.head;
-        {
+    /// Appends a node at the most recent end of queue `q`.
+    fn link_newest(&mut self, idx: u32, q: u8) {
+        let queue = self.queues[q as usize];
+        let weight = {
             let n = self.node_mut(idx);
-            n.prev = NIL;
-            n.next = old_head;
-        }
-        if old_head == NIL {
-            self.tail = idx;
+            n.queue = q;
+            n.older = queue.newest;
+            n.newer = NIL;
+            u64::from(n.weight)
+        };
+        if queue.newest == NIL {
+            self.queues[q as usize].oldest = idx;
         } else {
-            self.node_mut(old_head).prev = idx;
+            self.node_mut(queue.newest).newer = idx;
         }
-        self.head = idx;
+        let queue = &mut self.queues[q as usize];
+        queue.newest = idx;
+        queue.weight += weight;
+        queue.len += 1;
     }
 
-    fn touch(&mut self, idx: u32) {
-        if self.head != idx {
-            self.unlink(idx);
-            self.push_front(idx);
+    fn unlink(&mut self, idx: u32) {
+        let (q, older, newer, weight) = {
+            let n = self.node(idx);
+            (n.queue as usize, n.older, n.newer, u64::from(n.weight))
+        };
+        if older == NIL {
+            self.queues[q].oldest = newer;
+        } else {
+            self.node_mut(older).newer = newer;
+        }
+        if newer == NIL {
+            self.queues[q].newest = older;
+        } else {
+            self.node_mut(newer).older = older;
+        }
+        self.queues[q].weight -= weight;
+        self.queues[q].len -= 1;
+    }
+
+    fn move_to(&mut self, idx: u32, q: u8) {
+        if self.node(idx).queue == q && self.queues[q as usize].newest == idx {
+            return;
+        }
+        self.unlink(idx);
+        self.link_newest(idx, q);
+    }
+
+    /// Adds a node's pending hits to the sketch; whether it had any.
+    fn fold_pending(&mut self, idx: u32) -> bool {
+        let (hash, pending) = {
+            let n = self.node_mut(idx);
+            (n.hash, n.take_pending())
+        };
+        for _ in 0..pending {
+            self.sketch.increment(hash);
+        }
+        pending > 0
+    }
+
+    /// Reorders a node the way a hit would have: within the window and
+    /// protected it moves to the new end; from probation it is promoted.
+    fn reorder_as_hit(&mut self, idx: u32) {
+        let (queue, weight) = {
+            let n = self.node(idx);
+            (n.queue, u64::from(n.weight))
+        };
+        match queue {
+            PROBATION if weight <= self.protected_max => {
+                self.move_to(idx, PROTECTED);
+                self.demote_protected();
+            }
+            q => self.move_to(idx, q),
+        }
+    }
+
+    /// Moves the protected queue's oldest entries to probation until it
+    /// fits its share; an entry hit since its last visit is kept instead.
+    fn demote_protected(&mut self) {
+        let mut visits = self.queues[PROTECTED as usize].len;
+        while self.queues[PROTECTED as usize].weight > self.protected_max {
+            let oldest = self.queues[PROTECTED as usize].oldest;
+            if visits > 0 && self.fold_pending(oldest) {
+                visits -= 1;
+                self.move_to(oldest, PROTECTED);
+            } else {
+                self.move_to(oldest, PROBATION);
+            }
+        }
+    }
+
+    /// The oldest node of queue `q` that has no pending hits, giving every
+    /// node passed over its second chance; `NIL` when the queue is empty.
+    fn oldest_unused(&mut self, q: u8) -> u32 {
+        loop {
+            let oldest = self.queues[q as usize].oldest;
+            if oldest == NIL || !self.fold_pending(oldest) {
+                return oldest;
+            }
+            self.reorder_as_hit(oldest);
         }
     }
 
     /// Unlinks a node and frees its slot, returning its key and value.
     fn take(&mut self, idx: u32) -> (K, V) {
         self.unlink(idx);
+        self.wheel.unschedule(&mut self.nodes, idx);
         let node = self.nodes[idx as usize]
             .take()
             .expect("taken index points at a live node");
-        let hash = node.hash;
         self.table
-            .find_entry(hash, |&i| i == idx)
+            .find_entry(node.hash, |&i| i == idx)
             .expect("every live node is in the table")
             .remove();
         self.free.push(idx);
-        self.weight -= u64::from(node.weight);
         (node.key, node.value)
     }
 
-    /// Looks a key up, moving a live entry to the most recent end and
-    /// removing an expired one.
-    pub(crate) fn get(
-        &mut self,
+    /// Evicts a node for size, or as expired if it already is.
+    fn evict(&mut self, idx: u32, rule: ExpiryRule, now: u64, removed: &mut Removed<K, V>) {
+        // The rule, not just the absolute expiry, so that an entry idle
+        // past its time-to-idle is reported as expired, not as evicted.
+        let cause = if rule.expired(self.node(idx), now) {
+            RemovalCause::Expired
+        } else {
+            RemovalCause::Size
+        };
+        let (k, v) = self.take(idx);
+        removed.push((k, v, cause));
+    }
+
+    /// Looks a key up under the shared lock. A hit is recorded on the node
+    /// and changes no queue.
+    #[inline]
+    pub(crate) fn read(
+        &self,
         hash: u64,
         key: &K,
         rule: ExpiryRule,
         now: impl Fn() -> u64,
-        removed: &mut Removed<K, V>,
-    ) -> Option<V> {
-        let idx = self.find(hash, key)?;
-        if rule.needs_clock(self.node(idx)) {
+    ) -> Read<V> {
+        let Some(idx) = self.find(hash, key) else {
+            bump(&self.reads_missed);
+            return Read::Miss;
+        };
+        let node = self.node(idx);
+        if rule.needs_clock(node) {
             let now = now();
-            if rule.expired(self.node(idx), now) {
-                let (k, v) = self.take(idx);
-                removed.push((k, v, RemovalCause::Expired));
-                return None;
+            if rule.expired(node, now) {
+                bump(&self.reads_missed);
+                return Read::Expired;
             }
             if rule.tti_ms.is_some() {
-                self.node_mut(idx).last_access = now;
+                node.last_access.store(now, Ordering::Relaxed);
             }
         }
-        self.touch(idx);
-        Some(self.node(idx).value.clone())
+        bump(&self.reads_hit);
+        let pending = node.pending.load(Ordering::Relaxed);
+        if pending < MAX_PENDING {
+            node.pending.store(pending + 1, Ordering::Relaxed);
+        }
+        Read::Hit(node.value.clone())
     }
 
-    /// Whether a live entry exists, without changing recency.
+    /// Removes `key` if it is expired at `now` (a reader found it so).
+    pub(crate) fn remove_expired(
+        &mut self,
+        hash: u64,
+        key: &K,
+        rule: ExpiryRule,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) {
+        if let Some(idx) = self.find(hash, key)
+            && rule.expired(self.node(idx), now)
+        {
+            let (k, v) = self.take(idx);
+            removed.push((k, v, RemovalCause::Expired));
+        }
+    }
+
+    /// Whether a live entry exists, without counting as a use.
     pub(crate) fn contains(
         &self,
         hash: u64,
@@ -210,11 +472,10 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         })
     }
 
-    /// Stores an entry, replacing any earlier value, then evicts least
-    /// recently used entries until the shard is within capacity. An entry
-    /// heavier than the whole shard, or already expired, is not stored (and
-    /// the earlier value is still removed, so a stale value never outlives
-    /// a rejected update).
+    /// Stores an entry, replacing any earlier value, then evicts until the
+    /// shard is within capacity. An entry heavier than the whole shard, or
+    /// already expired, is not stored (and the earlier value is still
+    /// removed, so a stale value never outlives a rejected update).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
@@ -227,65 +488,293 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         now: u64,
         removed: &mut Removed<K, V>,
     ) {
-        if let Some(idx) = self.find(hash, &key) {
-            let (k, v) = self.take(idx);
-            removed.push((k, v, RemovalCause::Replaced));
-        }
-        if expires_at <= now {
-            removed.push((key, value, RemovalCause::Expired));
-            return;
-        }
-        if u64::from(weight) > self.capacity {
-            removed.push((key, value, RemovalCause::Size));
-            return;
-        }
-        let node = Node {
-            key,
-            value,
-            hash,
-            weight,
-            expires_at,
-            last_access: now,
-            prev: NIL,
-            next: NIL,
-        };
-        let idx = match self.free.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = Some(node);
-                i
+        self.expire(rule, now, removed);
+        let existing = self.find(hash, &key);
+        if expires_at <= now || u64::from(weight) > self.capacity {
+            if let Some(idx) = existing {
+                let (k, v) = self.take(idx);
+                removed.push((k, v, RemovalCause::Replaced));
             }
-            None => {
-                let i = u32::try_from(self.nodes.len())
-                    .ok()
-                    .filter(|&i| i != NIL)
-                    .expect("a shard holds fewer than 2^32 - 1 entries");
-                self.nodes.push(Some(node));
-                i
-            }
-        };
-        let nodes = &self.nodes;
-        self.table.insert_unique(hash, idx, |&i| {
-            nodes[i as usize].as_ref().map_or(0, |n| n.hash)
-        });
-        self.push_front(idx);
-        self.weight += u64::from(weight);
-        self.evict_to_capacity(rule, now, removed);
-    }
-
-    fn evict_to_capacity(&mut self, rule: ExpiryRule, now: u64, removed: &mut Removed<K, V>) {
-        while self.weight > self.capacity && self.tail != NIL {
-            let victim = self.tail;
-            // The rule, not just the absolute expiry, so that an entry idle
-            // past its time-to-idle is reported as expired, not as evicted.
-            let expired = rule.expired(self.node(victim), now);
-            let (k, v) = self.take(victim);
-            let cause = if expired {
+            let cause = if expires_at <= now {
                 RemovalCause::Expired
             } else {
                 RemovalCause::Size
             };
-            removed.push((k, v, cause));
+            removed.push((key, value, cause));
+            return;
         }
+        if let Some(idx) = existing {
+            // An update keeps the entry's place and history and counts as
+            // a use; only its weight may change.
+            let q = self.node(idx).queue as usize;
+            let old = {
+                let n = self.node_mut(idx);
+                let old_weight = u64::from(n.weight);
+                n.weight = weight;
+                n.expires_at = expires_at;
+                *n.last_access.get_mut() = now;
+                let pending = n.pending.get_mut();
+                *pending = (*pending + 1).min(MAX_PENDING);
+                let old = std::mem::replace(&mut n.value, value);
+                (old, old_weight)
+            };
+            self.queues[q].weight = self.queues[q].weight - old.1 + u64::from(weight);
+            removed.push((key, old.0, RemovalCause::Replaced));
+            self.wheel.unschedule(&mut self.nodes, idx);
+            self.schedule(idx, rule);
+            if q == PROTECTED as usize {
+                // The update may have made the entry heavier.
+                self.demote_protected();
+            }
+        } else {
+            let node = Node {
+                key,
+                value,
+                hash,
+                weight,
+                queue: WINDOW,
+                pending: AtomicU8::new(0),
+                expires_at,
+                last_access: AtomicU64::new(now),
+                older: NIL,
+                newer: NIL,
+                timer: TimerLink::NONE,
+            };
+            let idx = match self.free.pop() {
+                Some(i) => {
+                    self.nodes[i as usize] = Some(node);
+                    i
+                }
+                None => {
+                    let i = u32::try_from(self.nodes.len())
+                        .ok()
+                        .filter(|&i| i != NIL)
+                        .expect("a shard holds fewer than 2^32 - 1 entries");
+                    self.nodes.push(Some(node));
+                    i
+                }
+            };
+            let nodes = &self.nodes;
+            self.table.insert_unique(hash, idx, |&i| {
+                nodes[i as usize].as_ref().map_or(0, |n| n.hash)
+            });
+            self.link_newest(idx, WINDOW);
+            self.schedule(idx, rule);
+            self.sketch.ensure_capacity(self.table.len() as u64);
+            self.sketch.increment(hash);
+        }
+        self.evict_to_capacity(rule, now, removed);
+        self.climb();
+    }
+
+    /// Puts a node with a deadline in the timer wheel.
+    fn schedule(&mut self, idx: u32, rule: ExpiryRule) {
+        if let Some(deadline) = rule.deadline(self.node(idx)) {
+            self.wheel.schedule(&mut self.nodes, idx, deadline);
+        }
+    }
+
+    /// Reclaims the entries whose timer bucket fired and that have expired;
+    /// the others (read since they were scheduled, with time-to-idle) are
+    /// scheduled again at their new deadline.
+    fn expire(&mut self, rule: ExpiryRule, now: u64, removed: &mut Removed<K, V>) {
+        for idx in self.wheel.advance(&mut self.nodes, now) {
+            if rule.expired(self.node(idx), now) {
+                let (k, v) = self.take(idx);
+                removed.push((k, v, RemovalCause::Expired));
+            } else {
+                self.schedule(idx, rule);
+            }
+        }
+    }
+
+    fn evict_to_capacity(&mut self, rule: ExpiryRule, now: u64, removed: &mut Removed<K, V>) {
+        let mut candidates = 0usize;
+        // Each window node is visited at most once here, so a window full
+        // of hit entries cannot keep this loop going.
+        let mut visits = self.queues[WINDOW as usize].len;
+        while self.queues[WINDOW as usize].weight > self.window_max {
+            let oldest = self.queues[WINDOW as usize].oldest;
+            if visits > 0 && self.fold_pending(oldest) {
+                visits -= 1;
+                self.move_to(oldest, WINDOW);
+                continue;
+            }
+            self.move_to(oldest, PROBATION);
+            candidates += 1;
+        }
+        if self.weight() > self.capacity {
+            self.evict_from_main(candidates, rule, now, removed);
+        }
+    }
+
+    /// Evicts until within capacity. The newest `candidates` entries of
+    /// probation just arrived from the window; each is weighed against the
+    /// oldest of probation (the victim) and the less popular one goes.
+    /// Without candidates left, victims go in queue order: probation, then
+    /// protected, then the window.
+    fn evict_from_main(
+        &mut self,
+        mut candidates: usize,
+        rule: ExpiryRule,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) {
+        let mut victim_queue = PROBATION;
+        let mut candidate = self.queues[PROBATION as usize].newest;
+        // Candidates were visited on their way out of the window; the
+        // victim search must not give them a second chance again.
+        let mut victim = if candidates > 0 {
+            self.queues[PROBATION as usize].oldest
+        } else {
+            self.oldest_unused(PROBATION)
+        };
+        while self.weight() > self.capacity {
+            if candidates == 0 {
+                candidate = NIL;
+            }
+            if candidate == NIL && victim == NIL {
+                victim_queue = match victim_queue {
+                    PROBATION => PROTECTED,
+                    PROTECTED => WINDOW,
+                    _ => break,
+                };
+                victim = self.queues[victim_queue as usize].oldest;
+                continue;
+            }
+            // An expired entry goes first, whatever its popularity.
+            if candidate != NIL && rule.expired(self.node(candidate), now) {
+                if candidate == victim {
+                    victim = self.node(victim).newer;
+                }
+                let older = self.node(candidate).older;
+                self.evict(candidate, rule, now, removed);
+                candidate = older;
+                candidates -= 1;
+                continue;
+            }
+            if victim != NIL && rule.expired(self.node(victim), now) {
+                let newer = self.node(victim).newer;
+                self.evict(victim, rule, now, removed);
+                victim = newer;
+                continue;
+            }
+            // A victim hit since the policy last saw it is spared (and
+            // reordered as its hits would have); the next one is tried.
+            if victim != NIL && victim != candidate && self.fold_pending(victim) {
+                let newer = self.node(victim).newer;
+                self.reorder_as_hit(victim);
+                victim = newer;
+                continue;
+            }
+            if victim == NIL || candidate == victim {
+                if candidate == victim {
+                    victim = self.node(victim).newer;
+                }
+                let older = self.node(candidate).older;
+                self.evict(candidate, rule, now, removed);
+                candidate = older;
+                candidates -= 1;
+                continue;
+            }
+            if candidate == NIL {
+                let newer = self.node(victim).newer;
+                self.evict(victim, rule, now, removed);
+                victim = newer;
+                continue;
+            }
+            candidates -= 1;
+            if self.admit(self.node(candidate).hash, self.node(victim).hash) {
+                let newer = self.node(victim).newer;
+                self.evict(victim, rule, now, removed);
+                victim = newer;
+                // Read after the eviction: the victim may have been the
+                // candidate's older neighbour.
+                candidate = self.node(candidate).older;
+            } else {
+                let older = self.node(candidate).older;
+                self.evict(candidate, rule, now, removed);
+                candidate = older;
+            }
+        }
+    }
+
+    /// Whether a candidate should replace a victim.
+    fn admit(&mut self, candidate: u64, victim: u64) -> bool {
+        let victim_freq = self.sketch.frequency(victim);
+        let candidate_freq = self.sketch.frequency(candidate);
+        if candidate_freq > victim_freq {
+            true
+        } else if candidate_freq >= WARM_CANDIDATE {
+            self.next_random() & RANDOM_ADMIT_MASK == 0
+        } else {
+            false
+        }
+    }
+
+    /// Lets the hill climber resize the window once per sample period.
+    fn climb(&mut self) {
+        self.climber.record(
+            std::mem::take(self.reads_hit.get_mut()),
+            std::mem::take(self.reads_missed.get_mut()),
+        );
+        let Some(amount) = self.climber.adjustment(self.sample, self.capacity) else {
+            return;
+        };
+        if amount > 0 {
+            self.grow_window(amount.unsigned_abs());
+        } else if amount < 0 {
+            self.shrink_window(amount.unsigned_abs());
+        }
+    }
+
+    /// Moves up to `amount` of capacity from protected to the window, and
+    /// the oldest main entries with it.
+    fn grow_window(&mut self, amount: u64) {
+        let mut quota = amount.min(self.protected_max);
+        self.protected_max -= quota;
+        self.window_max += quota;
+        self.demote_protected();
+        loop {
+            let mut from = self.queues[PROBATION as usize].oldest;
+            if from == NIL || quota < u64::from(self.node(from).weight) {
+                from = self.queues[PROTECTED as usize].oldest;
+            }
+            if from == NIL {
+                break;
+            }
+            let w = u64::from(self.node(from).weight);
+            if quota < w {
+                break;
+            }
+            quota -= w;
+            self.move_to(from, WINDOW);
+        }
+        // Capacity that no entry moved with goes back.
+        self.protected_max += quota;
+        self.window_max -= quota;
+    }
+
+    /// Moves up to `amount` of capacity from the window to main, and the
+    /// window's oldest entries to probation.
+    fn shrink_window(&mut self, amount: u64) {
+        let mut quota = amount.min(self.window_max);
+        self.protected_max += quota;
+        self.window_max -= quota;
+        loop {
+            let from = self.queues[WINDOW as usize].oldest;
+            if from == NIL {
+                break;
+            }
+            let w = u64::from(self.node(from).weight);
+            if quota < w {
+                break;
+            }
+            quota -= w;
+            self.move_to(from, PROBATION);
+        }
+        self.protected_max -= quota;
+        self.window_max += quota;
     }
 
     pub(crate) fn remove(
@@ -318,59 +807,94 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         now: u64,
         removed: &mut Removed<K, V>,
     ) {
-        let mut idx = self.tail;
-        while idx != NIL {
-            let (prev, expired) = {
-                let n = self.node(idx);
-                (n.prev, rule.expired(n, now))
-            };
-            if expired {
-                let (k, v) = self.take(idx);
-                removed.push((k, v, RemovalCause::Expired));
+        for q in [WINDOW, PROBATION, PROTECTED] {
+            let mut idx = self.queues[q as usize].oldest;
+            while idx != NIL {
+                let (newer, expired) = {
+                    let n = self.node(idx);
+                    (n.newer, rule.expired(n, now))
+                };
+                if expired {
+                    let (k, v) = self.take(idx);
+                    removed.push((k, v, RemovalCause::Expired));
+                }
+                idx = newer;
             }
-            idx = prev;
         }
     }
 
     pub(crate) fn clear(&mut self, removed: &mut Removed<K, V>) {
-        while self.tail != NIL {
-            let (k, v) = self.take(self.tail);
-            removed.push((k, v, RemovalCause::Explicit));
+        for q in [WINDOW, PROBATION, PROTECTED] {
+            while self.queues[q as usize].oldest != NIL {
+                let (k, v) = self.take(self.queues[q as usize].oldest);
+                removed.push((k, v, RemovalCause::Explicit));
+            }
         }
         self.nodes.clear();
         self.free.clear();
+        self.wheel.clear();
     }
 
     /// Checks every internal invariant, panicking with what broke.
-    pub(crate) fn validate(&self) {
+    pub(crate) fn validate(&self, rule: ExpiryRule) {
         let mut count = 0usize;
-        let mut weight = 0u64;
-        let mut prev = NIL;
-        let mut idx = self.head;
-        while idx != NIL {
-            let n = self.node(idx);
-            assert_eq!(n.prev, prev, "list back-link broken at {idx}");
-            assert_eq!(
-                self.find(n.hash, &n.key),
-                Some(idx),
-                "listed node {idx} not findable in the table"
-            );
-            count += 1;
-            weight += u64::from(n.weight);
-            assert!(count <= self.nodes.len(), "list has a cycle");
-            prev = idx;
-            idx = n.next;
+        for q in [WINDOW, PROBATION, PROTECTED] {
+            let queue = self.queues[q as usize];
+            let (mut n_q, mut weight) = (0usize, 0u64);
+            let mut older = NIL;
+            let mut idx = queue.oldest;
+            while idx != NIL {
+                let n = self.node(idx);
+                assert_eq!(n.queue, q, "node {idx} linked in the wrong queue");
+                assert_eq!(n.older, older, "queue back-link broken at {idx}");
+                assert_eq!(
+                    self.find(n.hash, &n.key),
+                    Some(idx),
+                    "queued node {idx} not findable in the table"
+                );
+                n_q += 1;
+                weight += u64::from(n.weight);
+                assert!(n_q <= self.nodes.len(), "queue {q} has a cycle");
+                older = idx;
+                idx = n.newer;
+            }
+            assert_eq!(queue.newest, older, "queue {q} newest is wrong");
+            assert_eq!(queue.len, n_q, "queue {q} length is wrong");
+            assert_eq!(queue.weight, weight, "queue {q} weight is wrong");
+            count += n_q;
         }
-        assert_eq!(self.tail, prev, "tail is not the last listed node");
-        assert_eq!(count, self.table.len(), "list and table disagree on count");
-        assert_eq!(weight, self.weight, "weight total is wrong");
-        assert!(self.weight <= self.capacity, "shard over capacity");
+        assert_eq!(count, self.table.len(), "queues and table disagree");
+        assert!(self.weight() <= self.capacity, "shard over capacity");
+        assert!(
+            self.window_max + self.protected_max <= self.capacity,
+            "window and protected shares exceed the capacity"
+        );
+        assert!(
+            self.queues[PROTECTED as usize].weight <= self.protected_max,
+            "protected over its share"
+        );
         let live = self.nodes.iter().filter(|n| n.is_some()).count();
         assert_eq!(live, count, "orphaned nodes in the slab");
+        let mut with_deadline = 0;
+        for n in self.nodes.iter().flatten() {
+            let due = rule.deadline(n).is_some();
+            assert_eq!(
+                n.timer.is_scheduled(),
+                due,
+                "an entry with a deadline must be in the timer wheel, and only such"
+            );
+            with_deadline += usize::from(due);
+        }
+        assert_eq!(
+            self.wheel.validate(|i| self.node(i).timer),
+            with_deadline,
+            "timer wheel and scheduled nodes disagree"
+        );
         assert_eq!(
             live + self.free.len(),
             self.nodes.len(),
             "free list is wrong"
         );
+        self.sketch.validate();
     }
 }

@@ -1,0 +1,189 @@
+//! A frequency sketch that ages: the popularity estimate behind admission.
+
+/// Approximate access counts of recently seen keys, in 4-bit saturating
+/// counters (a count-min sketch).
+///
+/// Each key maps to one 64-byte block (eight words) and to four counters in
+/// four different words of that block, so an update touches one cache line.
+/// The estimate is the smallest of the four. When the number of increments
+/// reaches the sample size (ten per counter slot the sketch was sized for),
+/// every counter is halved, so old popularity fades and the sketch follows
+/// the workload.
+#[derive(Debug)]
+pub(crate) struct FrequencySketch {
+    table: Vec<u64>,
+    /// Mask selecting a block (of eight words) from a hash.
+    block_mask: u64,
+    additions: u64,
+    sample_size: u64,
+}
+
+/// The largest value a counter holds.
+const MAX_COUNT: u64 = 15;
+/// Every nibble's low three bits: halving keeps these after a shift.
+const HALF_MASK: u64 = 0x7777_7777_7777_7777;
+
+impl FrequencySketch {
+    /// A sketch for about `entries` distinct hot keys.
+    pub(crate) fn new(entries: u64) -> Self {
+        let mut s = FrequencySketch {
+            table: Vec::new(),
+            block_mask: 0,
+            additions: 0,
+            sample_size: 0,
+        };
+        s.resize(entries);
+        s
+    }
+
+    fn resize(&mut self, entries: u64) {
+        // One word (sixteen counters) per entry, as in the published
+        // TinyLFU design; at least one block, at most 2^26 words (512 MiB
+        // is never reached in practice because capacity bounds `entries`).
+        let words = entries.clamp(8, 1 << 26).next_power_of_two();
+        self.table = vec![0; words as usize];
+        self.block_mask = (words >> 3) - 1;
+        self.additions = 0;
+        self.sample_size = 10 * words;
+    }
+
+    /// Grows the sketch if it was sized for fewer keys than `entries`; the
+    /// counts start over, which only matters once per doubling.
+    pub(crate) fn ensure_capacity(&mut self, entries: u64) {
+        if entries > self.table.len() as u64 && self.table.len() < (1 << 26) {
+            self.resize(entries);
+        }
+    }
+
+    /// The block and the four (word, nibble) positions of a hash.
+    #[inline]
+    fn slots(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
+        // The table of the hash map and the choice of partition use the
+        // key hash's own bits; re-mixing keeps the sketch independent of
+        // both, so keys of one partition still spread over the sketch.
+        let h = (hash ^ (hash >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let h = h ^ (h >> 32);
+        let block = ((h & self.block_mask) as usize) << 3;
+        let c = h.rotate_right(24).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let mut out = [(0usize, 0u32); 4];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let bits = c >> (i * 8);
+            // Word `2i` or `2i + 1` of the block: four distinct words.
+            let word = block + (i << 1) + (bits & 1) as usize;
+            let nibble = ((bits >> 1) & 15) as u32;
+            *slot = (word, nibble << 2);
+        }
+        (block, out)
+    }
+
+    /// The estimated count of a key, 0 to 15.
+    #[inline]
+    pub(crate) fn frequency(&self, hash: u64) -> u8 {
+        let (_, slots) = self.slots(hash);
+        slots
+            .iter()
+            .map(|&(w, shift)| (self.table[w] >> shift) & MAX_COUNT)
+            .min()
+            .unwrap_or(0) as u8
+    }
+
+    /// Counts one access to a key.
+    #[inline]
+    pub(crate) fn increment(&mut self, hash: u64) {
+        let (_, slots) = self.slots(hash);
+        let mut added = false;
+        for (w, shift) in slots {
+            let word = &mut self.table[w];
+            if (*word >> shift) & MAX_COUNT < MAX_COUNT {
+                *word += 1 << shift;
+                added = true;
+            }
+        }
+        if added {
+            self.additions += 1;
+            if self.additions >= self.sample_size {
+                self.age();
+            }
+        }
+    }
+
+    /// Halves every counter.
+    fn age(&mut self) {
+        for word in &mut self.table {
+            *word = (*word >> 1) & HALF_MASK;
+        }
+        self.additions /= 2;
+    }
+
+    /// Checks that the counters and the addition count are in range.
+    pub(crate) fn validate(&self) {
+        assert!(
+            self.additions < self.sample_size,
+            "sketch missed its aging point"
+        );
+        assert!(self.table.len().is_power_of_two() && self.table.len() >= 8);
+        assert_eq!(self.block_mask, (self.table.len() as u64 >> 3) - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(i: u64) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(7).hash_one(i)
+    }
+
+    #[test]
+    fn counts_saturate_at_fifteen() {
+        let mut s = FrequencySketch::new(1024);
+        for n in 1..=20u64 {
+            s.increment(hash(1));
+            assert_eq!(u64::from(s.frequency(hash(1))), n.min(15));
+        }
+        assert_eq!(s.frequency(hash(2)), 0);
+    }
+
+    #[test]
+    fn hot_keys_outrank_cold_ones() {
+        let mut s = FrequencySketch::new(512);
+        for round in 0..10 {
+            for k in 0..50 {
+                s.increment(hash(k));
+            }
+            // A scan of one-hit keys.
+            for k in 0..100 {
+                s.increment(hash(10_000 + round * 100 + k));
+            }
+        }
+        let hot: u32 = (0..50).map(|k| u32::from(s.frequency(hash(k)))).sum();
+        let cold: u32 = (0..50)
+            .map(|k| u32::from(s.frequency(hash(10_000 + k))))
+            .sum();
+        assert!(hot > 5 * cold.max(1), "hot {hot} cold {cold}");
+    }
+
+    #[test]
+    fn aging_halves_counts() {
+        let mut s = FrequencySketch::new(8);
+        for _ in 0..12 {
+            s.increment(hash(1));
+        }
+        let before = s.frequency(hash(1));
+        assert_eq!(before, 12);
+        // Drive the sketch to its sample size with other keys.
+        let mut k = 100;
+        let mut prev = s.additions;
+        loop {
+            s.increment(hash(k));
+            k += 1;
+            if s.additions < prev {
+                break;
+            }
+            prev = s.additions;
+        }
+        assert!(s.frequency(hash(1)) < before, "aging lowers counts");
+        s.validate();
+    }
+}
