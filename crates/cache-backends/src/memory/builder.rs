@@ -19,6 +19,7 @@ pub struct MemoryCacheBuilder<K, V> {
     pub(crate) partitions: Option<usize>,
     pub(crate) partition_fn: Option<PartitionFn<K>>,
     pub(crate) clock: Clock,
+    pub(crate) exact_reads: bool,
 }
 
 impl<K, V> Default for MemoryCacheBuilder<K, V> {
@@ -32,6 +33,7 @@ impl<K, V> Default for MemoryCacheBuilder<K, V> {
             partitions: None,
             partition_fn: None,
             clock: Clock::system(),
+            exact_reads: false,
         }
     }
 }
@@ -111,6 +113,17 @@ where
     /// The clock used for expiry (a manual clock in tests).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Applies each hit's reordering at once, under the partition's
+    /// exclusive lock, instead of deferring it to the next eviction scan.
+    /// Hits then serialise, so this is only for measuring what the
+    /// deferred bookkeeping costs in hit ratio (the trace simulator's
+    /// "exact" column).
+    #[doc(hidden)]
+    pub fn exact_reads(mut self, exact: bool) -> Self {
+        self.exact_reads = exact;
         self
     }
 

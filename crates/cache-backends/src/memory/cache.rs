@@ -22,15 +22,24 @@ pub(crate) type PartitionFn<K> = Arc<dyn Fn(&K) -> usize + Send + Sync>;
 /// Cloning the handle is cheap; clones share the same entries. Values are
 /// returned by clone, so wrap values that are costly to clone in `Arc`.
 ///
-/// The key space is split into partitions, each behind its own lock with its
-/// own least-recently-used eviction, so threads touching different
-/// partitions never contend. Capacity is split evenly between partitions
-/// and each is kept within its share on every write, so the total never
-/// exceeds `max_capacity`, even momentarily.
+/// What stays is decided by an adaptive W-TinyLFU policy: a frequency
+/// sketch admits a newcomer only if it is more popular than the entry it
+/// would displace, and a hill climber sizes a recency window so that both
+/// frequency-heavy and recency-heavy workloads are served well.
 ///
-/// Expired entries are never returned. They are removed when touched, when
-/// eviction reaches them, or by [`purge_expired`](Self::purge_expired);
-/// until then they count in [`entry_count`](Self::entry_count).
+/// The key space is split into partitions, each behind its own
+/// reader-writer lock with its own policy, so threads touching different
+/// partitions never contend, and readers of one partition do not exclude
+/// each other: a hit only marks the entry, and the policy catches up on the
+/// next write. Capacity is split evenly between partitions and each is kept
+/// within its share on every write, so the total never exceeds
+/// `max_capacity`, even momentarily.
+///
+/// Expired entries are never returned. A timer wheel reclaims them within
+/// about a second of their expiry as writes advance it; they are also
+/// removed when touched, when eviction reaches them, or by
+/// [`purge_expired`](Self::purge_expired). Until then they count in
+/// [`entry_count`](Self::entry_count).
 ///
 /// ```
 /// use cache_backends::memory::MemoryCache;
@@ -55,6 +64,7 @@ struct Inner<K, V> {
     clock: Clock,
     max_capacity: u64,
     flights: SingleFlight<K, V>,
+    exact_reads: bool,
 }
 
 impl<K, V> Clone for MemoryCache<K, V> {
@@ -130,6 +140,7 @@ where
                 clock: b.clock,
                 max_capacity: b.max_capacity,
                 flights: SingleFlight::new(),
+                exact_reads: b.exact_reads,
             }),
         }
     }
@@ -162,9 +173,15 @@ where
     pub fn get(&self, key: &K) -> Option<V> {
         let (hash, shard) = self.locate(key);
         let clock = &self.inner.clock;
-        let found = shard
-            .read()
-            .read(hash, key, self.inner.rule, || clock.now_ms());
+        let found = if self.inner.exact_reads {
+            shard
+                .write()
+                .read_exact(hash, key, self.inner.rule, || clock.now_ms())
+        } else {
+            shard
+                .read()
+                .read(hash, key, self.inner.rule, || clock.now_ms())
+        };
         match found {
             Read::Hit(v) => Some(v),
             Read::Miss => None,

@@ -441,6 +441,24 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         Read::Hit(node.value.clone())
     }
 
+    /// [`read`](Self::read), then the bookkeeping a hit defers, at once.
+    pub(crate) fn read_exact(
+        &mut self,
+        hash: u64,
+        key: &K,
+        rule: ExpiryRule,
+        now: impl Fn() -> u64,
+    ) -> Read<V> {
+        let found = self.read(hash, key, rule, now);
+        if matches!(found, Read::Hit(_))
+            && let Some(idx) = self.find(hash, key)
+        {
+            self.fold_pending(idx);
+            self.reorder_as_hit(idx);
+        }
+        found
+    }
+
     /// Removes `key` if it is expired at `now` (a reader found it so).
     pub(crate) fn remove_expired(
         &mut self,
