@@ -1,4 +1,29 @@
-//! Workload generators shared by tiercache's benchmarks.
+//! Workload generators and the trace simulator shared by tiercache's
+//! benchmarks.
+//!
+//! The simulator (the `simulate` binary) replays real access traces
+//! ([`read_trace`]) through tiercache's memory engine, the exact baselines
+//! ([`Lru`], Belady's [`Opt`]) and the peer crates ([`PolicyKind`]), and
+//! compares hit ratios.
+//!
+//! ```
+//! use tiercache_benches::{PolicyKind, next_uses, replay};
+//!
+//! let keys = [1, 2, 1, 3, 1, 2];
+//! let next = next_uses(&keys);
+//! let mut lru = PolicyKind::Lru.build(2, &keys, &next);
+//! assert_eq!(replay(lru.as_mut(), &keys, |_| {}), 2);
+//! ```
+
+mod lru;
+mod opt;
+mod policy;
+mod trace;
+
+pub use lru::Lru;
+pub use opt::{Admission, NEVER, Opt, next_uses};
+pub use policy::{Policy, PolicyKind, replay};
+pub use trace::{TraceError, TraceFormat, parse_trace, read_trace};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;

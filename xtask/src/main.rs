@@ -4,7 +4,10 @@
 //! - `test`: every test in the workspace, with every feature (the README's
 //!   test command);
 //! - `ci`: what CI checks: formatting, clippy with warnings denied, the
-//!   tests, and the docs with warnings denied.
+//!   tests, and the docs with warnings denied;
+//! - `bench hit-ratio`: replays the public traces through tiercache and
+//!   its peers (the `simulate` binary of `benches/`) and writes
+//!   `docs/benchmarks/hit-ratio.md`, its JSON and one SVG plot per trace.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -15,8 +18,14 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test    run every test of the workspace with all features
-  ci      fmt check, clippy -D warnings, tests, docs -D warnings";
+  test               run every test of the workspace with all features
+  ci                 fmt check, clippy -D warnings, tests, docs -D warnings
+  bench hit-ratio    hit ratio on the traces in ../shared/traces: writes
+                     docs/benchmarks/hit-ratio.{md,json} and the plots
+                     (arguments after it go to the simulator, e.g. --plot-points 5)";
+
+/// Where `bench hit-ratio` writes, relative to the workspace root.
+const BENCH_DIR: &str = "docs/benchmarks";
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -26,6 +35,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -119,4 +129,37 @@ fn ci() -> Result<()> {
     doc.args(["doc", "--workspace", "--all-features", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings");
     run(doc)
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("hit-ratio") => hit_ratio(&args[1..]),
+        Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
+        None => bail!("which bench?\n\n{USAGE}"),
+    }
+}
+
+/// Runs the trace simulator over every row of the traces README's
+/// reference table, in release mode (a debug build replays the 4M-request
+/// traces many times slower).
+fn hit_ratio(extra: &[String]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "tiercache-benches",
+        "--bin",
+        "simulate",
+        "--",
+        "--all",
+    ]);
+    cmd.arg("--markdown-out")
+        .arg(format!("{BENCH_DIR}/hit-ratio.md"))
+        .arg("--json")
+        .arg(format!("{BENCH_DIR}/hit-ratio.json"))
+        .arg("--plot-dir")
+        .arg(BENCH_DIR);
+    cmd.args(extra);
+    run(cmd)
 }

@@ -1,0 +1,490 @@
+//! The simulator's outputs: the Markdown table, the JSON dump and the
+//! Markdown report `cargo xtask bench hit-ratio` writes.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tiercache_benches::PolicyKind;
+
+use crate::reference::reference;
+use crate::{Row, TraceRun, workspace_root};
+
+/// When, where and with what a run was made.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    /// `YYYY-MM-DD HH:MM` UTC.
+    pub(crate) date: String,
+    /// Short commit hash, with "+ uncommitted changes" when the tree is
+    /// dirty; `None` outside a git checkout.
+    pub(crate) commit: Option<String>,
+    pub(crate) wall_seconds: f64,
+    pub(crate) threads: usize,
+    /// `(crate, version)` of the peers, from `Cargo.lock`.
+    pub(crate) versions: Vec<(&'static str, String)>,
+}
+
+impl Meta {
+    pub(crate) fn collect(wall_seconds: f64, threads: usize) -> Self {
+        Self {
+            date: utc_now(),
+            commit: commit(),
+            wall_seconds,
+            threads,
+            versions: locked_versions(&["moka", "quick_cache", "foyer-memory"]),
+        }
+    }
+
+    fn version(&self, name: &str) -> &str {
+        self.versions
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("?", |(_, v)| v.as_str())
+    }
+}
+
+/// The results as a Markdown table: the table rows only (plot-only
+/// capacities are left out), hit ratios in %.
+pub(crate) fn table(runs: &[TraceRun], policies: &[PolicyKind]) -> String {
+    let mut out = String::new();
+    let peers = policies.iter().any(|p| p.is_peer());
+    out.push_str("| trace | capacity |");
+    for p in policies {
+        let _ = write!(out, " {} |", p.label());
+    }
+    if peers {
+        out.push_str(" best peer |");
+    }
+    out.push_str("\n|---|---:|");
+    for _ in policies {
+        out.push_str("---:|");
+    }
+    if peers {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for run in runs {
+        for row in run.rows.iter().filter(|r| r.in_table) {
+            let _ = write!(out, "| {} | {} |", run.name, thousands(row.capacity));
+            for &p in policies {
+                let _ = write!(out, " {} |", percent(row.ratio(p, run.requests)));
+            }
+            if peers {
+                match row.best_peer(run.requests) {
+                    Some((kind, ratio)) => {
+                        let _ = write!(out, " {ratio:.2} ({}) |", kind.label());
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        }
+    }
+    if runs.iter().map(|r| table_rows(r).count()).sum::<usize>() > 1 {
+        let _ = write!(out, "| **mean** | |");
+        for &p in policies {
+            let _ = write!(
+                out,
+                " {} |",
+                percent(mean(runs, |row, req| row.ratio(p, req)))
+            );
+        }
+        if peers {
+            let best = mean(runs, |row, req| row.best_peer(req).map(|b| b.1));
+            let _ = write!(out, " {} |", percent(best));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Every row, plot-only ones included, as JSON for tooling.
+pub(crate) fn json(runs: &[TraceRun], policies: &[PolicyKind], meta: &Meta) -> String {
+    let traces: Vec<_> = runs
+        .iter()
+        .map(|run| {
+            let rows: Vec<_> = run
+                .rows
+                .iter()
+                .map(|row| {
+                    let results: serde_json::Map<_, _> = row
+                        .outcomes
+                        .iter()
+                        .map(|(kind, o)| {
+                            let value = json!({
+                                "hits": o.hits,
+                                "hit_ratio": o.hits as f64 / run.requests.max(1) as f64,
+                                "seconds": o.seconds,
+                            });
+                            (kind.id().to_string(), value)
+                        })
+                        .collect();
+                    let reference = reference(&run.file, row.capacity).map(|r| {
+                        let mut m: serde_json::Map<_, _> = PolicyKind::ALL
+                            .iter()
+                            .filter_map(|&k| Some((k.id().to_string(), json!(r.value(k)? / 100.0))))
+                            .collect();
+                        m.insert("best_peer".into(), json!(r.best_peer / 100.0));
+                        m
+                    });
+                    json!({
+                        "capacity": row.capacity,
+                        "in_table": row.in_table,
+                        "results": results,
+                        "best_peer": row.best_peer(run.requests).map(|(k, r)| json!({
+                            "policy": k.id(),
+                            "hit_ratio": r / 100.0,
+                        })),
+                        "reference": reference,
+                    })
+                })
+                .collect();
+            json!({
+                "name": run.name,
+                "file": run.file,
+                "requests": run.requests,
+                "distinct_keys": run.distinct_keys,
+                "load_seconds": run.load_seconds,
+                "rows": rows,
+            })
+        })
+        .collect();
+    let value = json!({
+        "generated_utc": meta.date,
+        "commit": meta.commit,
+        "wall_seconds": meta.wall_seconds,
+        "threads": meta.threads,
+        "policies": policies.iter().map(|p| p.id()).collect::<Vec<_>>(),
+        "versions": meta.versions.iter().map(|(n, v)| (n.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "traces": traces,
+    });
+    let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+    text.push('\n');
+    text
+}
+
+/// The Markdown report: method, results, comparison with the reference
+/// figures, warnings and plots.
+pub(crate) fn document(
+    runs: &[TraceRun],
+    policies: &[PolicyKind],
+    meta: &Meta,
+    warnings: &[String],
+    plots: &[(String, PathBuf)],
+    path: &Path,
+) -> String {
+    let mut out = String::new();
+    let commit = meta.commit.as_deref().unwrap_or("unknown");
+    let _ = writeln!(out, "# Hit ratio on real traces\n");
+    let _ = writeln!(
+        out,
+        "Generated by `cargo xtask bench hit-ratio` on {} UTC at commit `{commit}`, \
+         in {:.0} s on {} threads. Do not edit by hand: run it again.\n",
+        meta.date, meta.wall_seconds, meta.threads
+    );
+
+    out.push_str("## Method\n\n");
+    out.push_str(
+        "The `simulate` binary of `benches/` (`cargo run --release -p tiercache-benches \
+         --bin simulate -- --help`) replays the public traces of `../shared/traces` (read \
+         in place, never copied into the project; see its README for their origin):\n\n",
+    );
+    out.push_str("| trace | requests | distinct keys |\n|---|---:|---:|\n");
+    for run in runs {
+        let _ = writeln!(
+            out,
+            "| {} (`{}`) | {} | {} |",
+            run.name,
+            run.file,
+            thousands(run.requests),
+            thousands(run.distinct_keys)
+        );
+    }
+    let _ = write!(
+        out,
+        "
+- Every request is a `get`; on a miss the key is `insert`ed. The first access to a key is a
+  miss, capacity is in entries, and hit ratio = hits / requests, in %.
+- **tiercache**: `tiercache::memory::MemoryCache::<u64, u64>::builder().max_capacity(capacity).build()`,
+  the engine's defaults.
+- **LRU**: an exact LRU (`tiercache_benches::Lru`).
+- **OPT**: Belady's optimal policy, which knows the future: on a miss it evicts the resident
+  key needed farthest ahead, and it does not admit the missed key when every resident key is
+  needed sooner (the bound for policies with an admission filter, and never below textbook
+  demand-paging OPT). No policy can beat it: a result above it is a measuring error, and the
+  simulator warns about it. The traces README's OPT column is demand-paging OPT, so this one
+  may read a few hundredths of a point above it.
+- **Peers**, each as built by its own defaults, one thread per replay: moka {moka}
+  (`moka::sync::Cache::new(capacity)`), quick_cache {qc}
+  (`quick_cache::sync::Cache::new(capacity)`), foyer-memory {foyer}
+  (`CacheBuilder::new(capacity)` with `LfuConfig::default()`, W-TinyLFU, or
+  `S3FifoConfig::default()`; its default weighter counts every entry as 1).
+- **best peer**: the best of LRU and the peers in the row (neither OPT nor tiercache).
+- Plots add capacities log-spaced between each trace's table rows.
+
+",
+        moka = meta.version("moka"),
+        qc = meta.version("quick_cache"),
+        foyer = meta.version("foyer-memory"),
+    );
+
+    out.push_str("## Results\n\nHit ratio, %.\n\n");
+    out.push_str(&table(runs, policies));
+    out.push('\n');
+    if !warnings.is_empty() {
+        for warning in warnings {
+            let _ = writeln!(out, "> **warning:** {warning}\n");
+        }
+    }
+
+    comparison(&mut out, runs, policies);
+
+    if !plots.is_empty() {
+        out.push_str("## Plots\n\nHit ratio (%) against capacity (entries, log scale).\n\n");
+        let base = path.parent().map(absolute);
+        for (name, plot) in plots {
+            let plot = absolute(plot);
+            let link = base
+                .as_deref()
+                .and_then(|b| plot.strip_prefix(b).ok())
+                .unwrap_or(&plot);
+            let _ = writeln!(out, "![{name}]({})\n", link.display());
+        }
+    }
+    out
+}
+
+/// Measured against the reference figures of the traces README, for the
+/// rows that have them.
+fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
+    let rows: Vec<(&TraceRun, &Row, _)> = runs
+        .iter()
+        .flat_map(|run| table_rows(run).map(move |row| (run, row)))
+        .filter_map(|(run, row)| Some((run, row, reference(&run.file, row.capacity)?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("## Against the reference figures\n\n");
+    out.push_str(
+        "The traces README gives reference figures measured on the same files. The first \
+         table sets tiercache and the best peer measured here beside the README's \"best of \
+         LRU and peers\"; the second gives each measured column minus its reference figure \
+         (percentage points), which shows how closely this run reproduces the reference. LRU \
+         and foyer are deterministic and should match to the hundredth. moka and quick_cache \
+         seed their hashers at random, so they move by a few tenths from run to run; \
+         quick_cache also splits its capacity over shards chosen by hash, and where the working \
+         set barely fits (lirs_loop at 1,000 entries: 1,011 keys in a loop) an unlucky seed \
+         overfills a shard and costs it several points.\n\n",
+    );
+    out.push_str(
+        "| trace | capacity | tiercache | best peer (measured) | best of LRU and peers (reference) | tiercache − reference |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut sums = [0.0; 3];
+    let mut counts = [0usize; 3];
+    for (run, row, reference) in &rows {
+        let tc = row.ratio(PolicyKind::Tiercache, run.requests);
+        let best = row.best_peer(run.requests).map(|b| b.1);
+        let delta = tc.map(|t| t - reference.best_peer);
+        for (i, v) in [tc, best, delta].into_iter().enumerate() {
+            if let Some(v) = v {
+                sums[i] += v;
+                counts[i] += 1;
+            }
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} | {} |",
+            run.name,
+            thousands(row.capacity),
+            percent(tc),
+            percent(best),
+            reference.best_peer,
+            signed(delta)
+        );
+    }
+    let avg = |i: usize| (counts[i] > 0).then(|| sums[i] / counts[i] as f64);
+    let ref_mean = rows.iter().map(|r| r.2.best_peer).sum::<f64>() / rows.len() as f64;
+    let _ = writeln!(
+        out,
+        "| **mean** | | {} | {} | {ref_mean:.2} | {} |\n",
+        percent(avg(0)),
+        percent(avg(1)),
+        signed(avg(2))
+    );
+
+    let compared: Vec<PolicyKind> = policies
+        .iter()
+        .copied()
+        .filter(|&p| p != PolicyKind::Tiercache)
+        .collect();
+    if compared.is_empty() {
+        return;
+    }
+    out.push_str("Measured minus reference, percentage points:\n\n| trace | capacity |");
+    for p in &compared {
+        let _ = write!(out, " {} |", p.label());
+    }
+    out.push_str("\n|---|---:|");
+    for _ in &compared {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for (run, row, reference) in &rows {
+        let _ = write!(out, "| {} | {} |", run.name, thousands(row.capacity));
+        for &p in &compared {
+            let delta = row
+                .ratio(p, run.requests)
+                .zip(reference.value(p))
+                .map(|(m, r)| m - r);
+            let _ = write!(out, " {} |", signed(delta));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+fn table_rows(run: &TraceRun) -> impl Iterator<Item = &Row> {
+    run.rows.iter().filter(|r| r.in_table)
+}
+
+/// The mean of `f` over every table row where it has a value.
+fn mean(runs: &[TraceRun], f: impl Fn(&Row, u64) -> Option<f64>) -> Option<f64> {
+    let values: Vec<f64> = runs
+        .iter()
+        .flat_map(|run| table_rows(run).filter_map(|row| f(row, run.requests)))
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_string(), |v| format!("{v:.2}"))
+}
+
+fn signed(value: Option<f64>) -> String {
+    value.map_or_else(
+        || "–".to_string(),
+        // Round first so a tiny negative difference prints as 0.00, not -0.00.
+        |v| match (v * 100.0).round() / 100.0 {
+            0.0 => "0.00".to_string(),
+            v => format!("{v:+.2}"),
+        },
+    )
+}
+
+/// `131072` as `131,072`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path)
+        .ok()
+        .and_then(|p| {
+            // Canonicalize what exists so `a/../b` and symlinks compare equal.
+            p.canonicalize().ok().or(Some(p))
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+fn commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(workspace_root())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let hash = git(&["rev-parse", "--short", "HEAD"])?;
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty {
+        format!("{hash} (+ uncommitted changes)")
+    } else {
+        hash
+    })
+}
+
+/// The versions `Cargo.lock` pins for `names`.
+fn locked_versions(names: &[&'static str]) -> Vec<(&'static str, String)> {
+    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).unwrap_or_default();
+    let mut found = Vec::new();
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .strip_prefix("name = \"")
+            .and_then(|r| r.strip_suffix('"'))
+        else {
+            continue;
+        };
+        let Some(&wanted) = names.iter().find(|&&n| n == name) else {
+            continue;
+        };
+        if let Some(version) = lines
+            .next()
+            .and_then(|l| l.strip_prefix("version = \""))
+            .and_then(|r| r.strip_suffix('"'))
+        {
+            found.push((wanted, version.to_string()));
+        }
+    }
+    found
+}
+
+/// The current time as `YYYY-MM-DD HH:MM`, UTC.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_numbers_format() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(thousands(131_072), "131,072");
+        assert_eq!(thousands(250), "250");
+        assert_eq!(thousands(1_000), "1,000");
+    }
+}

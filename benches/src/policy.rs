@@ -1,0 +1,270 @@
+//! The policies the simulator replays: tiercache's engine, the exact
+//! baselines, and the peer crates as built by their own defaults.
+
+use std::fmt;
+
+use foyer_memory::{CacheBuilder, LfuConfig, S3FifoConfig};
+use tiercache::memory::MemoryCache;
+
+use crate::{Admission, Lru, Opt};
+
+/// A cache replayed over a trace: it only has to say whether a request hit.
+pub trait Policy {
+    /// Requests `key`: returns `true` on a hit; on a miss the policy caches
+    /// the key if it wants to (the replay is "get, then insert on a miss").
+    fn access(&mut self, key: u64) -> bool;
+}
+
+/// Replays `keys` through `policy` and returns the number of hits.
+///
+/// `progress` is called with the number of requests done after every
+/// tenth of the trace, so a caller can report on long replays.
+pub fn replay<P: Policy + ?Sized>(
+    policy: &mut P,
+    keys: &[u64],
+    mut progress: impl FnMut(usize),
+) -> u64 {
+    let chunk = keys.len().div_ceil(10).max(1);
+    let mut hits = 0;
+    let mut done = 0;
+    for part in keys.chunks(chunk) {
+        hits += part.iter().filter(|&&key| policy.access(key)).count() as u64;
+        done += part.len();
+        progress(done);
+    }
+    hits
+}
+
+/// Every policy the simulator knows, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    /// `tiercache::memory::MemoryCache` with its builder's defaults.
+    Tiercache,
+    /// The exact LRU of this crate ([`Lru`]).
+    Lru,
+    /// Belady's optimal policy ([`Opt`]) with [`Admission::Bypass`]: the
+    /// bound no policy may beat, admission filters included.
+    Opt,
+    /// `moka::sync::Cache::new(capacity)`.
+    Moka,
+    /// `quick_cache::sync::Cache::new(capacity)`.
+    QuickCache,
+    /// `foyer_memory::Cache` with `LfuConfig::default()` (W-TinyLFU).
+    FoyerLfu,
+    /// `foyer_memory::Cache` with `S3FifoConfig::default()`.
+    FoyerS3Fifo,
+}
+
+impl PolicyKind {
+    /// Every policy, in the order of the simulator's table columns.
+    pub const ALL: [Self; 7] = [
+        Self::Tiercache,
+        Self::Lru,
+        Self::Opt,
+        Self::Moka,
+        Self::QuickCache,
+        Self::FoyerLfu,
+        Self::FoyerS3Fifo,
+    ];
+
+    /// The name on the command line and in JSON output.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Tiercache => "tiercache",
+            Self::Lru => "lru",
+            Self::Opt => "opt",
+            Self::Moka => "moka",
+            Self::QuickCache => "quick_cache",
+            Self::FoyerLfu => "foyer-lfu",
+            Self::FoyerS3Fifo => "foyer-s3fifo",
+        }
+    }
+
+    /// The column header in tables and the legend in plots.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Tiercache => "tiercache",
+            Self::Lru => "LRU",
+            Self::Opt => "OPT",
+            Self::Moka => "moka",
+            Self::QuickCache => "quick_cache",
+            Self::FoyerLfu => "foyer W-TinyLFU",
+            Self::FoyerS3Fifo => "foyer S3-FIFO",
+        }
+    }
+
+    /// The policy named `id` (as [`PolicyKind::id`] spells it, case
+    /// insensitive).
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.id().eq_ignore_ascii_case(id.trim()))
+    }
+
+    /// Whether the policy counts as a peer: the exact LRU and the peer
+    /// crates, not tiercache itself and not the OPT bound.
+    pub fn is_peer(self) -> bool {
+        !matches!(self, Self::Tiercache | Self::Opt)
+    }
+
+    /// A new, empty instance holding at most `capacity` entries, for a
+    /// replay of `keys`. Only OPT reads `keys` and their `next_use` (from
+    /// [`next_uses`](crate::next_uses)).
+    pub fn build<'a>(
+        self,
+        capacity: u64,
+        keys: &'a [u64],
+        next_use: &'a [u32],
+    ) -> Box<dyn Policy + Send + 'a> {
+        let entries = usize::try_from(capacity).expect("capacity fits usize");
+        match self {
+            Self::Tiercache => Box::new(Tiercache(
+                MemoryCache::builder().max_capacity(capacity).build(),
+            )),
+            Self::Lru => Box::new(Lru::new(entries)),
+            Self::Opt => Box::new(Opt::new(entries, Admission::Bypass, keys, next_use)),
+            Self::Moka => Box::new(Moka(moka::sync::Cache::new(capacity))),
+            Self::QuickCache => Box::new(QuickCache(quick_cache::sync::Cache::new(entries))),
+            Self::FoyerLfu => Box::new(Foyer(
+                CacheBuilder::new(entries)
+                    .with_eviction_config(LfuConfig::default())
+                    .build(),
+            )),
+            Self::FoyerS3Fifo => Box::new(Foyer(
+                CacheBuilder::new(entries)
+                    .with_eviction_config(S3FifoConfig::default())
+                    .build(),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+struct Tiercache(MemoryCache<u64, u64>);
+
+impl Policy for Tiercache {
+    fn access(&mut self, key: u64) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        self.0.insert(key, key);
+        false
+    }
+}
+
+struct Moka(moka::sync::Cache<u64, u64>);
+
+impl Policy for Moka {
+    fn access(&mut self, key: u64) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        self.0.insert(key, key);
+        false
+    }
+}
+
+struct QuickCache(quick_cache::sync::Cache<u64, u64>);
+
+impl Policy for QuickCache {
+    fn access(&mut self, key: u64) -> bool {
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        self.0.insert(key, key);
+        false
+    }
+}
+
+/// foyer's cache counts capacity in weight; its default weighter gives
+/// every entry a weight of 1, so capacity is in entries.
+struct Foyer(foyer_memory::Cache<u64, u64>);
+
+impl Policy for Foyer {
+    fn access(&mut self, key: u64) -> bool {
+        // Entries are reference counted handles; drop them at once so the
+        // cache is free to evict them.
+        if self.0.get(&key).is_some() {
+            return true;
+        }
+        drop(self.0.insert(key, key));
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use rand_distr::{Distribution, Zipf};
+
+    use super::*;
+    use crate::next_uses;
+
+    #[test]
+    fn ids_round_trip() {
+        for kind in PolicyKind::ALL {
+            assert_eq!(PolicyKind::from_id(kind.id()), Some(kind));
+        }
+        assert_eq!(PolicyKind::from_id(" MOKA "), Some(PolicyKind::Moka));
+        assert_eq!(PolicyKind::from_id("arc"), None);
+    }
+
+    /// Keys mixing a skewed popular set with a scan, so recency, frequency
+    /// and admission all matter.
+    fn mixed_trace(len: usize, seed: u64) -> Vec<u64> {
+        let zipf = Zipf::new(2_000.0, 0.9).unwrap();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut scan = 1_000_000;
+        (0..len)
+            .map(|i| {
+                if i % 7 == 0 {
+                    scan += 1;
+                    scan
+                } else {
+                    zipf.sample(&mut rng) as u64
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_policy_beats_opt() {
+        for (seed, capacity) in [(1, 10), (2, 100), (3, 500)] {
+            let keys = mixed_trace(20_000, seed);
+            let next = next_uses(&keys);
+            let mut hits = Vec::new();
+            for kind in PolicyKind::ALL {
+                let mut policy = kind.build(capacity, &keys, &next);
+                hits.push((kind, replay(policy.as_mut(), &keys, |_| {})));
+            }
+            let opt = hits[2];
+            assert_eq!(opt.0, PolicyKind::Opt);
+            let mut demand = Opt::new(capacity as usize, Admission::Demand, &keys, &next);
+            let demand = replay(&mut demand, &keys, |_| {});
+            assert!(demand <= opt.1, "demand OPT {demand} > OPT {}", opt.1);
+            for (kind, h) in hits {
+                assert!(
+                    h <= opt.1,
+                    "{kind} hit {h} times at capacity {capacity}, OPT only {}",
+                    opt.1
+                );
+                assert!(h > 0, "{kind} never hit at capacity {capacity}");
+            }
+        }
+    }
+
+    #[test]
+    fn replay_reports_progress_in_tenths() {
+        let keys: Vec<u64> = (0..95).collect();
+        let mut seen = Vec::new();
+        let hits = replay(&mut Lru::new(10), &keys, |done| seen.push(done));
+        assert_eq!(hits, 0);
+        assert_eq!(seen, [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]);
+    }
+}
