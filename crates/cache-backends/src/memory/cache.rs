@@ -151,9 +151,13 @@ where
         let n = self.inner.shards.len();
         let idx = match &self.inner.partition_fn {
             Some(f) => f(key) % n,
-            // The high bits choose the partition; the table inside uses the
-            // low bits, so the two choices stay independent.
-            None => ((hash >> 32) as usize) % n,
+            // Multiply-and-shift maps the low half of the hash onto the
+            // partitions without a division. The choice rests on the top
+            // bits of that half, which the table inside the partition uses
+            // neither for its bucket index (the lowest bits, unless a
+            // partition holds hundreds of millions of entries) nor for its
+            // control byte (the top seven bits of the whole hash).
+            None => ((u64::from(hash as u32) * n as u64) >> 32) as usize,
         };
         (hash, &self.inner.shards[idx])
     }

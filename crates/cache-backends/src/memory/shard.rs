@@ -181,11 +181,66 @@ pub(crate) struct Shard<K, V> {
     rng: u64,
     /// Requests per hill-climbing step.
     sample: u64,
-    /// Hits and misses seen by readers since the climber last looked. They
-    /// are bumped without read-modify-write, so concurrent readers may lose
-    /// a few counts; the climber needs a ratio, not an exact tally.
-    reads_hit: AtomicU64,
-    reads_missed: AtomicU64,
+    /// Hits and misses seen by readers since the climber last looked.
+    reads: ReadCounters,
+}
+
+/// Per-thread stripes of read counters. Readers bump them without
+/// read-modify-write, each thread mostly in its own cache line, so hits
+/// on one partition from several threads do not fight over one counter;
+/// a lost count under a race only blurs a ratio the climber already
+/// samples.
+struct ReadCounters {
+    stripes: [Stripe; STRIPES],
+}
+
+const STRIPES: usize = 4;
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Stripe {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+std::thread_local! {
+    static STRIPE: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % STRIPES
+    };
+}
+
+impl ReadCounters {
+    fn new() -> Self {
+        ReadCounters {
+            stripes: Default::default(),
+        }
+    }
+
+    #[inline]
+    fn stripe(&self) -> &Stripe {
+        &self.stripes[STRIPE.with(|s| *s)]
+    }
+
+    #[inline]
+    fn hit(&self) {
+        bump(&self.stripe().hits);
+    }
+
+    #[inline]
+    fn miss(&self) {
+        bump(&self.stripe().misses);
+    }
+
+    /// Takes the counts so far, leaving zero.
+    fn take(&mut self) -> (u64, u64) {
+        self.stripes.iter_mut().fold((0, 0), |(h, m), s| {
+            (
+                h + std::mem::take(s.hits.get_mut()),
+                m + std::mem::take(s.misses.get_mut()),
+            )
+        })
+    }
 }
 
 /// What a read found.
@@ -228,8 +283,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 .saturating_mul(SAMPLE_PER_CAPACITY)
                 .min(MAX_SAMPLE / partitions as u64)
                 .max(MIN_SAMPLE),
-            reads_hit: AtomicU64::new(0),
-            reads_missed: AtomicU64::new(0),
+            reads: ReadCounters::new(),
         }
     }
 
@@ -419,21 +473,21 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         now: impl Fn() -> u64,
     ) -> Read<V> {
         let Some(idx) = self.find(hash, key) else {
-            bump(&self.reads_missed);
+            self.reads.miss();
             return Read::Miss;
         };
         let node = self.node(idx);
         if rule.needs_clock(node) {
             let now = now();
             if rule.expired(node, now) {
-                bump(&self.reads_missed);
+                self.reads.miss();
                 return Read::Expired;
             }
             if rule.tti_ms.is_some() {
                 node.last_access.store(now, Ordering::Relaxed);
             }
         }
-        bump(&self.reads_hit);
+        self.reads.hit();
         let pending = node.pending.load(Ordering::Relaxed);
         if pending < MAX_PENDING {
             node.pending.store(pending + 1, Ordering::Relaxed);
@@ -732,10 +786,8 @@ impl<K: Eq, V: Clone> Shard<K, V> {
 
     /// Lets the hill climber resize the window once per sample period.
     fn climb(&mut self) {
-        self.climber.record(
-            std::mem::take(self.reads_hit.get_mut()),
-            std::mem::take(self.reads_missed.get_mut()),
-        );
+        let (hits, misses) = self.reads.take();
+        self.climber.record(hits, misses);
         let Some(amount) = self.climber.adjustment(self.sample, self.capacity) else {
             return;
         };
