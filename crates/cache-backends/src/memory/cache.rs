@@ -11,7 +11,8 @@ use parking_lot::RwLock;
 
 use super::RemovalCause;
 use super::builder::MemoryCacheBuilder;
-use super::shard::{ExpiryRule, NEVER, Read, Removed, Shard};
+use super::expiry::{ExpiryRule, NEVER};
+use super::shard::{Read, Removed, Shard};
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
@@ -146,7 +147,7 @@ where
     }
 
     #[inline]
-    fn locate(&self, key: &K) -> (u64, &RwLock<Shard<K, V>>) {
+    fn locate(&self, key: &K) -> (u32, &RwLock<Shard<K, V>>) {
         let hash = self.inner.hasher.hash_one(key);
         let n = self.inner.shards.len();
         let idx = match &self.inner.partition_fn {
@@ -159,7 +160,8 @@ where
             // control byte (the top seven bits of the whole hash).
             None => ((u64::from(hash as u32) * n as u64) >> 32) as usize,
         };
-        (hash, &self.inner.shards[idx])
+        // The partition keeps the low half of the hash.
+        (hash as u32, &self.inner.shards[idx])
     }
 
     fn notify(&self, removed: Removed<K, V>) {

@@ -4,6 +4,8 @@ mod backend;
 mod builder;
 mod cache;
 mod climber;
+mod counters;
+mod expiry;
 mod shard;
 mod sketch;
 mod timer;

@@ -31,19 +31,18 @@
 //! Removed entries are pushed onto a notification list so the eviction
 //! listener runs after the lock is released.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use hashbrown::HashTable;
 
 use super::RemovalCause;
 use super::climber::Climber;
+use super::counters::ReadCounters;
+use super::expiry::{Expiries, ExpiryRule, NO_EXPIRY};
 use super::sketch::FrequencySketch;
-use super::timer::{Links, TimerLink, TimerWheel};
 
 /// The "no node" index in the queue links.
 const NIL: u32 = u32::MAX;
-/// The expiry of an entry that never expires.
-pub(crate) const NEVER: u64 = u64::MAX;
 
 /// Entries removed while the lock was held, for the eviction listener.
 pub(crate) type Removed<K, V> = Vec<(K, V, RemovalCause)>;
@@ -52,10 +51,26 @@ pub(crate) type Removed<K, V> = Vec<(K, V, RemovalCause)>;
 /// needed because the sketch's counters stop at fifteen anyway.
 const MAX_PENDING: u8 = 15;
 
-/// The three queues an entry can be in.
-const WINDOW: u8 = 0;
-const PROBATION: u8 = 1;
-const PROTECTED: u8 = 2;
+/// The three queues an entry can be in. (An enum rather than a number so
+/// that `Option<Node>` needs no separate tag.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum QueueId {
+    Window = 0,
+    Probation = 1,
+    Protected = 2,
+}
+const WINDOW: QueueId = QueueId::Window;
+const PROBATION: QueueId = QueueId::Probation;
+const PROTECTED: QueueId = QueueId::Protected;
+
+/// The table's hash of a node, from the 32 bits the node keeps: multiplying
+/// spreads them over all 64 bits, so the table's control byte (the top
+/// seven bits) and bucket index (the low bits) both vary.
+#[inline]
+fn table_hash(short: u32) -> u64 {
+    u64::from(short).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
 /// A candidate this popular that would lose to its victim is still admitted
 /// with probability 1/128 (a count of 6 or more out of 15 is "warm").
@@ -75,39 +90,22 @@ const MIN_SAMPLE: u64 = 1_000;
 struct Node<K, V> {
     key: K,
     value: V,
-    hash: u64,
+    /// The low half of the key's hash (see [`table_hash`]).
+    hash: u32,
     weight: u32,
-    /// Which queue the node is in.
-    queue: u8,
-    /// Hits since the policy last visited the node (see the module docs).
-    pending: AtomicU8,
-    /// Absolute expiry in unix ms, [`NEVER`] for none.
-    expires_at: u64,
-    /// Last read or write in unix ms; only maintained with time-to-idle.
-    last_access: AtomicU64,
     /// Towards the old end of its queue.
     older: u32,
     /// Towards the new end of its queue.
     newer: u32,
-    /// Its place in the timer wheel, when it has a deadline.
-    timer: TimerLink,
-}
-
-impl<K, V> Links for Vec<Option<Node<K, V>>> {
-    fn link(&mut self, idx: u32) -> &mut TimerLink {
-        &mut self[idx as usize]
-            .as_mut()
-            .expect("scheduled index points at a live node")
-            .timer
-    }
+    /// Its expiry record, or [`NO_EXPIRY`] if it never expires.
+    expiry: u32,
+    /// Which queue the node is in.
+    queue: QueueId,
+    /// Hits since the policy last visited the node (see the module docs).
+    pending: AtomicU8,
 }
 
 impl<K, V> Node<K, V> {
-    #[inline]
-    fn last_access(&self) -> u64 {
-        self.last_access.load(Ordering::Relaxed)
-    }
-
     /// Takes the pending hits, leaving none.
     fn take_pending(&mut self) -> u8 {
         std::mem::replace(self.pending.get_mut(), 0)
@@ -134,38 +132,6 @@ impl Queue {
     };
 }
 
-/// How a shard decides an entry has expired.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ExpiryRule {
-    /// Time-to-idle in ms, if set.
-    pub(crate) tti_ms: Option<u64>,
-}
-
-impl ExpiryRule {
-    /// Whether reads of this entry must consult the clock at all.
-    #[inline]
-    fn needs_clock<K, V>(&self, node: &Node<K, V>) -> bool {
-        node.expires_at != NEVER || self.tti_ms.is_some()
-    }
-
-    /// When the node expires if it is not read again, if ever.
-    fn deadline<K, V>(&self, node: &Node<K, V>) -> Option<u64> {
-        let idle = self
-            .tti_ms
-            .map_or(NEVER, |tti| node.last_access().saturating_add(tti));
-        let at = node.expires_at.min(idle);
-        (at != NEVER).then_some(at)
-    }
-
-    #[inline]
-    fn expired<K, V>(&self, node: &Node<K, V>, now: u64) -> bool {
-        node.expires_at <= now
-            || self
-                .tti_ms
-                .is_some_and(|tti| node.last_access().saturating_add(tti) <= now)
-    }
-}
-
 pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
     nodes: Vec<Option<Node<K, V>>>,
@@ -176,71 +142,13 @@ pub(crate) struct Shard<K, V> {
     protected_max: u64,
     sketch: FrequencySketch,
     climber: Climber,
-    wheel: TimerWheel,
+    expiries: Expiries,
     /// xorshift state for randomised admission.
     rng: u64,
     /// Requests per hill-climbing step.
     sample: u64,
     /// Hits and misses seen by readers since the climber last looked.
     reads: ReadCounters,
-}
-
-/// Per-thread stripes of read counters. Readers bump them without
-/// read-modify-write, each thread mostly in its own cache line, so hits
-/// on one partition from several threads do not fight over one counter;
-/// a lost count under a race only blurs a ratio the climber already
-/// samples.
-struct ReadCounters {
-    stripes: [Stripe; STRIPES],
-}
-
-const STRIPES: usize = 4;
-
-#[repr(align(64))]
-#[derive(Default)]
-struct Stripe {
-    hits: AtomicU64,
-    misses: AtomicU64,
-}
-
-std::thread_local! {
-    static STRIPE: usize = {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % STRIPES
-    };
-}
-
-impl ReadCounters {
-    fn new() -> Self {
-        ReadCounters {
-            stripes: Default::default(),
-        }
-    }
-
-    #[inline]
-    fn stripe(&self) -> &Stripe {
-        &self.stripes[STRIPE.with(|s| *s)]
-    }
-
-    #[inline]
-    fn hit(&self) {
-        bump(&self.stripe().hits);
-    }
-
-    #[inline]
-    fn miss(&self) {
-        bump(&self.stripe().misses);
-    }
-
-    /// Takes the counts so far, leaving zero.
-    fn take(&mut self) -> (u64, u64) {
-        self.stripes.iter_mut().fold((0, 0), |(h, m), s| {
-            (
-                h + std::mem::take(s.hits.get_mut()),
-                m + std::mem::take(s.misses.get_mut()),
-            )
-        })
-    }
 }
 
 /// What a read found.
@@ -250,11 +158,6 @@ pub(crate) enum Read<V> {
     /// The entry is there but expired; the caller removes it under the
     /// exclusive lock.
     Expired,
-}
-
-#[inline]
-fn bump(counter: &AtomicU64) {
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 impl<K: Eq, V: Clone> Shard<K, V> {
@@ -275,7 +178,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             // modest start when it counts weight (it grows with the count).
             sketch: FrequencySketch::new(capacity.min(1 << 16)),
             climber: Climber::new(capacity),
-            wheel: TimerWheel::new(0),
+            expiries: Expiries::new(),
             rng: seed | 1,
             // A partition sees its share of the requests; dividing the
             // bound keeps adaptation as fast as in one large partition.
@@ -311,15 +214,22 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             .expect("linked index points at a live node")
     }
 
-    fn find(&self, hash: u64, key: &K) -> Option<u32> {
+    fn find(&self, hash: u32, key: &K) -> Option<u32> {
         let nodes = &self.nodes;
         self.table
-            .find(hash, |&i| {
+            .find(table_hash(hash), |&i| {
                 nodes[i as usize]
                     .as_ref()
                     .is_some_and(|n| n.hash == hash && n.key == *key)
             })
             .copied()
+    }
+
+    /// Whether node `idx` has expired at `now`.
+    #[inline]
+    fn is_expired(&self, idx: u32, rule: ExpiryRule, now: u64) -> bool {
+        let e = self.node(idx).expiry;
+        e != NO_EXPIRY && rule.expired(self.expiries.get(e), now)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -332,7 +242,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     }
 
     /// Appends a node at the most recent end of queue `q`.
-    fn link_newest(&mut self, idx: u32, q: u8) {
+    fn link_newest(&mut self, idx: u32, q: QueueId) {
         let queue = self.queues[q as usize];
         let weight = {
             let n = self.node_mut(idx);
@@ -371,7 +281,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         self.queues[q].len -= 1;
     }
 
-    fn move_to(&mut self, idx: u32, q: u8) {
+    fn move_to(&mut self, idx: u32, q: QueueId) {
         if self.node(idx).queue == q && self.queues[q as usize].newest == idx {
             return;
         }
@@ -386,7 +296,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             (n.hash, n.take_pending())
         };
         for _ in 0..pending {
-            self.sketch.increment(hash);
+            self.sketch.increment(u64::from(hash));
         }
         pending > 0
     }
@@ -424,7 +334,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
 
     /// The oldest node of queue `q` that has no pending hits, giving every
     /// node passed over its second chance; `NIL` when the queue is empty.
-    fn oldest_unused(&mut self, q: u8) -> u32 {
+    fn oldest_unused(&mut self, q: QueueId) -> u32 {
         loop {
             let oldest = self.queues[q as usize].oldest;
             if oldest == NIL || !self.fold_pending(oldest) {
@@ -437,12 +347,14 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     /// Unlinks a node and frees its slot, returning its key and value.
     fn take(&mut self, idx: u32) -> (K, V) {
         self.unlink(idx);
-        self.wheel.unschedule(&mut self.nodes, idx);
         let node = self.nodes[idx as usize]
             .take()
             .expect("taken index points at a live node");
+        if node.expiry != NO_EXPIRY {
+            self.expiries.remove(node.expiry);
+        }
         self.table
-            .find_entry(node.hash, |&i| i == idx)
+            .find_entry(table_hash(node.hash), |&i| i == idx)
             .expect("every live node is in the table")
             .remove();
         self.free.push(idx);
@@ -453,7 +365,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     fn evict(&mut self, idx: u32, rule: ExpiryRule, now: u64, removed: &mut Removed<K, V>) {
         // The rule, not just the absolute expiry, so that an entry idle
         // past its time-to-idle is reported as expired, not as evicted.
-        let cause = if rule.expired(self.node(idx), now) {
+        let cause = if self.is_expired(idx, rule, now) {
             RemovalCause::Expired
         } else {
             RemovalCause::Size
@@ -467,7 +379,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     #[inline]
     pub(crate) fn read(
         &self,
-        hash: u64,
+        hash: u32,
         key: &K,
         rule: ExpiryRule,
         now: impl Fn() -> u64,
@@ -477,14 +389,15 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             return Read::Miss;
         };
         let node = self.node(idx);
-        if rule.needs_clock(node) {
+        if node.expiry != NO_EXPIRY {
             let now = now();
-            if rule.expired(node, now) {
+            let timed = self.expiries.get(node.expiry);
+            if rule.expired(timed, now) {
                 self.reads.miss();
                 return Read::Expired;
             }
             if rule.tti_ms.is_some() {
-                node.last_access.store(now, Ordering::Relaxed);
+                timed.touch(now);
             }
         }
         self.reads.hit();
@@ -498,7 +411,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     /// [`read`](Self::read), then the bookkeeping a hit defers, at once.
     pub(crate) fn read_exact(
         &mut self,
-        hash: u64,
+        hash: u32,
         key: &K,
         rule: ExpiryRule,
         now: impl Fn() -> u64,
@@ -516,14 +429,14 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     /// Removes `key` if it is expired at `now` (a reader found it so).
     pub(crate) fn remove_expired(
         &mut self,
-        hash: u64,
+        hash: u32,
         key: &K,
         rule: ExpiryRule,
         now: u64,
         removed: &mut Removed<K, V>,
     ) {
         if let Some(idx) = self.find(hash, key)
-            && rule.expired(self.node(idx), now)
+            && self.is_expired(idx, rule, now)
         {
             let (k, v) = self.take(idx);
             removed.push((k, v, RemovalCause::Expired));
@@ -533,14 +446,14 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     /// Whether a live entry exists, without counting as a use.
     pub(crate) fn contains(
         &self,
-        hash: u64,
+        hash: u32,
         key: &K,
         rule: ExpiryRule,
         now: impl Fn() -> u64,
     ) -> bool {
         self.find(hash, key).is_some_and(|idx| {
-            let n = self.node(idx);
-            !(rule.needs_clock(n) && rule.expired(n, now()))
+            let e = self.node(idx).expiry;
+            e == NO_EXPIRY || !rule.expired(self.expiries.get(e), now())
         })
     }
 
@@ -551,7 +464,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
-        hash: u64,
+        hash: u32,
         key: K,
         value: V,
         weight: u32,
@@ -579,21 +492,28 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             // An update keeps the entry's place and history and counts as
             // a use; only its weight may change.
             let q = self.node(idx).queue as usize;
-            let old = {
+            let (old, old_weight, expiry) = {
                 let n = self.node_mut(idx);
                 let old_weight = u64::from(n.weight);
                 n.weight = weight;
-                n.expires_at = expires_at;
-                *n.last_access.get_mut() = now;
                 let pending = n.pending.get_mut();
                 *pending = (*pending + 1).min(MAX_PENDING);
                 let old = std::mem::replace(&mut n.value, value);
-                (old, old_weight)
+                (old, old_weight, n.expiry)
             };
-            self.queues[q].weight = self.queues[q].weight - old.1 + u64::from(weight);
-            removed.push((key, old.0, RemovalCause::Replaced));
-            self.wheel.unschedule(&mut self.nodes, idx);
-            self.schedule(idx, rule);
+            self.queues[q].weight = self.queues[q].weight - old_weight + u64::from(weight);
+            removed.push((key, old, RemovalCause::Replaced));
+            match (expiry != NO_EXPIRY, rule.wants_record(expires_at)) {
+                (true, true) => self.expiries.update(expiry, expires_at, now, rule),
+                (true, false) => {
+                    self.expiries.remove(expiry);
+                    self.node_mut(idx).expiry = NO_EXPIRY;
+                }
+                (false, true) => {
+                    self.node_mut(idx).expiry = self.expiries.add(idx, expires_at, now, rule);
+                }
+                (false, false) => {}
+            }
             if q == PROTECTED as usize {
                 // The update may have made the entry heavier.
                 self.demote_protected();
@@ -604,13 +524,11 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 value,
                 hash,
                 weight,
-                queue: WINDOW,
-                pending: AtomicU8::new(0),
-                expires_at,
-                last_access: AtomicU64::new(now),
                 older: NIL,
                 newer: NIL,
-                timer: TimerLink::NONE,
+                expiry: NO_EXPIRY,
+                queue: WINDOW,
+                pending: AtomicU8::new(0),
             };
             let idx = match self.free.pop() {
                 Some(i) => {
@@ -627,36 +545,26 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 }
             };
             let nodes = &self.nodes;
-            self.table.insert_unique(hash, idx, |&i| {
-                nodes[i as usize].as_ref().map_or(0, |n| n.hash)
+            self.table.insert_unique(table_hash(hash), idx, |&i| {
+                nodes[i as usize].as_ref().map_or(0, |n| table_hash(n.hash))
             });
             self.link_newest(idx, WINDOW);
-            self.schedule(idx, rule);
+            if rule.wants_record(expires_at) {
+                self.node_mut(idx).expiry = self.expiries.add(idx, expires_at, now, rule);
+            }
             self.sketch.ensure_capacity(self.table.len() as u64);
-            self.sketch.increment(hash);
+            self.sketch.increment(u64::from(hash));
         }
         self.evict_to_capacity(rule, now, removed);
         self.climb();
     }
 
-    /// Puts a node with a deadline in the timer wheel.
-    fn schedule(&mut self, idx: u32, rule: ExpiryRule) {
-        if let Some(deadline) = rule.deadline(self.node(idx)) {
-            self.wheel.schedule(&mut self.nodes, idx, deadline);
-        }
-    }
-
-    /// Reclaims the entries whose timer bucket fired and that have expired;
-    /// the others (read since they were scheduled, with time-to-idle) are
-    /// scheduled again at their new deadline.
+    /// Reclaims the entries whose timer bucket fired and that have
+    /// expired.
     fn expire(&mut self, rule: ExpiryRule, now: u64, removed: &mut Removed<K, V>) {
-        for idx in self.wheel.advance(&mut self.nodes, now) {
-            if rule.expired(self.node(idx), now) {
-                let (k, v) = self.take(idx);
-                removed.push((k, v, RemovalCause::Expired));
-            } else {
-                self.schedule(idx, rule);
-            }
+        for idx in self.expiries.advance(now, rule) {
+            let (k, v) = self.take(idx);
+            removed.push((k, v, RemovalCause::Expired));
         }
     }
 
@@ -693,6 +601,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         removed: &mut Removed<K, V>,
     ) {
         let mut victim_queue = PROBATION;
+        let mut rounds = 0;
         let mut candidate = self.queues[PROBATION as usize].newest;
         // Candidates were visited on their way out of the window; the
         // victim search must not give them a second chance again.
@@ -706,16 +615,23 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 candidate = NIL;
             }
             if candidate == NIL && victim == NIL {
+                // Entries spared for their pending hits may have moved
+                // behind the walk; a second round over the queues finds
+                // them without pending hits, so it always evicts.
                 victim_queue = match victim_queue {
                     PROBATION => PROTECTED,
                     PROTECTED => WINDOW,
+                    _ if rounds < 2 => {
+                        rounds += 1;
+                        PROBATION
+                    }
                     _ => break,
                 };
                 victim = self.queues[victim_queue as usize].oldest;
                 continue;
             }
             // An expired entry goes first, whatever its popularity.
-            if candidate != NIL && rule.expired(self.node(candidate), now) {
+            if candidate != NIL && self.is_expired(candidate, rule, now) {
                 if candidate == victim {
                     victim = self.node(victim).newer;
                 }
@@ -725,7 +641,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 candidates -= 1;
                 continue;
             }
-            if victim != NIL && rule.expired(self.node(victim), now) {
+            if victim != NIL && self.is_expired(victim, rule, now) {
                 let newer = self.node(victim).newer;
                 self.evict(victim, rule, now, removed);
                 victim = newer;
@@ -772,7 +688,8 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     }
 
     /// Whether a candidate should replace a victim.
-    fn admit(&mut self, candidate: u64, victim: u64) -> bool {
+    fn admit(&mut self, candidate: u32, victim: u32) -> bool {
+        let (candidate, victim) = (u64::from(candidate), u64::from(victim));
         let victim_freq = self.sketch.frequency(victim);
         let candidate_freq = self.sketch.frequency(candidate);
         if candidate_freq > victim_freq {
@@ -849,17 +766,14 @@ impl<K: Eq, V: Clone> Shard<K, V> {
 
     pub(crate) fn remove(
         &mut self,
-        hash: u64,
+        hash: u32,
         key: &K,
         rule: ExpiryRule,
         now: impl Fn() -> u64,
         removed: &mut Removed<K, V>,
     ) -> Option<V> {
         let idx = self.find(hash, key)?;
-        let expired = {
-            let n = self.node(idx);
-            rule.needs_clock(n) && rule.expired(n, now())
-        };
+        let expired = self.node(idx).expiry != NO_EXPIRY && self.is_expired(idx, rule, now());
         let (k, v) = self.take(idx);
         if expired {
             removed.push((k, v, RemovalCause::Expired));
@@ -880,10 +794,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         for q in [WINDOW, PROBATION, PROTECTED] {
             let mut idx = self.queues[q as usize].oldest;
             while idx != NIL {
-                let (newer, expired) = {
-                    let n = self.node(idx);
-                    (n.newer, rule.expired(n, now))
-                };
+                let (newer, expired) = (self.node(idx).newer, self.is_expired(idx, rule, now));
                 if expired {
                     let (k, v) = self.take(idx);
                     removed.push((k, v, RemovalCause::Expired));
@@ -902,7 +813,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         }
         self.nodes.clear();
         self.free.clear();
-        self.wheel.clear();
+        self.expiries.clear();
     }
 
     /// Checks every internal invariant, panicking with what broke.
@@ -924,13 +835,13 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 );
                 n_q += 1;
                 weight += u64::from(n.weight);
-                assert!(n_q <= self.nodes.len(), "queue {q} has a cycle");
+                assert!(n_q <= self.nodes.len(), "queue {q:?} has a cycle");
                 older = idx;
                 idx = n.newer;
             }
-            assert_eq!(queue.newest, older, "queue {q} newest is wrong");
-            assert_eq!(queue.len, n_q, "queue {q} length is wrong");
-            assert_eq!(queue.weight, weight, "queue {q} weight is wrong");
+            assert_eq!(queue.newest, older, "queue {q:?} newest is wrong");
+            assert_eq!(queue.len, n_q, "queue {q:?} length is wrong");
+            assert_eq!(queue.weight, weight, "queue {q:?} weight is wrong");
             count += n_q;
         }
         assert_eq!(count, self.table.len(), "queues and table disagree");
@@ -945,21 +856,20 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         );
         let live = self.nodes.iter().filter(|n| n.is_some()).count();
         assert_eq!(live, count, "orphaned nodes in the slab");
-        let mut with_deadline = 0;
-        for n in self.nodes.iter().flatten() {
-            let due = rule.deadline(n).is_some();
-            assert_eq!(
-                n.timer.is_scheduled(),
-                due,
-                "an entry with a deadline must be in the timer wheel, and only such"
-            );
-            with_deadline += usize::from(due);
-        }
-        assert_eq!(
-            self.wheel.validate(|i| self.node(i).timer),
-            with_deadline,
-            "timer wheel and scheduled nodes disagree"
-        );
+        let with_record = self
+            .nodes
+            .iter()
+            .flatten()
+            .filter(|n| {
+                assert!(
+                    rule.tti_ms.is_none() || n.expiry != NO_EXPIRY,
+                    "with time-to-idle every entry has an expiry record"
+                );
+                n.expiry != NO_EXPIRY
+            })
+            .count();
+        let records = self.expiries.validate(rule, |idx| self.node(idx).expiry);
+        assert_eq!(records, with_record, "expiry records and nodes disagree");
         assert_eq!(
             live + self.free.len(),
             self.nodes.len(),
