@@ -351,7 +351,8 @@ fn expired_entries_are_reported_as_expired_however_they_leave() {
         vec![
             (0, s("v0"), RemovalCause::Expired),
             (1, s("v1"), RemovalCause::Expired),
-            (2, s("v2"), RemovalCause::Replaced),
+            // Overwriting an entry that had expired reports it as expired.
+            (2, s("v2"), RemovalCause::Expired),
             (3, s("v3"), RemovalCause::Expired),
         ]
     );

@@ -164,9 +164,13 @@ where
         (hash as u32, &self.inner.shards[idx])
     }
 
+    fn removed(&self) -> Removed<K, V> {
+        Removed::new(self.inner.listener.is_some())
+    }
+
     fn notify(&self, removed: Removed<K, V>) {
         if let Some(listener) = &self.inner.listener {
-            for (k, v, cause) in removed {
+            for (k, v, cause) in removed.into_items() {
                 listener(k, v, cause);
             }
         }
@@ -192,7 +196,7 @@ where
             Read::Hit(v) => Some(v),
             Read::Miss => None,
             Read::Expired => {
-                let mut removed = Vec::new();
+                let mut removed = self.removed();
                 shard.write().remove_expired(
                     hash,
                     key,
@@ -238,14 +242,16 @@ where
     }
 
     fn insert_inner(&self, key: K, value: V, expires_at: u64) {
-        let now = self.inner.clock.now_ms();
+        let clock = &self.inner.clock;
         let ttl_deadline = self.inner.ttl.map_or(NEVER, |ttl| {
-            now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+            clock
+                .now_ms()
+                .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
         });
         let expires_at = expires_at.min(ttl_deadline);
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (hash, shard) = self.locate(&key);
-        let mut removed = Vec::new();
+        let mut removed = self.removed();
         shard.write().insert(
             hash,
             key,
@@ -253,7 +259,7 @@ where
             weight,
             expires_at,
             self.inner.rule,
-            now,
+            || clock.now_ms(),
             &mut removed,
         );
         self.notify(removed);
@@ -262,7 +268,7 @@ where
     /// Removes `key`, returning its value if it was live.
     pub fn remove(&self, key: &K) -> Option<V> {
         let (hash, shard) = self.locate(key);
-        let mut removed = Vec::new();
+        let mut removed = self.removed();
         let v = shard.write().remove(
             hash,
             key,
@@ -277,7 +283,7 @@ where
     /// Removes every entry.
     pub fn clear(&self) {
         for shard in self.inner.shards.iter() {
-            let mut removed = Vec::new();
+            let mut removed = self.removed();
             shard.write().clear(&mut removed);
             self.notify(removed);
         }
@@ -288,11 +294,11 @@ where
         let now = self.inner.clock.now_ms();
         let mut total = 0;
         for shard in self.inner.shards.iter() {
-            let mut removed = Vec::new();
+            let mut removed = self.removed();
             shard
                 .write()
                 .purge_expired(self.inner.rule, now, &mut removed);
-            total += removed.len();
+            total += removed.count();
             self.notify(removed);
         }
         total

@@ -38,14 +38,48 @@ use hashbrown::HashTable;
 use super::RemovalCause;
 use super::climber::Climber;
 use super::counters::ReadCounters;
-use super::expiry::{Expiries, ExpiryRule, NO_EXPIRY};
+use super::expiry::{Expiries, ExpiryRule, NEVER, NO_EXPIRY};
 use super::sketch::FrequencySketch;
 
 /// The "no node" index in the queue links.
 const NIL: u32 = u32::MAX;
 
-/// Entries removed while the lock was held, for the eviction listener.
-pub(crate) type Removed<K, V> = Vec<(K, V, RemovalCause)>;
+/// Entries removed while the lock was held. With an eviction listener they
+/// are kept and handed to it after the lock is released; without one they
+/// are dropped at once and only counted, so the write path allocates
+/// nothing for them.
+pub(crate) struct Removed<K, V> {
+    items: Vec<(K, V, RemovalCause)>,
+    keep: bool,
+    count: usize,
+}
+
+impl<K, V> Removed<K, V> {
+    pub(crate) fn new(keep: bool) -> Self {
+        Removed {
+            items: Vec::new(),
+            keep,
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, entry: (K, V, RemovalCause)) {
+        self.count += 1;
+        if self.keep {
+            self.items.push(entry);
+        }
+    }
+
+    /// How many entries were removed.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The removed entries, if they were kept.
+    pub(crate) fn into_items(self) -> Vec<(K, V, RemovalCause)> {
+        self.items
+    }
+}
 
 /// Hits a node remembers between two visits of the policy; more are not
 /// needed because the sketch's counters stop at fifteen anyway.
@@ -149,6 +183,8 @@ pub(crate) struct Shard<K, V> {
     sample: u64,
     /// Hits and misses seen by readers since the climber last looked.
     reads: ReadCounters,
+    /// Writes since the shard was made, to pace the climber's checks.
+    writes: u32,
 }
 
 /// What a read found.
@@ -187,6 +223,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 .min(MAX_SAMPLE / partitions as u64)
                 .max(MIN_SAMPLE),
             reads: ReadCounters::new(),
+            writes: 0,
         }
     }
 
@@ -470,11 +507,25 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         weight: u32,
         expires_at: u64,
         rule: ExpiryRule,
-        now: u64,
+        now: impl Fn() -> u64,
         removed: &mut Removed<K, V>,
     ) {
+        // Time matters only if something here can expire; otherwise the
+        // clock is not read (it costs more than the rest of an update).
+        let timed = expires_at != NEVER || rule.tti_ms.is_some() || self.expiries.has_live();
+        let now = if timed { now() } else { 0 };
         self.expire(rule, now, removed);
-        let existing = self.find(hash, &key);
+        let mut existing = self.find(hash, &key);
+        // An entry that had already expired is reported as expired, not as
+        // replaced, whether or not the timer wheel got to it first; and the
+        // new value starts afresh instead of inheriting its history.
+        if let Some(idx) = existing
+            && self.is_expired(idx, rule, now)
+        {
+            let (k, v) = self.take(idx);
+            removed.push((k, v, RemovalCause::Expired));
+            existing = None;
+        }
         if expires_at <= now || u64::from(weight) > self.capacity {
             if let Some(idx) = existing {
                 let (k, v) = self.take(idx);
@@ -556,7 +607,12 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             self.sketch.increment(u64::from(hash));
         }
         self.evict_to_capacity(rule, now, removed);
-        self.climb();
+        // The climber acts once per thousands of requests; looking every
+        // 64 writes is often enough and keeps its cost off most writes.
+        self.writes = self.writes.wrapping_add(1);
+        if self.writes.is_multiple_of(64) {
+            self.climb();
+        }
     }
 
     /// Reclaims the entries whose timer bucket fired and that have
