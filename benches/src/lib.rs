@@ -4,7 +4,10 @@
 //! The simulator (the `simulate` binary) replays real access traces
 //! ([`read_trace`]) through tiercache's memory engine, the exact baselines
 //! ([`Lru`], Belady's [`Opt`]) and the peer crates ([`PolicyKind`]), and
-//! compares hit ratios.
+//! compares hit ratios. The `throughput` criterion bench and the
+//! `memory_per_entry` binary drive the engine and the peers through
+//! [`ConcurrentCache`] ([`CacheKind`] names them), and `bench_report` turns
+//! their results into `docs/benchmarks/throughput.md`.
 //!
 //! ```
 //! use tiercache_benches::{PolicyKind, next_uses, replay};
@@ -15,14 +18,18 @@
 //! assert_eq!(replay(lru.as_mut(), &keys, |_| {}), 2);
 //! ```
 
+mod concurrent;
 mod lru;
 mod opt;
 mod policy;
+mod provenance;
 mod trace;
 
+pub use concurrent::{CacheKind, ConcurrentCache};
 pub use lru::Lru;
 pub use opt::{Admission, NEVER, Opt, next_uses};
 pub use policy::{Policy, PolicyKind, replay};
+pub use provenance::{git_commit, locked_versions, utc_now, workspace_root};
 pub use trace::{TraceError, TraceFormat, parse_trace, read_trace};
 
 use rand::SeedableRng;
@@ -42,6 +49,19 @@ pub fn zipf_keys(keys: u64, s: f64, len: usize, seed: u64) -> Vec<u64> {
     (0..len).map(|_| zipf.sample(&mut rng) as u64).collect()
 }
 
+/// `131072` as `131,072`, for reports.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +75,13 @@ mod tests {
         // Rank 1 is about 1,000 times as likely as rank 1,000.
         assert!(ones > 50 * tail.max(1), "ones {ones}, tail {tail}");
         assert_eq!(keys, zipf_keys(1_000, 1.0, 100_000, 1));
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(131_072), "131,072");
+        assert_eq!(thousands(250), "250");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 }

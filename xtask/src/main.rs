@@ -7,11 +7,15 @@
 //!   tests, and the docs with warnings denied;
 //! - `bench hit-ratio`: replays the public traces through tiercache and
 //!   its peers (the `simulate` binary of `benches/`) and writes
-//!   `docs/benchmarks/hit-ratio.md`, its JSON and one SVG plot per trace.
+//!   `docs/benchmarks/hit-ratio.md`, its JSON and one SVG plot per trace;
+//! - `bench throughput`: the `throughput` criterion bench and the
+//!   `memory_per_entry` binary of `benches/`, then `bench_report` writes
+//!   `docs/benchmarks/throughput.md` and its JSON.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
@@ -22,9 +26,13 @@ commands:
   ci                 fmt check, clippy -D warnings, tests, docs -D warnings
   bench hit-ratio    hit ratio on the traces in ../shared/traces: writes
                      docs/benchmarks/hit-ratio.{md,json} and the plots
-                     (arguments after it go to the simulator, e.g. --plot-points 5)";
+                     (arguments after it go to the simulator, e.g. --plot-points 5)
+  bench throughput   throughput of tiercache and its peers at 1 and 2 threads,
+                     and memory per entry: writes docs/benchmarks/throughput.{md,json}
+                     (arguments after it go to criterion, e.g. a filter: get/1t)";
 
-/// Where `bench hit-ratio` writes, relative to the workspace root.
+/// Where `bench hit-ratio` and `bench throughput` write, relative to the
+/// workspace root.
 const BENCH_DIR: &str = "docs/benchmarks";
 
 fn main() -> Result<()> {
@@ -134,6 +142,7 @@ fn ci() -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("hit-ratio") => hit_ratio(&args[1..]),
+        Some("throughput") => throughput(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
         None => bail!("which bench?\n\n{USAGE}"),
     }
@@ -162,4 +171,100 @@ fn hit_ratio(extra: &[String]) -> Result<()> {
         .arg(BENCH_DIR);
     cmd.args(extra);
     run(cmd)
+}
+
+/// Criterion's settings for `bench throughput`: 24 benchmarks (3 workloads,
+/// 2 thread counts, 4 caches) at about 5 s each, a couple of minutes in
+/// all. Criterion's minimum of 10 samples is plenty for medians.
+const THROUGHPUT_CRITERION_ARGS: [&str; 6] = [
+    "--warm-up-time",
+    "1",
+    "--measurement-time",
+    "3",
+    "--sample-size",
+    "10",
+];
+
+/// Runs the `throughput` criterion bench and `memory_per_entry`, then
+/// `bench_report`, which reads their results and writes the report. Both
+/// are built first so that the time the report gives is the measuring
+/// alone.
+fn throughput(extra: &[String]) -> Result<()> {
+    let mut build = cargo();
+    build.args([
+        "bench",
+        "--package",
+        "tiercache-benches",
+        "--bench",
+        "throughput",
+        "--no-run",
+    ]);
+    run(build)?;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "tiercache-benches",
+        "--bins",
+    ]);
+    run(build)?;
+
+    let started = Instant::now();
+    let mut bench = cargo();
+    bench.args([
+        "bench",
+        "--package",
+        "tiercache-benches",
+        "--bench",
+        "throughput",
+        "--",
+    ]);
+    bench.args(THROUGHPUT_CRITERION_ARGS).args(extra);
+    run(bench)?;
+
+    let memory_json = target_dir().join("bench-throughput/memory-per-entry.json");
+    let mut memory = release_bin("memory_per_entry");
+    memory.arg("--json").arg(&memory_json);
+    run(memory)?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let mut report = release_bin("bench_report");
+    report
+        .arg("--criterion")
+        .arg(target_dir().join("criterion"))
+        .arg("--memory")
+        .arg(&memory_json)
+        .arg("--out")
+        .arg(format!("{BENCH_DIR}/throughput.md"))
+        .arg("--json")
+        .arg(format!("{BENCH_DIR}/throughput.json"))
+        .arg("--elapsed")
+        .arg(format!("{elapsed:.0}"));
+    run(report)?;
+    eprintln!("xtask: measured in {elapsed:.0} s");
+    Ok(())
+}
+
+/// `cargo run --release` of one binary of `benches/`, quietly: it was
+/// built already.
+fn release_bin(name: &str) -> Command {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "tiercache-benches",
+        "--bin",
+        name,
+        "--",
+    ]);
+    cmd
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set, else `target`
+/// under the workspace root (the current directory).
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
 }

@@ -18,8 +18,8 @@ goes to stderr.
 options:
   --trace PATH[,PATH...]   a trace file; may be repeated
   --capacity N[,N...]      capacities in entries (required without --all)
-  --policies P[,P...]      tiercache,lru,opt,moka,quick_cache,foyer-lfu,
-                           foyer-s3fifo (default: all)
+  --policies P[,P...]      tiercache,tiercache-exact,lru,opt,moka,
+                           quick_cache,foyer-lfu,foyer-s3fifo (default: all)
   --all                    every trace and capacity of the reference table in
                            the traces README
   --traces-dir DIR         where --all finds the traces
@@ -72,7 +72,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Arg
         capacities: Vec::new(),
         policies: PolicyKind::ALL.to_vec(),
         all: false,
-        traces_dir: crate::workspace_root().join("../shared/traces"),
+        traces_dir: tiercache_benches::workspace_root().join("../shared/traces"),
         json: None,
         markdown_out: None,
         plot_dir: None,

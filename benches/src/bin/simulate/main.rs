@@ -19,7 +19,7 @@ mod reference;
 mod report;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -276,12 +276,4 @@ fn opt_violations(run: &TraceRun) -> Vec<String> {
         }
     }
     warnings
-}
-
-/// The workspace root, wherever the binary is run from.
-pub(crate) fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("benches has a parent directory")
-        .to_path_buf()
 }

@@ -4,10 +4,9 @@ use std::fmt::Display;
 use std::path::Path;
 
 use plotters::prelude::*;
-use tiercache_benches::PolicyKind;
+use tiercache_benches::{PolicyKind, thousands};
 
 use crate::TraceRun;
-use crate::report::thousands;
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 560;
@@ -19,6 +18,7 @@ const LEGEND: u32 = 190;
 fn color(kind: PolicyKind) -> RGBColor {
     match kind {
         PolicyKind::Tiercache => RGBColor(213, 94, 0),
+        PolicyKind::TiercacheExact => RGBColor(240, 170, 120),
         PolicyKind::Lru => RGBColor(0, 0, 0),
         PolicyKind::Opt => RGBColor(120, 120, 120),
         PolicyKind::Moka => RGBColor(0, 114, 178),

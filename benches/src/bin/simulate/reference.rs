@@ -20,10 +20,10 @@ pub(crate) struct Reference {
 }
 
 impl Reference {
-    /// The reference figure for `kind`; tiercache has none.
+    /// The reference figure for `kind`; tiercache (either variant) has none.
     pub(crate) fn value(&self, kind: PolicyKind) -> Option<f64> {
         match kind {
-            PolicyKind::Tiercache => None,
+            PolicyKind::Tiercache | PolicyKind::TiercacheExact => None,
             PolicyKind::Lru => Some(self.lru),
             PolicyKind::Opt => Some(self.opt),
             PolicyKind::Moka => Some(self.moka),

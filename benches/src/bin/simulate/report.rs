@@ -3,14 +3,12 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use tiercache_benches::PolicyKind;
+use tiercache_benches::{PolicyKind, git_commit, locked_versions, thousands, utc_now};
 
 use crate::reference::reference;
-use crate::{Row, TraceRun, workspace_root};
+use crate::{Row, TraceRun};
 
 /// When, where and with what a run was made.
 #[derive(Debug, Clone)]
@@ -30,7 +28,7 @@ impl Meta {
     pub(crate) fn collect(wall_seconds: f64, threads: usize) -> Self {
         Self {
             date: utc_now(),
-            commit: commit(),
+            commit: git_commit(),
             wall_seconds,
             threads,
             versions: locked_versions(&["moka", "quick_cache", "foyer-memory"]),
@@ -209,6 +207,10 @@ pub(crate) fn document(
   miss, capacity is in entries, and hit ratio = hits / requests, in %.
 - **tiercache**: `tiercache::memory::MemoryCache::<u64, u64>::builder().max_capacity(capacity).build()`,
   the engine's defaults.
+- **tiercache (exact)**: the same engine built with the hidden `.exact_reads(true)`, which applies
+  each hit's policy bookkeeping at once under the partition's exclusive lock instead of deferring
+  it to the next eviction scan; it is not a configuration to deploy (hits serialise) but shows
+  what the deferred bookkeeping costs in hit ratio.
 - **LRU**: an exact LRU (`tiercache_benches::Lru`).
 - **OPT**: Belady's optimal policy, which knows the future: on a miss it evicts the resident
   key needed farthest ahead, and it does not admit the missed key when every resident key is
@@ -319,7 +321,7 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
     let compared: Vec<PolicyKind> = policies
         .iter()
         .copied()
-        .filter(|&p| p != PolicyKind::Tiercache)
+        .filter(|&p| !matches!(p, PolicyKind::Tiercache | PolicyKind::TiercacheExact))
         .collect();
     if compared.is_empty() {
         return;
@@ -375,19 +377,6 @@ fn signed(value: Option<f64>) -> String {
     )
 }
 
-/// `131072` as `131,072`.
-pub(crate) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path)
         .ok()
@@ -396,95 +385,4 @@ fn absolute(path: &Path) -> PathBuf {
             p.canonicalize().ok().or(Some(p))
         })
         .unwrap_or_else(|| path.to_path_buf())
-}
-
-fn commit() -> Option<String> {
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(workspace_root())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    let hash = git(&["rev-parse", "--short", "HEAD"])?;
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    Some(if dirty {
-        format!("{hash} (+ uncommitted changes)")
-    } else {
-        hash
-    })
-}
-
-/// The versions `Cargo.lock` pins for `names`.
-fn locked_versions(names: &[&'static str]) -> Vec<(&'static str, String)> {
-    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).unwrap_or_default();
-    let mut found = Vec::new();
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line
-            .strip_prefix("name = \"")
-            .and_then(|r| r.strip_suffix('"'))
-        else {
-            continue;
-        };
-        let Some(&wanted) = names.iter().find(|&&n| n == name) else {
-            continue;
-        };
-        if let Some(version) = lines
-            .next()
-            .and_then(|l| l.strip_prefix("version = \""))
-            .and_then(|r| r.strip_suffix('"'))
-        {
-            found.push((wanted, version.to_string()));
-        }
-    }
-    found
-}
-
-/// The current time as `YYYY-MM-DD HH:MM`, UTC.
-fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_and_numbers_format() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(thousands(131_072), "131,072");
-        assert_eq!(thousands(250), "250");
-        assert_eq!(thousands(1_000), "1,000");
-    }
 }
