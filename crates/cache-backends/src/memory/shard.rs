@@ -774,8 +774,11 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     /// Moves up to `amount` of capacity from protected to the window, and
     /// the oldest main entries with it.
     fn grow_window(&mut self, amount: u64) {
-        let mut quota = amount.min(self.protected_max);
-        self.protected_max -= quota;
+        // The window may take protected's share and then probation's, so a
+        // workload where only recency pays can turn the cache into an LRU.
+        let mut quota = amount.min(self.capacity - self.window_max);
+        let from_protected = quota.min(self.protected_max);
+        self.protected_max -= from_protected;
         self.window_max += quota;
         self.demote_protected();
         loop {
@@ -794,15 +797,15 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             self.move_to(from, WINDOW);
         }
         // Capacity that no entry moved with goes back.
-        self.protected_max += quota;
         self.window_max -= quota;
+        self.protected_max += quota.min(from_protected);
     }
 
     /// Moves up to `amount` of capacity from the window to main, and the
-    /// window's oldest entries to probation.
+    /// window's oldest entries to probation. Protected gets the capacity
+    /// up to its usual 80% of main; the rest is probation's.
     fn shrink_window(&mut self, amount: u64) {
         let mut quota = amount.min(self.window_max);
-        self.protected_max += quota;
         self.window_max -= quota;
         loop {
             let from = self.queues[WINDOW as usize].oldest;
@@ -816,8 +819,10 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             quota -= w;
             self.move_to(from, PROBATION);
         }
-        self.protected_max -= quota;
         self.window_max += quota;
+        self.protected_max = self
+            .protected_max
+            .max((self.capacity - self.window_max) / 5 * 4);
     }
 
     pub(crate) fn remove(

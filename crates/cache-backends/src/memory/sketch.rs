@@ -6,7 +6,7 @@
 /// Each key maps to one 64-byte block (eight words) and to four counters in
 /// four different words of that block, so an update touches one cache line.
 /// The estimate is the smallest of the four. When the number of increments
-/// reaches the sample size (ten per counter slot the sketch was sized for),
+/// reaches the sample size (ten per key the sketch was sized for),
 /// every counter is halved, so old popularity fades and the sketch follows
 /// the workload.
 #[derive(Debug)]
@@ -16,8 +16,12 @@ pub(crate) struct FrequencySketch {
     block_mask: u64,
     additions: u64,
     sample_size: u64,
+    /// The number of keys the table was sized for (a power of two).
+    sized_for: u64,
 }
 
+/// The most keys a sketch is sized for (its table is then 256 MiB).
+const MAX_ENTRIES: u64 = 1 << 26;
 /// The largest value a counter holds.
 const MAX_COUNT: u64 = 15;
 /// Every nibble's low three bits: halving keeps these after a shift.
@@ -31,26 +35,30 @@ impl FrequencySketch {
             block_mask: 0,
             additions: 0,
             sample_size: 0,
+            sized_for: 0,
         };
         s.resize(entries);
         s
     }
 
     fn resize(&mut self, entries: u64) {
-        // One word (sixteen counters) per entry, as in the published
-        // TinyLFU design; at least one block, at most 2^26 words (512 MiB
-        // is never reached in practice because capacity bounds `entries`).
-        let words = entries.clamp(8, 1 << 26).next_power_of_two();
+        let entries = entries.clamp(8, MAX_ENTRIES).next_power_of_two();
+        // Eight counters per key, in half a word: the published design uses
+        // a whole word, but counts that coarse do not change which of two
+        // entries is more popular often enough to show in hit ratios, and
+        // the sketch is a large share of the memory per entry.
+        let words = (entries / 2).max(8);
         self.table = vec![0; words as usize];
         self.block_mask = (words >> 3) - 1;
         self.additions = 0;
-        self.sample_size = 10 * words;
+        self.sample_size = 10 * entries;
+        self.sized_for = entries;
     }
 
     /// Grows the sketch if it was sized for fewer keys than `entries`; the
     /// counts start over, which only matters once per doubling.
     pub(crate) fn ensure_capacity(&mut self, entries: u64) {
-        if entries > self.table.len() as u64 && self.table.len() < (1 << 26) {
+        if entries > self.sized_for && self.sized_for < MAX_ENTRIES {
             self.resize(entries);
         }
     }
