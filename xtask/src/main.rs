@@ -24,6 +24,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test               run every test of the workspace with all features
   ci                 fmt check, clippy -D warnings, tests, docs -D warnings
+  bench              every bench below, in turn
   bench hit-ratio    hit ratio on the traces in ../shared/traces: writes
                      docs/benchmarks/hit-ratio.{md,json} and the plots
                      (arguments after it go to the simulator, e.g. --plot-points 5)
@@ -144,7 +145,11 @@ fn bench(args: &[String]) -> Result<()> {
         Some("hit-ratio") => hit_ratio(&args[1..]),
         Some("throughput") => throughput(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
-        None => bail!("which bench?\n\n{USAGE}"),
+        // Every bench, in the order the documents were written.
+        None => {
+            hit_ratio(&[])?;
+            throughput(&[])
+        }
     }
 }
 
