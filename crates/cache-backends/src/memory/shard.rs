@@ -514,7 +514,9 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         // clock is not read (it costs more than the rest of an update).
         let timed = expires_at != NEVER || rule.tti_ms.is_some() || self.expiries.has_live();
         let now = if timed { now() } else { 0 };
-        self.expire(rule, now, removed);
+        if timed {
+            self.expire(rule, now, removed);
+        }
         let mut existing = self.find(hash, &key);
         // An entry that had already expired is reported as expired, not as
         // replaced, whether or not the timer wheel got to it first; and the
