@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use serde_json::{Value, json};
-use tiercache_benches::{CacheKind, git_commit, locked_versions, thousands, utc_now};
+use tiercache_benches::{CacheKind, git_commit, locked_versions, thousands, utc_now, write_file};
 
 const USAGE: &str = "\
 usage: bench_report --criterion DIR --out PATH [options]
@@ -134,14 +134,6 @@ fn run(args: &Args) -> Result<(), String> {
         eprintln!("bench_report: wrote {}", path.display());
     }
     Ok(())
-}
-
-fn write_file(path: &Path, contents: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tiercache_benches::{PolicyKind, next_uses, read_trace, replay};
+use tiercache_benches::{PolicyKind, next_uses, read_trace, replay, write_file};
 
 use crate::args::Args;
 
@@ -146,14 +146,6 @@ fn run(args: &Args) -> Result<(), String> {
         eprintln!("simulate: wrote {}", path.display());
     }
     Ok(())
-}
-
-fn write_file(path: &Path, contents: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Loads one trace and replays every selected policy at every capacity,
