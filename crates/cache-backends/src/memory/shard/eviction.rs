@@ -1,0 +1,243 @@
+//! Eviction and admission: windows overflow into probation, candidates
+//! meet victims before the frequency sketch, and the hill climber resizes
+//! the window.
+
+use super::{NIL, PROBATION, PROTECTED, RANDOM_ADMIT_MASK, Removed, Shard, WARM_CANDIDATE, WINDOW};
+use crate::memory::RemovalCause;
+use crate::memory::expiry::ExpiryRule;
+
+impl<K: Eq, V: Clone> Shard<K, V> {
+    pub(super) fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Evicts a node for size, or as expired if it already is.
+    pub(super) fn evict(
+        &mut self,
+        idx: u32,
+        rule: ExpiryRule,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) {
+        // The rule, not just the absolute expiry, so that an entry idle
+        // past its time-to-idle is reported as expired, not as evicted.
+        let cause = if self.is_expired(idx, rule, now) {
+            RemovalCause::Expired
+        } else {
+            RemovalCause::Size
+        };
+        let (k, v) = self.take(idx);
+        removed.push((k, v, cause));
+    }
+
+    pub(super) fn evict_to_capacity(
+        &mut self,
+        rule: ExpiryRule,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) {
+        let mut candidates = 0usize;
+        // Each window node is visited at most once here, so a window full
+        // of hit entries cannot keep this loop going.
+        let mut visits = self.queues[WINDOW as usize].len;
+        while self.queues[WINDOW as usize].weight > self.window_max {
+            let oldest = self.queues[WINDOW as usize].oldest;
+            if visits > 0 && self.fold_pending(oldest) {
+                visits -= 1;
+                self.move_to(oldest, WINDOW);
+                continue;
+            }
+            self.move_to(oldest, PROBATION);
+            candidates += 1;
+        }
+        if self.weight() > self.capacity {
+            self.evict_from_main(candidates, rule, now, removed);
+        }
+    }
+
+    /// Evicts until within capacity. The newest `candidates` entries of
+    /// probation just arrived from the window; each is weighed against the
+    /// oldest of probation (the victim) and the less popular one goes.
+    /// Without candidates left, victims go in queue order: probation, then
+    /// protected, then the window.
+    pub(super) fn evict_from_main(
+        &mut self,
+        mut candidates: usize,
+        rule: ExpiryRule,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) {
+        let mut victim_queue = PROBATION;
+        let mut rounds = 0;
+        let mut candidate = self.queues[PROBATION as usize].newest;
+        // Candidates were visited on their way out of the window; the
+        // victim search must not give them a second chance again.
+        let mut victim = if candidates > 0 {
+            self.queues[PROBATION as usize].oldest
+        } else {
+            self.oldest_unused(PROBATION)
+        };
+        while self.weight() > self.capacity {
+            if candidates == 0 {
+                candidate = NIL;
+            }
+            if candidate == NIL && victim == NIL {
+                // Entries spared for their pending hits may have moved
+                // behind the walk; a second round over the queues finds
+                // them without pending hits, so it always evicts.
+                victim_queue = match victim_queue {
+                    PROBATION => PROTECTED,
+                    PROTECTED => WINDOW,
+                    _ if rounds < 2 => {
+                        rounds += 1;
+                        PROBATION
+                    }
+                    _ => break,
+                };
+                victim = self.queues[victim_queue as usize].oldest;
+                continue;
+            }
+            // An expired entry goes first, whatever its popularity.
+            if candidate != NIL && self.is_expired(candidate, rule, now) {
+                if candidate == victim {
+                    victim = self.node(victim).newer;
+                }
+                let older = self.node(candidate).older;
+                self.evict(candidate, rule, now, removed);
+                candidate = older;
+                candidates -= 1;
+                continue;
+            }
+            if victim != NIL && self.is_expired(victim, rule, now) {
+                let newer = self.node(victim).newer;
+                self.evict(victim, rule, now, removed);
+                victim = newer;
+                continue;
+            }
+            // A victim hit since the policy last saw it is spared (and
+            // reordered as its hits would have); the next one is tried.
+            if victim != NIL && victim != candidate && self.fold_pending(victim) {
+                let newer = self.node(victim).newer;
+                self.reorder_as_hit(victim);
+                victim = newer;
+                continue;
+            }
+            if victim == NIL || candidate == victim {
+                if candidate == victim {
+                    victim = self.node(victim).newer;
+                }
+                let older = self.node(candidate).older;
+                self.evict(candidate, rule, now, removed);
+                candidate = older;
+                candidates -= 1;
+                continue;
+            }
+            if candidate == NIL {
+                let newer = self.node(victim).newer;
+                self.evict(victim, rule, now, removed);
+                victim = newer;
+                continue;
+            }
+            candidates -= 1;
+            if self.admit(self.node(candidate).hash, self.node(victim).hash) {
+                let newer = self.node(victim).newer;
+                self.evict(victim, rule, now, removed);
+                victim = newer;
+                // Read after the eviction: the victim may have been the
+                // candidate's older neighbour.
+                candidate = self.node(candidate).older;
+            } else {
+                let older = self.node(candidate).older;
+                self.evict(candidate, rule, now, removed);
+                candidate = older;
+            }
+        }
+    }
+
+    /// Whether a candidate should replace a victim.
+    pub(super) fn admit(&mut self, candidate: u32, victim: u32) -> bool {
+        let (candidate, victim) = (u64::from(candidate), u64::from(victim));
+        let victim_freq = self.sketch.frequency(victim);
+        let candidate_freq = self.sketch.frequency(candidate);
+        if candidate_freq > victim_freq {
+            true
+        } else if candidate_freq >= WARM_CANDIDATE {
+            self.next_random() & RANDOM_ADMIT_MASK == 0
+        } else {
+            false
+        }
+    }
+
+    /// Lets the hill climber resize the window once per sample period.
+    pub(super) fn climb(&mut self) {
+        let (hits, misses) = self.reads.take();
+        self.climber.record(hits, misses);
+        let Some(amount) = self.climber.adjustment(self.sample, self.capacity) else {
+            return;
+        };
+        if amount > 0 {
+            self.grow_window(amount.unsigned_abs());
+        } else if amount < 0 {
+            self.shrink_window(amount.unsigned_abs());
+        }
+    }
+
+    /// Moves up to `amount` of capacity from protected to the window, and
+    /// the oldest main entries with it.
+    pub(super) fn grow_window(&mut self, amount: u64) {
+        // The window may take protected's share and then probation's, so a
+        // workload where only recency pays can turn the cache into an LRU.
+        let mut quota = amount.min(self.capacity - self.window_max);
+        let from_protected = quota.min(self.protected_max);
+        self.protected_max -= from_protected;
+        self.window_max += quota;
+        self.demote_protected();
+        loop {
+            let mut from = self.queues[PROBATION as usize].oldest;
+            if from == NIL || quota < u64::from(self.node(from).weight) {
+                from = self.queues[PROTECTED as usize].oldest;
+            }
+            if from == NIL {
+                break;
+            }
+            let w = u64::from(self.node(from).weight);
+            if quota < w {
+                break;
+            }
+            quota -= w;
+            self.move_to(from, WINDOW);
+        }
+        // Capacity that no entry moved with goes back.
+        self.window_max -= quota;
+        self.protected_max += quota.min(from_protected);
+    }
+
+    /// Moves up to `amount` of capacity from the window to main, and the
+    /// window's oldest entries to probation. Protected gets the capacity
+    /// up to its usual 80% of main; the rest is probation's.
+    pub(super) fn shrink_window(&mut self, amount: u64) {
+        let mut quota = amount.min(self.window_max);
+        self.window_max -= quota;
+        loop {
+            let from = self.queues[WINDOW as usize].oldest;
+            if from == NIL {
+                break;
+            }
+            let w = u64::from(self.node(from).weight);
+            if quota < w {
+                break;
+            }
+            quota -= w;
+            self.move_to(from, PROBATION);
+        }
+        self.window_max += quota;
+        self.protected_max = self
+            .protected_max
+            .max((self.capacity - self.window_max) / 5 * 4);
+    }
+}
