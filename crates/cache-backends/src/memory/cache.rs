@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 
 use super::RemovalCause;
 use super::builder::MemoryCacheBuilder;
+use super::chooser::WindowChooser;
 use super::expiry::{ExpiryRule, NEVER};
 use super::shard::{Read, Removed, Shard};
 
@@ -66,6 +67,7 @@ struct Inner<K, V> {
     max_capacity: u64,
     flights: SingleFlight<K, V>,
     exact_reads: bool,
+    chooser: Option<WindowChooser>,
 }
 
 impl<K, V> Clone for MemoryCache<K, V> {
@@ -119,10 +121,17 @@ where
         let per = b.max_capacity / n as u64;
         let extra = b.max_capacity % n as u64;
         let seed = foldhash::fast::RandomState::default().hash_one(0u64);
+        // Ghost caches count entries, so the chooser serves caches bounded
+        // by count; with a weigher the hill climber sizes the window.
+        let chooser = b
+            .weigher
+            .is_none()
+            .then(|| WindowChooser::new(b.max_capacity, seed.rotate_left(17)));
         let shards = (0..n)
             .map(|i| {
                 let capacity = per + u64::from((i as u64) < extra);
-                RwLock::new(Shard::new(capacity, n, seed.wrapping_add(i as u64)))
+                let climbs = chooser.is_none();
+                RwLock::new(Shard::new(capacity, n, seed.wrapping_add(i as u64), climbs))
             })
             .collect();
         MemoryCache {
@@ -142,6 +151,7 @@ where
                 max_capacity: b.max_capacity,
                 flights: SingleFlight::new(),
                 exact_reads: b.exact_reads,
+                chooser,
             }),
         }
     }
@@ -182,6 +192,9 @@ where
     /// so concurrent readers do not serialise.
     pub fn get(&self, key: &K) -> Option<V> {
         let (hash, shard) = self.locate(key);
+        if let Some(chooser) = &self.inner.chooser {
+            chooser.record(hash);
+        }
         let clock = &self.inner.clock;
         let found = if self.inner.exact_reads {
             shard
@@ -252,16 +265,25 @@ where
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (hash, shard) = self.locate(&key);
         let mut removed = self.removed();
-        shard.write().insert(
-            hash,
-            key,
-            value,
-            weight,
-            expires_at,
-            self.inner.rule,
-            || clock.now_ms(),
-            &mut removed,
-        );
+        {
+            let mut shard = shard.write();
+            shard.insert(
+                hash,
+                key,
+                value,
+                weight,
+                expires_at,
+                self.inner.rule,
+                || clock.now_ms(),
+                &mut removed,
+            );
+            if let Some(chooser) = &self.inner.chooser
+                && chooser.due(shard.writes())
+            {
+                chooser.feed();
+                shard.set_window_share(chooser.share());
+            }
+        }
         self.notify(removed);
     }
 

@@ -3,6 +3,7 @@
 mod backend;
 mod builder;
 mod cache;
+mod chooser;
 mod climber;
 mod counters;
 mod expiry;

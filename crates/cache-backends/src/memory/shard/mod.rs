@@ -188,6 +188,9 @@ pub(crate) struct Shard<K, V> {
     reads: ReadCounters,
     /// Writes since the shard was made, to pace the climber's checks.
     writes: u32,
+    /// Whether the hill climber sizes the window (not when the cache's
+    /// window chooser does, and never in a ghost).
+    climbs: bool,
 }
 
 /// What a read found.
@@ -203,7 +206,10 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     /// An empty shard holding at most `capacity` weight, one of
     /// `partitions`; `seed` varies the randomised admission between shards
     /// and processes.
-    pub(crate) fn new(capacity: u64, partitions: usize, seed: u64) -> Self {
+    ///
+    /// With `climbs`, the shard's hill climber sizes its window; without,
+    /// the cache's window chooser does, through `set_window_share`.
+    pub(crate) fn new(capacity: u64, partitions: usize, seed: u64, climbs: bool) -> Self {
         let window_max = capacity / 100;
         Shard {
             table: HashTable::new(),
@@ -227,6 +233,32 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 .max(MIN_SAMPLE),
             reads: ReadCounters::new(),
             writes: 0,
+            climbs,
+        }
+    }
+
+    /// A ghost for the window chooser: keys only, its window fixed at
+    /// `window_share` of the capacity.
+    pub(crate) fn ghost(capacity: u64, window_share: f64, seed: u64) -> Self {
+        let mut s = Shard::new(capacity, 1, seed, false);
+        s.window_max = ((capacity as f64 * window_share) as u64).min(capacity);
+        s.protected_max = (capacity - s.window_max) / 5 * 4;
+        s.climbs = false;
+        s
+    }
+
+    /// Writes since the shard was made.
+    pub(crate) fn writes(&self) -> u32 {
+        self.writes
+    }
+
+    /// Moves the window to `share` of the capacity.
+    pub(crate) fn set_window_share(&mut self, share: f64) {
+        let target = ((self.capacity as f64 * share) as u64).min(self.capacity);
+        if target > self.window_max {
+            self.grow_window(target - self.window_max);
+        } else if target < self.window_max {
+            self.shrink_window(self.window_max - target);
         }
     }
 
@@ -490,7 +522,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         // The climber acts once per thousands of requests; looking every
         // 64 writes is often enough and keeps its cost off most writes.
         self.writes = self.writes.wrapping_add(1);
-        if self.writes.is_multiple_of(64) {
+        if self.climbs && self.writes.is_multiple_of(64) {
             self.climb();
         }
     }

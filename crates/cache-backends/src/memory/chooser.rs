@@ -1,0 +1,234 @@
+//! Choosing the window size by miniature simulation.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::expiry::{ExpiryRule, NEVER};
+use super::shard::{Read, Removed, Shard};
+
+/// The window sizes tried, as shares of the capacity: from none (pure
+/// TinyLFU, best on loops) to nearly all of it (close to LRU).
+const FRACTIONS: [f64; 6] = [0.0, 0.01, 0.05, 0.2, 0.5, 0.9];
+/// The smallest ghost worth simulating: sampling stops halving the key
+/// space at this size. Below about a thousand keys the sample's size varies
+/// too much for workloads that barely fit, such as a loop slightly longer
+/// than the cache, whose hit ratio jumps from nearly all to nothing.
+const MIN_GHOST: u64 = 1_024;
+/// Room for sampled reads between two feeds of the ghosts (a power of
+/// two). A write feeds them once a quarter of the ring is waiting, or every
+/// sixteenth write of a partition, so samples are lost only when thousands
+/// of sampled reads pass without a write.
+const RING: usize = 4_096;
+/// A period lasts this many sampled requests per ghost entry.
+const PERIOD_PER_ENTRY: u64 = 4;
+/// Periods before the first change: ghosts start empty, and in the first
+/// period they mostly measure how fast each one fills.
+const WARM_PERIODS: u32 = 1;
+/// How far ahead another share must be to be followed.
+const MARGIN: f64 = 0.005;
+/// How much of the previous periods' hits a new period keeps.
+const DECAY: f64 = 0.5;
+/// The target share is kept in parts per million.
+const PPM: f64 = 1_000_000.0;
+
+/// Picks the window size by running small copies of the cache ("ghosts",
+/// keys only), each with a fixed window, on a hash-sampled subset of the
+/// keys, and following whichever of them hits most.
+///
+/// Sampling by key hash keeps each sampled key's whole access history, so a
+/// ghost of `capacity × rate` entries sees the workload the real cache sees,
+/// scaled down (the "miniature simulation" of Waldspurger et al., USENIX
+/// ATC 2017). There is one chooser per cache, and one ring of sampled
+/// reads, so the ghosts see the requests in the order the cache did (per
+/// partition rings would batch each partition's requests together and
+/// distort every reuse distance). Readers drop hashes into the ring without
+/// a lock; writes feed the ghosts when nobody else is doing so.
+pub(crate) struct WindowChooser {
+    ghosts: Mutex<Ghosts>,
+    ring: Box<[AtomicU32]>,
+    head: AtomicUsize,
+    /// Where the ring was last read up to (written while feeding).
+    tail: AtomicUsize,
+    /// The window share that did best lately, in parts per million.
+    target: AtomicU64,
+    /// A hash is sampled when these low bits are all zero.
+    mask: u32,
+}
+
+struct Ghosts {
+    shards: Vec<Shard<u32, ()>>,
+    scores: [f64; FRACTIONS.len()],
+    hits: [u64; FRACTIONS.len()],
+    /// Sampled requests fed this period, and the period's length.
+    fed: u64,
+    period: u64,
+    /// Periods completed, and the share followed now.
+    periods: u32,
+    current: usize,
+}
+
+/// Spreads a sampled hash (whose low bits are zero) over all 32 bits, so
+/// the ghosts' tables and sketches see well-mixed hashes.
+fn mix(h: u32) -> u32 {
+    let h = (h ^ (h >> 16)).wrapping_mul(0x7FEB_352D);
+    let h = (h ^ (h >> 15)).wrapping_mul(0x846C_A68B);
+    h ^ (h >> 16)
+}
+
+impl WindowChooser {
+    /// A chooser for a cache of `capacity` entries.
+    pub(crate) fn new(capacity: u64, seed: u64) -> Self {
+        let mut shift = 0;
+        while shift < 16 && (capacity >> (shift + 1)) >= MIN_GHOST {
+            shift += 1;
+        }
+        let ghost_capacity = (capacity >> shift).max(1);
+        WindowChooser {
+            ghosts: Mutex::new(Ghosts {
+                shards: FRACTIONS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &f)| Shard::ghost(ghost_capacity, f, seed.wrapping_add(i as u64)))
+                    .collect(),
+                scores: [0.0; FRACTIONS.len()],
+                hits: [0; FRACTIONS.len()],
+                fed: 0,
+                period: PERIOD_PER_ENTRY * ghost_capacity,
+                periods: 0,
+                current: 1,
+            }),
+            ring: (0..RING).map(|_| AtomicU32::new(0)).collect(),
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            target: AtomicU64::new((FRACTIONS[1] * PPM) as u64),
+            mask: (1u32 << shift) - 1,
+        }
+    }
+
+    /// Notes a read, if its key is sampled.
+    #[inline]
+    pub(crate) fn record(&self, hash: u32) {
+        if hash & self.mask == 0 {
+            let i = self.head.fetch_add(1, Ordering::Relaxed);
+            self.ring[i & (RING - 1)].store(hash, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a write that is a partition's `writes`-th should feed the
+    /// ghosts now.
+    #[inline]
+    pub(crate) fn due(&self, writes: u32) -> bool {
+        writes.is_multiple_of(16) || self.waiting() >= RING / 4
+    }
+
+    fn waiting(&self) -> usize {
+        let head = self.head.load(Ordering::Relaxed);
+        head.saturating_sub(self.tail.load(Ordering::Relaxed))
+    }
+
+    /// The window share the partitions should use now.
+    pub(crate) fn share(&self) -> f64 {
+        self.target.load(Ordering::Relaxed) as f64 / PPM
+    }
+
+    /// Feeds the sampled reads waiting in the ring to the ghosts, unless
+    /// another thread is feeding them right now.
+    pub(crate) fn feed(&self) {
+        let Some(mut ghosts) = self.ghosts.try_lock() else {
+            return;
+        };
+        let head = self.head.load(Ordering::Relaxed);
+        // Reads that the ring overwrote before this feed are lost; the
+        // ghosts only need a representative sample.
+        let tail = self.tail.load(Ordering::Relaxed);
+        let start = tail.max(head.saturating_sub(RING));
+        for i in start..head {
+            ghosts.feed(self.ring[i & (RING - 1)].load(Ordering::Relaxed));
+        }
+        self.tail.store(head, Ordering::Relaxed);
+        if let Some(share) = ghosts.decide() {
+            self.target.store((share * PPM) as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Ghosts {
+    fn feed(&mut self, hash: u32) {
+        let gh = mix(hash);
+        let rule = ExpiryRule::default();
+        for (i, ghost) in self.shards.iter_mut().enumerate() {
+            match ghost.read(gh, &hash, rule, || 0) {
+                Read::Hit(()) => self.hits[i] += 1,
+                _ => {
+                    let mut dropped = Removed::new(false);
+                    ghost.insert(gh, hash, (), 1, NEVER, rule, || 0, &mut dropped);
+                }
+            }
+        }
+        self.fed += 1;
+    }
+
+    /// At the end of a period, the window share whose ghost did best.
+    fn decide(&mut self) -> Option<f64> {
+        if self.fed < self.period {
+            return None;
+        }
+        self.fed = 0;
+        for (score, hits) in self.scores.iter_mut().zip(self.hits.iter_mut()) {
+            *score = *score * DECAY + std::mem::take(hits) as f64;
+        }
+        self.periods += 1;
+        let best = (0..FRACTIONS.len())
+            .max_by(|&a, &b| self.scores[a].total_cmp(&self.scores[b]))
+            .unwrap_or(1);
+        // Moving the window reshuffles the cache, so the share changes only
+        // once the ghosts are warm and another share is clearly ahead.
+        if self.periods >= WARM_PERIODS
+            && self.scores[best] > self.scores[self.current] * (1.0 + MARGIN)
+        {
+            self.current = best;
+        }
+        let best = self.current;
+        Some(FRACTIONS[best])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed_all(chooser: &WindowChooser, keys: impl Iterator<Item = u32>) {
+        for (i, k) in keys.enumerate() {
+            chooser.record(k);
+            if i % 64 == 0 {
+                chooser.feed();
+            }
+        }
+    }
+
+    #[test]
+    fn a_loop_drives_the_window_shut() {
+        // A loop 10% longer than the cache: only a frequency-filtered main
+        // region keeps a stable part of it.
+        let chooser = WindowChooser::new(500, 1);
+        feed_all(
+            &chooser,
+            (0..200_000u32).map(|i| (i % 550).wrapping_mul(2_654_435_761)),
+        );
+        assert_eq!(chooser.share(), 0.0);
+    }
+
+    #[test]
+    fn a_sliding_working_set_opens_the_window() {
+        // Each key is used a few times in quick succession and never again:
+        // only recency pays.
+        let chooser = WindowChooser::new(500, 1);
+        let keys = (0..200_000u32).map(|i| {
+            let k = i / 4 + (i % 4) * 50;
+            k.wrapping_mul(2_654_435_761)
+        });
+        feed_all(&chooser, keys);
+        assert!(chooser.share() >= 0.2, "share {}", chooser.share());
+    }
+}
