@@ -26,8 +26,10 @@ pub(crate) type PartitionFn<K> = Arc<dyn Fn(&K) -> usize + Send + Sync>;
 ///
 /// What stays is decided by an adaptive W-TinyLFU policy: a frequency
 /// sketch admits a newcomer only if it is more popular than the entry it
-/// would displace, and a hill climber sizes a recency window so that both
-/// frequency-heavy and recency-heavy workloads are served well.
+/// would displace, and the size of a recency window in front of it follows
+/// the workload, so that both frequency-heavy and recency-heavy workloads
+/// are served well. The window is chosen by simulating a few window sizes
+/// on a sample of the keys (by a hill climber when a weigher is set).
 ///
 /// The key space is split into partitions, each behind its own
 /// reader-writer lock with its own policy, so threads touching different
