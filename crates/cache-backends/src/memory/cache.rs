@@ -283,7 +283,9 @@ where
                 && chooser.due(shard.writes())
             {
                 chooser.feed();
-                shard.set_window_share(chooser.share());
+                let (share, rejects) = chooser.config();
+                shard.set_window_share(share);
+                shard.set_rejects(rejects);
             }
         }
         self.notify(removed);

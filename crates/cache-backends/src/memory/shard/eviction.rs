@@ -153,7 +153,11 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 candidate = self.node(candidate).older;
             } else {
                 let older = self.node(candidate).older;
+                let hash = self.node(candidate).hash;
                 self.evict(candidate, rule, now, removed);
+                if let Some(rejects) = self.rejects.as_mut() {
+                    rejects.add(hash);
+                }
                 candidate = older;
             }
         }

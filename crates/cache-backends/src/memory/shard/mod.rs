@@ -43,6 +43,9 @@ use super::sketch::FrequencySketch;
 
 mod eviction;
 mod queues;
+mod rejects;
+
+use rejects::RecentRejects;
 
 /// The "no node" index in the queue links.
 const NIL: u32 = u32::MAX;
@@ -191,6 +194,9 @@ pub(crate) struct Shard<K, V> {
     /// Whether the hill climber sizes the window (not when the cache's
     /// window chooser does, and never in a ghost).
     climbs: bool,
+    /// Candidates recently turned away, when the chooser found that
+    /// admitting them on their return pays.
+    rejects: Option<RecentRejects>,
 }
 
 /// What a read found.
@@ -234,13 +240,15 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             reads: ReadCounters::new(),
             writes: 0,
             climbs,
+            rejects: None,
         }
     }
 
     /// A ghost for the window chooser: keys only, its window fixed at
     /// `window_share` of the capacity.
-    pub(crate) fn ghost(capacity: u64, window_share: f64, seed: u64) -> Self {
+    pub(crate) fn ghost(capacity: u64, window_share: f64, rejects: bool, seed: u64) -> Self {
         let mut s = Shard::new(capacity, 1, seed, false);
+        s.set_rejects(rejects);
         s.window_max = ((capacity as f64 * window_share) as u64).min(capacity);
         s.protected_max = (capacity - s.window_max) / 5 * 4;
         s.climbs = false;
@@ -250,6 +258,19 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     /// Writes since the shard was made.
     pub(crate) fn writes(&self) -> u32 {
         self.writes
+    }
+
+    /// Turns the memory of rejected candidates on or off. It remembers as
+    /// many candidates as half the capacity holds entries.
+    pub(crate) fn set_rejects(&mut self, on: bool) {
+        match (on, self.rejects.is_some()) {
+            (true, false) => {
+                let remembered = usize::try_from(self.capacity / 2).unwrap_or(usize::MAX);
+                self.rejects = Some(RecentRejects::new(remembered.clamp(1, 1 << 24)));
+            }
+            (false, true) => self.rejects = None,
+            _ => {}
+        }
     }
 
     /// Moves the window to `share` of the capacity.
@@ -511,7 +532,10 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             self.table.insert_unique(table_hash(hash), idx, |&i| {
                 nodes[i as usize].as_ref().map_or(0, |n| table_hash(n.hash))
             });
-            self.link_newest(idx, WINDOW);
+            // A key turned away recently and asked for again goes straight
+            // to main.
+            let returning = self.rejects.as_mut().is_some_and(|r| r.take(hash));
+            self.link_newest(idx, if returning { PROBATION } else { WINDOW });
             if rule.wants_record(expires_at) {
                 self.node_mut(idx).expiry = self.expiries.add(idx, expires_at, now, rule);
             }
@@ -648,5 +672,8 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             "free list is wrong"
         );
         self.sketch.validate();
+        if let Some(rejects) = &self.rejects {
+            rejects.validate();
+        }
     }
 }
