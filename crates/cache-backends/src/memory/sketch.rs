@@ -11,14 +11,20 @@
 /// the workload.
 #[derive(Debug)]
 pub(crate) struct FrequencySketch {
-    table: Vec<u64>,
-    /// Mask selecting a block (of eight words) from a hash.
+    table: Vec<Block>,
+    /// Mask selecting a block from a hash.
     block_mask: u64,
     additions: u64,
     sample_size: u64,
     /// The number of keys the table was sized for (a power of two).
     sized_for: u64,
 }
+
+/// Eight words of counters, aligned so that a block is one cache line (a
+/// block straddling two lines would cost two misses per update).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(align(64))]
+struct Block([u64; 8]);
 
 /// The most keys a sketch is sized for (its table is then 256 MiB).
 const MAX_ENTRIES: u64 = 1 << 26;
@@ -47,9 +53,9 @@ impl FrequencySketch {
         // a whole word, but counts that coarse do not change which of two
         // entries is more popular often enough to show in hit ratios, and
         // the sketch is a large share of the memory per entry.
-        let words = (entries / 2).max(8);
-        self.table = vec![0; words as usize];
-        self.block_mask = (words >> 3) - 1;
+        let blocks = (entries / 16).max(1);
+        self.table = vec![Block::default(); blocks as usize];
+        self.block_mask = blocks - 1;
         self.additions = 0;
         self.sample_size = 10 * entries;
         self.sized_for = entries;
@@ -71,13 +77,13 @@ impl FrequencySketch {
         // both, so keys of one partition still spread over the sketch.
         let h = (hash ^ (hash >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         let h = h ^ (h >> 32);
-        let block = ((h & self.block_mask) as usize) << 3;
+        let block = (h & self.block_mask) as usize;
         let c = h.rotate_right(24).wrapping_mul(0x94D0_49BB_1331_11EB);
         let mut out = [(0usize, 0u32); 4];
         for (i, slot) in out.iter_mut().enumerate() {
             let bits = c >> (i * 8);
             // Word `2i` or `2i + 1` of the block: four distinct words.
-            let word = block + (i << 1) + (bits & 1) as usize;
+            let word = (i << 1) + (bits & 1) as usize;
             let nibble = ((bits >> 1) & 15) as u32;
             *slot = (word, nibble << 2);
         }
@@ -87,10 +93,11 @@ impl FrequencySketch {
     /// The estimated count of a key, 0 to 15.
     #[inline]
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        let (_, slots) = self.slots(hash);
+        let (block, slots) = self.slots(hash);
+        let words = &self.table[block].0;
         slots
             .iter()
-            .map(|&(w, shift)| (self.table[w] >> shift) & MAX_COUNT)
+            .map(|&(w, shift)| (words[w] >> shift) & MAX_COUNT)
             .min()
             .unwrap_or(0) as u8
     }
@@ -98,26 +105,33 @@ impl FrequencySketch {
     /// Counts one access to a key.
     #[inline]
     pub(crate) fn increment(&mut self, hash: u64) {
-        let (_, slots) = self.slots(hash);
-        let mut added = false;
+        self.increment_by(hash, 1);
+    }
+
+    /// Counts `n` accesses to a key (each counter stops at fifteen).
+    #[inline]
+    pub(crate) fn increment_by(&mut self, hash: u64, n: u8) {
+        let (block, slots) = self.slots(hash);
+        let words = &mut self.table[block].0;
+        let n = u64::from(n);
+        let mut added = 0;
         for (w, shift) in slots {
-            let word = &mut self.table[w];
-            if (*word >> shift) & MAX_COUNT < MAX_COUNT {
-                *word += 1 << shift;
-                added = true;
-            }
+            let word = &mut words[w];
+            let add = n.min(MAX_COUNT - ((*word >> shift) & MAX_COUNT));
+            *word += add << shift;
+            added = added.max(add);
         }
-        if added {
-            self.additions += 1;
-            if self.additions >= self.sample_size {
-                self.age();
-            }
+        // As many additions as `n` single increments would have counted:
+        // one for each that raised at least one counter.
+        self.additions += added;
+        if self.additions >= self.sample_size {
+            self.age();
         }
     }
 
     /// Halves every counter.
     fn age(&mut self) {
-        for word in &mut self.table {
+        for word in self.table.iter_mut().flat_map(|b| b.0.iter_mut()) {
             *word = (*word >> 1) & HALF_MASK;
         }
         self.additions /= 2;
@@ -129,8 +143,8 @@ impl FrequencySketch {
             self.additions < self.sample_size,
             "sketch missed its aging point"
         );
-        assert!(self.table.len().is_power_of_two() && self.table.len() >= 8);
-        assert_eq!(self.block_mask, (self.table.len() as u64 >> 3) - 1);
+        assert!(self.table.len().is_power_of_two());
+        assert_eq!(self.block_mask, self.table.len() as u64 - 1);
     }
 }
 

@@ -353,7 +353,9 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         now: impl Fn() -> u64,
     ) -> Read<V> {
         let Some(idx) = self.find(hash, key) else {
-            self.reads.miss();
+            if self.climbs {
+                self.reads.miss();
+            }
             return Read::Miss;
         };
         let node = self.node(idx);
@@ -361,14 +363,19 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             let now = now();
             let timed = self.expiries.get(node.expiry);
             if rule.expired(timed, now) {
-                self.reads.miss();
+                if self.climbs {
+                    self.reads.miss();
+                }
                 return Read::Expired;
             }
             if rule.tti_ms.is_some() {
                 timed.touch(now);
             }
         }
-        self.reads.hit();
+        // Only the hill climber reads these counts.
+        if self.climbs {
+            self.reads.hit();
+        }
         let pending = node.pending.load(Ordering::Relaxed);
         if pending < MAX_PENDING {
             node.pending.store(pending + 1, Ordering::Relaxed);

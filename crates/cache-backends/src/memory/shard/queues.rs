@@ -58,10 +58,11 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             let n = self.node_mut(idx);
             (n.hash, n.take_pending())
         };
-        for _ in 0..pending {
-            self.sketch.increment(u64::from(hash));
+        if pending == 0 {
+            return false;
         }
-        pending > 0
+        self.sketch.increment_by(u64::from(hash), pending);
+        true
     }
 
     /// Reorders a node the way a hit would have: within the window and
