@@ -197,32 +197,50 @@ where
         if let Some(chooser) = &self.inner.chooser {
             chooser.record(hash);
         }
+        if self.inner.exact_reads {
+            return self.get_exact(hash, key, shard);
+        }
         let clock = &self.inner.clock;
-        let found = if self.inner.exact_reads {
-            shard
-                .write()
-                .read_exact(hash, key, self.inner.rule, || clock.now_ms())
-        } else {
-            shard
-                .read()
-                .read(hash, key, self.inner.rule, || clock.now_ms())
-        };
+        match shard
+            .read()
+            .read(hash, key, self.inner.rule, || clock.now_ms())
+        {
+            Read::Hit(v) => Some(v),
+            Read::Miss => None,
+            Read::Expired => self.remove_expired(hash, key, shard),
+        }
+    }
+
+    /// `get` with the hit's bookkeeping applied at once (the hidden
+    /// `exact_reads` option); kept out of line so the usual path stays small.
+    #[cold]
+    #[inline(never)]
+    fn get_exact(&self, hash: u32, key: &K, shard: &RwLock<Shard<K, V>>) -> Option<V> {
+        let clock = &self.inner.clock;
+        let found = shard
+            .write()
+            .read_exact(hash, key, self.inner.rule, || clock.now_ms());
         match found {
             Read::Hit(v) => Some(v),
             Read::Miss => None,
-            Read::Expired => {
-                let mut removed = self.removed();
-                shard.write().remove_expired(
-                    hash,
-                    key,
-                    self.inner.rule,
-                    clock.now_ms(),
-                    &mut removed,
-                );
-                self.notify(removed);
-                None
-            }
+            Read::Expired => self.remove_expired(hash, key, shard),
         }
+    }
+
+    /// Removes an entry a reader found expired; a miss.
+    #[cold]
+    #[inline(never)]
+    fn remove_expired(&self, hash: u32, key: &K, shard: &RwLock<Shard<K, V>>) -> Option<V> {
+        let mut removed = self.removed();
+        shard.write().remove_expired(
+            hash,
+            key,
+            self.inner.rule,
+            self.inner.clock.now_ms(),
+            &mut removed,
+        );
+        self.notify(removed);
+        None
     }
 
     /// Whether `key` has a live entry; does not count as a use.
