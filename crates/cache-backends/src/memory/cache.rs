@@ -123,6 +123,9 @@ where
         let per = b.max_capacity / n as u64;
         let extra = b.max_capacity % n as u64;
         let seed = foldhash::fast::RandomState::default().hash_one(0u64);
+        // One hasher for the cache and its partitions: they recompute the
+        // hashes the cache hands them.
+        let hasher = foldhash::fast::RandomState::default();
         // Ghost caches count entries, so the chooser serves caches bounded
         // by count; with a weigher the hill climber sizes the window.
         let chooser = b
@@ -133,13 +136,20 @@ where
             .map(|i| {
                 let capacity = per + u64::from((i as u64) < extra);
                 let climbs = chooser.is_none();
-                RwLock::new(Shard::new(capacity, n, seed.wrapping_add(i as u64), climbs))
+                RwLock::new(Shard::new(
+                    capacity,
+                    n,
+                    seed.wrapping_add(i as u64),
+                    climbs,
+                    hasher.clone(),
+                    b.weigher.is_some(),
+                ))
             })
             .collect();
         MemoryCache {
             inner: Arc::new(Inner {
                 shards,
-                hasher: Default::default(),
+                hasher,
                 partition_fn: b.partition_fn,
                 weigher: b.weigher,
                 listener: b.listener,
@@ -201,10 +211,12 @@ where
             return self.get_exact(hash, key, shard);
         }
         let clock = &self.inner.clock;
-        match shard
+        // Bound first, so the shared lock is released before an expired
+        // entry is removed under the exclusive one.
+        let found = shard
             .read()
-            .read(hash, key, self.inner.rule, || clock.now_ms())
-        {
+            .read(hash, key, self.inner.rule, || clock.now_ms());
+        match found {
             Read::Hit(v) => Some(v),
             Read::Miss => None,
             Read::Expired => self.remove_expired(hash, key, shard),

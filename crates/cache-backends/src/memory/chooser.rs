@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use super::expiry::{ExpiryRule, NEVER};
-use super::shard::{Read, Removed, Shard};
+use super::shard::{PreHashed, Read, Removed, Shard};
 
 /// The window sizes tried, as shares of the capacity: from none (pure
 /// TinyLFU, best on loops) to nearly all of it (close to LRU). Adding 5%
@@ -66,7 +66,7 @@ pub(crate) struct WindowChooser {
 }
 
 struct Ghosts {
-    shards: Vec<Shard<u32, ()>>,
+    shards: Vec<Shard<u32, (), PreHashed>>,
     scores: [f64; CONFIGS],
     hits: [u64; CONFIGS],
     /// Sampled requests fed this period, and the period's length.
@@ -169,11 +169,13 @@ impl Ghosts {
         let gh = mix(hash);
         let rule = ExpiryRule::default();
         for (i, ghost) in self.shards.iter_mut().enumerate() {
-            match ghost.read(gh, &hash, rule, || 0) {
+            // The key is the mixed hash itself, so the ghost recomputes
+            // it for free.
+            match ghost.read(gh, &gh, rule, || 0) {
                 Read::Hit(()) => self.hits[i] += 1,
                 _ => {
                     let mut dropped = Removed::new(false);
-                    ghost.insert(gh, hash, (), 1, NEVER, rule, || 0, &mut dropped);
+                    ghost.insert(gh, gh, (), 1, NEVER, rule, || 0, &mut dropped);
                 }
             }
         }

@@ -2,11 +2,13 @@
 //! meet victims before the frequency sketch, and the hill climber resizes
 //! the window.
 
-use super::{NIL, PROBATION, PROTECTED, RANDOM_ADMIT_MASK, Removed, Shard, WARM_CANDIDATE, WINDOW};
+use super::{
+    NIL, PROBATION, PROTECTED, RANDOM_ADMIT_MASK, Removed, Shard, ShardHash, WARM_CANDIDATE, WINDOW,
+};
 use crate::memory::RemovalCause;
 use crate::memory::expiry::ExpiryRule;
 
-impl<K: Eq, V: Clone> Shard<K, V> {
+impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
     pub(super) fn next_random(&mut self) -> u64 {
         let mut x = self.rng;
         x ^= x << 13;
@@ -144,7 +146,8 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 continue;
             }
             candidates -= 1;
-            if self.admit(self.node(candidate).hash, self.node(victim).hash) {
+            let candidate_hash = self.hash_of(candidate);
+            if self.admit(candidate_hash, self.hash_of(victim)) {
                 let newer = self.node(victim).newer;
                 self.evict(victim, rule, now, removed);
                 victim = newer;
@@ -153,10 +156,9 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 candidate = self.node(candidate).older;
             } else {
                 let older = self.node(candidate).older;
-                let hash = self.node(candidate).hash;
                 self.evict(candidate, rule, now, removed);
                 if let Some(rejects) = self.rejects.as_mut() {
-                    rejects.add(hash);
+                    rejects.add(candidate_hash);
                 }
                 candidate = older;
             }
@@ -203,13 +205,13 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         self.demote_protected();
         loop {
             let mut from = self.queues[PROBATION as usize].oldest;
-            if from == NIL || quota < u64::from(self.node(from).weight) {
+            if from == NIL || quota < self.weight_of(from) {
                 from = self.queues[PROTECTED as usize].oldest;
             }
             if from == NIL {
                 break;
             }
-            let w = u64::from(self.node(from).weight);
+            let w = self.weight_of(from);
             if quota < w {
                 break;
             }
@@ -232,7 +234,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             if from == NIL {
                 break;
             }
-            let w = u64::from(self.node(from).weight);
+            let w = self.weight_of(from);
             if quota < w {
                 break;
             }

@@ -31,6 +31,7 @@
 //! Removed entries are pushed onto a notification list so the eviction
 //! listener runs after the lock is released.
 
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use hashbrown::HashTable;
@@ -104,7 +105,36 @@ const WINDOW: QueueId = QueueId::Window;
 const PROBATION: QueueId = QueueId::Probation;
 const PROTECTED: QueueId = QueueId::Protected;
 
-/// The table's hash of a node, from the 32 bits the node keeps: multiplying
+/// How a shard recomputes the 32-bit hash of a key it holds. Nodes do not
+/// store their hash: the table needs it only to move or remove a node and
+/// the policy only to consult the sketch, and recomputing it there costs
+/// less than the memory (a 32-byte node for `u64 -> u64` instead of 40).
+pub(crate) trait ShardHash<K> {
+    /// The low half of the key's hash: the same value the cache passes as
+    /// `hash` to the shard's operations.
+    fn hash32(&self, key: &K) -> u32;
+}
+
+impl<K: Hash> ShardHash<K> for foldhash::fast::RandomState {
+    #[inline]
+    fn hash32(&self, key: &K) -> u32 {
+        self.hash_one(key) as u32
+    }
+}
+
+/// For keys that are already well-mixed 32-bit hashes (the chooser's
+/// ghosts).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PreHashed;
+
+impl ShardHash<u32> for PreHashed {
+    #[inline]
+    fn hash32(&self, key: &u32) -> u32 {
+        *key
+    }
+}
+
+/// The table's hash of a node, from the low half of its key's hash: multiplying
 /// spreads them over all 64 bits, so the table's control byte (the top
 /// seven bits) and bucket index (the low bits) both vary.
 #[inline]
@@ -130,9 +160,6 @@ const MIN_SAMPLE: u64 = 1_000;
 struct Node<K, V> {
     key: K,
     value: V,
-    /// The low half of the key's hash (see [`table_hash`]).
-    hash: u32,
-    weight: u32,
     /// Towards the old end of its queue.
     older: u32,
     /// Towards the new end of its queue.
@@ -172,8 +199,14 @@ impl Queue {
     };
 }
 
-pub(crate) struct Shard<K, V> {
+pub(crate) struct Shard<K, V, S = foldhash::fast::RandomState> {
     table: HashTable<u32>,
+    /// Recomputes key hashes (the cache's own hasher).
+    hasher: S,
+    /// Each node's weight, by slot, when the shard counts weight; empty
+    /// when every entry weighs 1, so count-bounded caches do not pay for it.
+    weights: Vec<u32>,
+    weighted: bool,
     nodes: Vec<Option<Node<K, V>>>,
     free: Vec<u32>,
     queues: [Queue; 3],
@@ -208,17 +241,41 @@ pub(crate) enum Read<V> {
     Expired,
 }
 
-impl<K: Eq, V: Clone> Shard<K, V> {
+impl Shard<u32, (), PreHashed> {
+    /// A ghost for the window chooser: keys only, its window fixed at
+    /// `window_share` of the capacity.
+    pub(crate) fn ghost(capacity: u64, window_share: f64, rejects: bool, seed: u64) -> Self {
+        let mut s = Shard::new(capacity, 1, seed, false, PreHashed, false);
+        s.set_rejects(rejects);
+        s.window_max = ((capacity as f64 * window_share) as u64).min(capacity);
+        s.protected_max = (capacity - s.window_max) / 5 * 4;
+        s.climbs = false;
+        s
+    }
+}
+
+impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
     /// An empty shard holding at most `capacity` weight, one of
     /// `partitions`; `seed` varies the randomised admission between shards
-    /// and processes.
+    /// and processes; `hasher` must be the one whose hashes the caller
+    /// passes in; `weighted` when entries may weigh other than 1.
     ///
     /// With `climbs`, the shard's hill climber sizes its window; without,
     /// the cache's window chooser does, through `set_window_share`.
-    pub(crate) fn new(capacity: u64, partitions: usize, seed: u64, climbs: bool) -> Self {
+    pub(crate) fn new(
+        capacity: u64,
+        partitions: usize,
+        seed: u64,
+        climbs: bool,
+        hasher: S,
+        weighted: bool,
+    ) -> Self {
         let window_max = capacity / 100;
         Shard {
             table: HashTable::new(),
+            hasher,
+            weights: Vec::new(),
+            weighted,
             nodes: Vec::new(),
             free: Vec::new(),
             queues: [Queue::EMPTY; 3],
@@ -242,17 +299,6 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             climbs,
             rejects: None,
         }
-    }
-
-    /// A ghost for the window chooser: keys only, its window fixed at
-    /// `window_share` of the capacity.
-    pub(crate) fn ghost(capacity: u64, window_share: f64, rejects: bool, seed: u64) -> Self {
-        let mut s = Shard::new(capacity, 1, seed, false);
-        s.set_rejects(rejects);
-        s.window_max = ((capacity as f64 * window_share) as u64).min(capacity);
-        s.protected_max = (capacity - s.window_max) / 5 * 4;
-        s.climbs = false;
-        s
     }
 
     /// Writes since the shard was made.
@@ -307,13 +353,27 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             .expect("linked index points at a live node")
     }
 
+    /// The low half of the hash of node `idx`'s key.
+    #[inline]
+    fn hash_of(&self, idx: u32) -> u32 {
+        self.hasher.hash32(&self.node(idx).key)
+    }
+
+    /// The weight of node `idx`.
+    #[inline]
+    fn weight_of(&self, idx: u32) -> u64 {
+        if self.weighted {
+            u64::from(self.weights[idx as usize])
+        } else {
+            1
+        }
+    }
+
     fn find(&self, hash: u32, key: &K) -> Option<u32> {
         let nodes = &self.nodes;
         self.table
             .find(table_hash(hash), |&i| {
-                nodes[i as usize]
-                    .as_ref()
-                    .is_some_and(|n| n.hash == hash && n.key == *key)
+                nodes[i as usize].as_ref().is_some_and(|n| n.key == *key)
             })
             .copied()
     }
@@ -335,7 +395,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             self.expiries.remove(node.expiry);
         }
         self.table
-            .find_entry(table_hash(node.hash), |&i| i == idx)
+            .find_entry(table_hash(self.hasher.hash32(&node.key)), |&i| i == idx)
             .expect("every live node is in the table")
             .remove();
         self.free.push(idx);
@@ -483,14 +543,14 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             // An update keeps the entry's place and history and counts as
             // a use; only its weight may change.
             let q = self.node(idx).queue as usize;
-            let (old, old_weight, expiry) = {
+            let old_weight = self.weight_of(idx);
+            self.set_weight(idx, weight);
+            let (old, expiry) = {
                 let n = self.node_mut(idx);
-                let old_weight = u64::from(n.weight);
-                n.weight = weight;
                 let pending = n.pending.get_mut();
                 *pending = (*pending + 1).min(MAX_PENDING);
                 let old = std::mem::replace(&mut n.value, value);
-                (old, old_weight, n.expiry)
+                (old, n.expiry)
             };
             self.queues[q].weight = self.queues[q].weight - old_weight + u64::from(weight);
             removed.push((key, old, RemovalCause::Replaced));
@@ -513,8 +573,6 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             let node = Node {
                 key,
                 value,
-                hash,
-                weight,
                 older: NIL,
                 newer: NIL,
                 expiry: NO_EXPIRY,
@@ -535,9 +593,12 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                     i
                 }
             };
-            let nodes = &self.nodes;
+            self.set_weight(idx, weight);
+            let (nodes, hasher) = (&self.nodes, &self.hasher);
             self.table.insert_unique(table_hash(hash), idx, |&i| {
-                nodes[i as usize].as_ref().map_or(0, |n| table_hash(n.hash))
+                nodes[i as usize]
+                    .as_ref()
+                    .map_or(0, |n| table_hash(hasher.hash32(&n.key)))
             });
             // A key turned away recently and asked for again goes straight
             // to main.
@@ -555,6 +616,20 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         self.writes = self.writes.wrapping_add(1);
         if self.climbs && self.writes.is_multiple_of(64) {
             self.climb();
+        }
+    }
+
+    /// Records the weight of node `idx` (a weightless shard only checks it).
+    #[inline]
+    fn set_weight(&mut self, idx: u32, weight: u32) {
+        if self.weighted {
+            let i = idx as usize;
+            if self.weights.len() <= i {
+                self.weights.resize(i + 1, 0);
+            }
+            self.weights[i] = weight;
+        } else {
+            debug_assert_eq!(weight, 1, "an unweighted shard holds weight 1 only");
         }
     }
 
@@ -616,6 +691,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
         }
         self.nodes.clear();
         self.free.clear();
+        self.weights.clear();
         self.expiries.clear();
     }
 
@@ -632,12 +708,12 @@ impl<K: Eq, V: Clone> Shard<K, V> {
                 assert_eq!(n.queue, q, "node {idx} linked in the wrong queue");
                 assert_eq!(n.older, older, "queue back-link broken at {idx}");
                 assert_eq!(
-                    self.find(n.hash, &n.key),
+                    self.find(self.hash_of(idx), &n.key),
                     Some(idx),
                     "queued node {idx} not findable in the table"
                 );
                 n_q += 1;
-                weight += u64::from(n.weight);
+                weight += self.weight_of(idx);
                 assert!(n_q <= self.nodes.len(), "queue {q:?} has a cycle");
                 older = idx;
                 idx = n.newer;
@@ -678,9 +754,25 @@ impl<K: Eq, V: Clone> Shard<K, V> {
             self.nodes.len(),
             "free list is wrong"
         );
+        assert!(
+            self.weights.len() <= self.nodes.len() && (self.weighted || self.weights.is_empty()),
+            "weights outgrew the slab"
+        );
         self.sketch.validate();
         if let Some(rejects) = &self.rejects {
             rejects.validate();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_u64_entry_fits_half_a_cache_line() {
+        // Two nodes per cache line, none straddling two: a lookup reads
+        // one line of the slab.
+        assert_eq!(std::mem::size_of::<Option<Node<u64, u64>>>(), 32);
     }
 }

@@ -1,19 +1,19 @@
 //! The index-linked queues of a shard, and the second chance that a node
 //! with pending hits gets when it reaches the old end of one.
 
-use super::{NIL, PROBATION, PROTECTED, QueueId, Shard};
+use super::{NIL, PROBATION, PROTECTED, QueueId, Shard, ShardHash};
 
-impl<K: Eq, V: Clone> Shard<K, V> {
+impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
     /// Appends a node at the most recent end of queue `q`.
     pub(super) fn link_newest(&mut self, idx: u32, q: QueueId) {
         let queue = self.queues[q as usize];
-        let weight = {
+        let weight = self.weight_of(idx);
+        {
             let n = self.node_mut(idx);
             n.queue = q;
             n.older = queue.newest;
             n.newer = NIL;
-            u64::from(n.weight)
-        };
+        }
         if queue.newest == NIL {
             self.queues[q as usize].oldest = idx;
         } else {
@@ -26,10 +26,11 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     }
 
     pub(super) fn unlink(&mut self, idx: u32) {
-        let (q, older, newer, weight) = {
+        let (q, older, newer) = {
             let n = self.node(idx);
-            (n.queue as usize, n.older, n.newer, u64::from(n.weight))
+            (n.queue as usize, n.older, n.newer)
         };
+        let weight = self.weight_of(idx);
         if older == NIL {
             self.queues[q].oldest = newer;
         } else {
@@ -54,13 +55,11 @@ impl<K: Eq, V: Clone> Shard<K, V> {
 
     /// Adds a node's pending hits to the sketch; whether it had any.
     pub(super) fn fold_pending(&mut self, idx: u32) -> bool {
-        let (hash, pending) = {
-            let n = self.node_mut(idx);
-            (n.hash, n.take_pending())
-        };
+        let pending = self.node_mut(idx).take_pending();
         if pending == 0 {
             return false;
         }
+        let hash = self.hash_of(idx);
         self.sketch.increment_by(u64::from(hash), pending);
         true
     }
@@ -68,10 +67,7 @@ impl<K: Eq, V: Clone> Shard<K, V> {
     /// Reorders a node the way a hit would have: within the window and
     /// protected it moves to the new end; from probation it is promoted.
     pub(super) fn reorder_as_hit(&mut self, idx: u32) {
-        let (queue, weight) = {
-            let n = self.node(idx);
-            (n.queue, u64::from(n.weight))
-        };
+        let (queue, weight) = (self.node(idx).queue, self.weight_of(idx));
         match queue {
             PROBATION if weight <= self.protected_max => {
                 self.move_to(idx, PROTECTED);
