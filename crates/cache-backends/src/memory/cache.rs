@@ -297,7 +297,7 @@ where
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (hash, shard) = self.locate(&key);
         let mut removed = self.removed();
-        {
+        let feed = {
             let mut shard = shard.write();
             shard.insert(
                 hash,
@@ -309,14 +309,23 @@ where
                 || clock.now_ms(),
                 &mut removed,
             );
-            if let Some(chooser) = &self.inner.chooser
-                && chooser.due(shard.writes())
-            {
-                chooser.feed();
-                let (share, rejects) = chooser.config();
-                shard.set_window_share(share);
-                shard.set_rejects(rejects);
+            match &self.inner.chooser {
+                Some(chooser) if chooser.due(shard.writes()) => {
+                    // The configuration the ghosts chose at their last
+                    // feed; this one's verdict reaches the partition on its
+                    // next due write.
+                    let (share, rejects) = chooser.config();
+                    shard.set_window_share(share);
+                    shard.set_rejects(rejects);
+                    true
+                }
+                _ => false,
             }
+        };
+        // The ghosts are fed after the partition's lock is released, so
+        // feeding them never holds up the partition's readers and writers.
+        if feed && let Some(chooser) = &self.inner.chooser {
+            chooser.feed();
         }
         self.notify(removed);
     }
