@@ -216,6 +216,12 @@ where
         let found = shard
             .read()
             .read(hash, key, self.inner.rule, || clock.now_ms());
+        self.answer(found, hash, key, shard)
+    }
+
+    /// What a read found, as `get` returns it; an expired entry is removed.
+    #[inline]
+    fn answer(&self, found: Read<V>, hash: u32, key: &K, shard: &RwLock<Shard<K, V>>) -> Option<V> {
         match found {
             Read::Hit(v) => Some(v),
             Read::Miss => None,
@@ -232,11 +238,7 @@ where
         let found = shard
             .write()
             .read_exact(hash, key, self.inner.rule, || clock.now_ms());
-        match found {
-            Read::Hit(v) => Some(v),
-            Read::Miss => None,
-            Read::Expired => self.remove_expired(hash, key, shard),
-        }
+        self.answer(found, hash, key, shard)
     }
 
     /// Removes an entry a reader found expired; a miss.
