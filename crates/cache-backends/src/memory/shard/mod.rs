@@ -508,6 +508,11 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         now: impl Fn() -> u64,
         removed: &mut Removed<K, V>,
     ) {
+        debug_assert_eq!(
+            self.hasher.hash32(&key),
+            hash,
+            "the caller's hash and the shard's hasher disagree"
+        );
         // Time matters only if something here can expire; otherwise the
         // clock is not read (it costs more than the rest of an update).
         let timed = expires_at != NEVER || rule.tti_ms.is_some() || self.expiries.has_live();
