@@ -136,14 +136,20 @@ where
             .map(|i| {
                 let capacity = per + u64::from((i as u64) < extra);
                 let climbs = chooser.is_none();
-                RwLock::new(Shard::new(
+                let mut shard = Shard::new(
                     capacity,
                     n,
                     seed.wrapping_add(i as u64),
                     climbs,
                     hasher.clone(),
                     b.weigher.is_some(),
-                ))
+                );
+                if let Some(chooser) = &chooser {
+                    let (share, rejects) = chooser.config();
+                    shard.set_window_share(share);
+                    shard.set_rejects(rejects);
+                }
+                RwLock::new(shard)
             })
             .collect();
         MemoryCache {

@@ -32,9 +32,11 @@ const MIN_GHOST: u64 = 1_024;
 const RING: usize = 4_096;
 /// A period lasts this many sampled requests per ghost entry.
 const PERIOD_PER_ENTRY: u64 = 4;
-/// Periods before the first change: ghosts start empty, and in the first
-/// period they mostly measure how fast each one fills.
-const WARM_PERIODS: u32 = 1;
+/// The configuration a cache starts with, until the ghosts have a verdict:
+/// a 1% window with the rejects memory, the best of the fixed
+/// configurations over the shared traces on average (as in Caffeine, whose
+/// window starts at 1%).
+const START: usize = FRACTIONS.len() + 1;
 /// How far ahead another share must be to be followed.
 const MARGIN: f64 = 0.005;
 /// How much of the previous periods' hits a new period keeps.
@@ -72,8 +74,12 @@ struct Ghosts {
     /// Sampled requests fed this period, and the period's length.
     fed: u64,
     period: u64,
-    /// Periods completed, and the share followed now.
-    periods: u32,
+    /// Whether the ghosts have filled up. Hits scored while they fill
+    /// favour the configurations that fill fastest (the large windows)
+    /// rather than the ones that keep the right entries, so no period
+    /// starts before.
+    full: bool,
+    /// The configuration followed now.
     current: usize,
 }
 
@@ -105,13 +111,13 @@ impl WindowChooser {
                 hits: [0; CONFIGS],
                 fed: 0,
                 period: PERIOD_PER_ENTRY * ghost_capacity,
-                periods: 0,
-                current: 1,
+                full: false,
+                current: START,
             }),
             ring: (0..RING).map(|_| AtomicU32::new(0)).collect(),
             head: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
-            target: AtomicU64::new(1),
+            target: AtomicU64::new(START as u64),
             mask: (1u32 << shift) - 1,
         }
     }
@@ -168,18 +174,25 @@ impl Ghosts {
     fn feed(&mut self, hash: u32) {
         let gh = mix(hash);
         let rule = ExpiryRule::default();
+        let full = self.full;
         for (i, ghost) in self.shards.iter_mut().enumerate() {
             // The key is the mixed hash itself, so the ghost recomputes
             // it for free.
             match ghost.read(gh, &gh, rule, || 0) {
-                Read::Hit(()) => self.hits[i] += 1,
+                Read::Hit(()) => self.hits[i] += u64::from(full),
                 _ => {
                     let mut dropped = Removed::new(false);
                     ghost.insert(gh, gh, (), 1, NEVER, rule, || 0, &mut dropped);
                 }
             }
         }
-        self.fed += 1;
+        if full {
+            self.fed += 1;
+        } else {
+            // Every ghost inserts every key it misses, so all fill together.
+            let first = &self.shards[0];
+            self.full = first.len() as u64 >= first.capacity();
+        }
     }
 
     /// At the end of a period, the configuration whose ghost did best.
@@ -191,16 +204,12 @@ impl Ghosts {
         for (score, hits) in self.scores.iter_mut().zip(self.hits.iter_mut()) {
             *score = *score * DECAY + std::mem::take(hits) as f64;
         }
-        self.periods += 1;
         let best = (0..CONFIGS)
             .max_by(|&a, &b| self.scores[a].total_cmp(&self.scores[b]))
             .unwrap_or(1);
         // Moving the window reshuffles the cache, so the configuration
-        // changes only once the ghosts are warm and another one is clearly
-        // ahead.
-        if self.periods >= WARM_PERIODS
-            && self.scores[best] > self.scores[self.current] * (1.0 + MARGIN)
-        {
+        // changes only once another one is clearly ahead.
+        if self.scores[best] > self.scores[self.current] * (1.0 + MARGIN) {
             self.current = best;
         }
         Some(self.current)
