@@ -18,6 +18,17 @@ pub(crate) struct FrequencySketch {
     sample_size: u64,
     /// The number of keys the table was sized for (a power of two).
     sized_for: u64,
+    /// Agings so far, wrapping: counts copied out of the sketch age by
+    /// the difference (see [`aged`]).
+    epoch: u8,
+}
+
+/// A count copied out of the sketch at `epoch`, aged to `now` as the
+/// sketch would have aged it (halved once per aging).
+#[inline]
+pub(crate) fn aged(count: u8, epoch: u8, now: u8) -> u8 {
+    let agings = now.wrapping_sub(epoch);
+    if agings >= 4 { 0 } else { count >> agings }
 }
 
 /// Eight words of counters, aligned so that a block is one cache line (a
@@ -48,6 +59,7 @@ impl FrequencySketch {
             additions: 0,
             sample_size: 0,
             sized_for: 0,
+            epoch: 0,
         };
         s.resize(entries);
         s
@@ -69,6 +81,9 @@ impl FrequencySketch {
         self.additions = 0;
         self.sample_size = 10 * entries;
         self.sized_for = entries;
+        // The counts start over, so counts copied out earlier must too:
+        // four agings take any count to zero.
+        self.epoch = self.epoch.wrapping_add(4);
     }
 
     /// Grows the sketch if it was sized for fewer keys than `entries`; the
@@ -113,9 +128,51 @@ impl FrequencySketch {
     }
 
     /// Counts one access to a key.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn increment(&mut self, hash: u64) {
         self.increment_by(hash, 1);
+    }
+
+    /// Counts one access to a key and returns its estimated count after
+    /// it (one block read).
+    #[inline]
+    pub(crate) fn increment_and_estimate(&mut self, hash: u64) -> u8 {
+        self.increment_by(hash, 1);
+        self.frequency(hash)
+    }
+
+    /// How many agings the sketch has gone through, wrapping.
+    #[inline]
+    pub(crate) fn epoch(&self) -> u8 {
+        self.epoch
+    }
+
+    /// Counts `n` accesses that were recorded outside the table (on a
+    /// resident entry's own count), so that the sketch ages on schedule.
+    #[inline]
+    pub(crate) fn note_additions(&mut self, n: u8) {
+        self.additions += u64::from(n);
+        if self.additions >= self.sample_size {
+            self.age();
+        }
+    }
+
+    /// Raises a key's counters to at least `count`: hands back the count an
+    /// entry kept while resident, when it leaves, so the key's popularity
+    /// is remembered if it returns. Counts no addition (they were counted
+    /// when they happened).
+    #[inline]
+    pub(crate) fn raise_to(&mut self, hash: u64, count: u8) {
+        let (block, slots) = self.slots(hash);
+        let words = &mut self.table[block].0;
+        let count = u64::from(count.min(MAX_COUNT as u8));
+        for (w, shift) in slots {
+            let word = &mut words[w];
+            let current = (*word >> shift) & MAX_COUNT;
+            if current < count {
+                *word += (count - current) << shift;
+            }
+        }
     }
 
     /// Counts `n` accesses to a key (each counter stops at fifteen).
@@ -145,6 +202,7 @@ impl FrequencySketch {
             *word = (*word >> 1) & HALF_MASK;
         }
         self.additions /= 2;
+        self.epoch = self.epoch.wrapping_add(1);
     }
 
     /// Checks that the counters and the addition count are in range.
@@ -194,6 +252,35 @@ mod tests {
             .map(|k| u32::from(s.frequency(hash(10_000 + k))))
             .sum();
         assert!(hot > 5 * cold.max(1), "hot {hot} cold {cold}");
+    }
+
+    #[test]
+    fn copied_counts_age_with_the_sketch() {
+        assert_eq!(aged(12, 3, 3), 12);
+        assert_eq!(aged(12, 3, 4), 6);
+        assert_eq!(aged(12, 3, 6), 1);
+        assert_eq!(aged(15, 3, 7), 0);
+        // The epoch wraps.
+        assert_eq!(aged(12, 255, 0), 6);
+        let mut s = FrequencySketch::new(64);
+        let epoch = s.epoch();
+        // Growing starts the counts over, so copies read as zero.
+        s.ensure_capacity(1 << 12);
+        assert_eq!(aged(15, epoch, s.epoch()), 0);
+    }
+
+    #[test]
+    fn a_returned_count_raises_but_never_lowers() {
+        let mut s = FrequencySketch::new(1024);
+        s.increment(hash(1));
+        s.raise_to(hash(1), 9);
+        assert_eq!(s.frequency(hash(1)), 9);
+        s.raise_to(hash(1), 4);
+        assert_eq!(s.frequency(hash(1)), 9);
+        s.raise_to(hash(1), 40);
+        assert_eq!(s.frequency(hash(1)), 15);
+        // A returned count is not a new access: no step toward aging.
+        assert_eq!(s.additions, 1);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! the window.
 
 use super::{
-    NIL, PROBATION, PROTECTED, RANDOM_ADMIT_MASK, Removed, Shard, ShardHash, WARM_CANDIDATE, WINDOW,
+    DIRTY, NIL, PROBATION, PROTECTED, RANDOM_ADMIT_MASK, Removed, Shard, ShardHash, WARM_CANDIDATE,
+    WINDOW,
 };
 use crate::memory::RemovalCause;
 use crate::memory::expiry::ExpiryRule;
@@ -33,6 +34,14 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         } else {
             RemovalCause::Size
         };
+        let freq = self.node(idx).freq;
+        if freq & DIRTY != 0 {
+            // Hits counted on the node go back to the sketch, so the key's
+            // popularity is remembered if it returns.
+            let hash = self.hash_of(idx);
+            let count = self.freq_of(idx);
+            self.sketch.raise_to(u64::from(hash), count);
+        }
         let (k, v) = self.take(idx);
         removed.push((k, v, cause));
     }
@@ -146,8 +155,7 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                 continue;
             }
             candidates -= 1;
-            let candidate_hash = self.hash_of(candidate);
-            if self.admit(candidate_hash, self.hash_of(victim)) {
+            if self.admit(candidate, victim) {
                 let newer = self.node(victim).newer;
                 self.evict(victim, rule, now, removed);
                 victim = newer;
@@ -156,21 +164,35 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                 candidate = self.node(candidate).older;
             } else {
                 let older = self.node(candidate).older;
-                self.evict(candidate, rule, now, removed);
-                if let Some(rejects) = self.rejects.as_mut() {
-                    rejects.add(candidate_hash);
+                if self.rejects.is_some() {
+                    let hash = self.hash_of(candidate);
+                    if let Some(rejects) = self.rejects.as_mut() {
+                        rejects.add(hash);
+                    }
                 }
+                self.evict(candidate, rule, now, removed);
                 candidate = older;
             }
         }
     }
 
-    /// Whether a candidate should replace a victim.
+    /// Whether candidate node `candidate` should replace victim node
+    /// `victim`. Both counts are on the nodes: no sketch lookup.
+    ///
+    /// Without the rejects memory the candidate must win by more than one
+    /// count. Its count is a recent sketch estimate, which collisions
+    /// inflate, while the victim's was estimated once on arrival and
+    /// counted exactly since, so a one-count lead is mostly noise; on
+    /// loops and frequency-heavy traces admitting on it churned the cache
+    /// (loop at 500 entries: 46.6% against 49.3%). With the rejects memory
+    /// a turned-away key gets its second chance on return instead, and the
+    /// plain comparison does better on scans (P3 at 131,072: 48.4% against
+    /// 45.7% with the margin). The window chooser picks between the two.
     pub(super) fn admit(&mut self, candidate: u32, victim: u32) -> bool {
-        let (candidate, victim) = (u64::from(candidate), u64::from(victim));
-        let victim_freq = self.sketch.frequency(victim);
-        let candidate_freq = self.sketch.frequency(candidate);
-        if candidate_freq > victim_freq {
+        let victim_freq = self.freq_of(victim);
+        let candidate_freq = self.freq_of(candidate);
+        let margin = u8::from(self.rejects.is_none());
+        if candidate_freq > victim_freq + margin {
             true
         } else if candidate_freq >= WARM_CANDIDATE {
             self.next_random() & RANDOM_ADMIT_MASK == 0

@@ -10,8 +10,12 @@
 //!   they arrived in main) and **protected** (80% of main; a hit in
 //!   probation promotes there, and protected overflow is demoted back).
 //! - When the shard is over capacity, each candidate is compared with the
-//!   probation queue's least recently used entry using a frequency sketch;
-//!   the less popular of the two is evicted. Candidates with a warm count
+//!   probation queue's least recently used entry; the less popular of the
+//!   two is evicted. A frequency sketch holds the popularity of every key
+//!   seen lately; a resident entry carries its own count on its node
+//!   (the sketch's estimate on arrival plus its hits since, aged with the
+//!   sketch), handed back to the sketch when it leaves, so comparing a
+//!   candidate with a victim reads no sketch memory. Candidates with a warm count
 //!   that would lose are still admitted at random (1 in 128), so an attacker
 //!   cannot craft keys that keep every newcomer out.
 //! - A hill climber moves capacity between window and main, so recency-
@@ -24,7 +28,7 @@
 //! ordered by insertion and act as CLOCK approximations of LRU: when a node
 //! with pending hits reaches the old end of its queue it gets a second
 //! chance (it moves as an LRU hit would have moved it, and its hits are
-//! added to the frequency sketch); only a node without pending hits can be
+//! added to its count); only a node without pending hits can be
 //! a victim. All of that happens on the write path, under the exclusive
 //! lock, so the cost of the policy is paid by misses, not by hits.
 //!
@@ -40,7 +44,7 @@ use super::RemovalCause;
 use super::climber::Climber;
 use super::counters::ReadCounters;
 use super::expiry::{Expiries, ExpiryRule, NEVER, NO_EXPIRY};
-use super::sketch::FrequencySketch;
+use super::sketch::{FrequencySketch, aged};
 
 mod eviction;
 mod queues;
@@ -170,7 +174,18 @@ struct Node<K, V> {
     queue: QueueId,
     /// Hits since the policy last visited the node (see the module docs).
     pending: AtomicU8,
+    /// The key's access count as of `epoch` (the low four bits; see
+    /// [`Shard::freq_of`]), and [`DIRTY`] once hits were added to it.
+    freq: u8,
+    /// The sketch's epoch when `freq` was last set.
+    epoch: u8,
 }
+
+/// The bits of [`Node::freq`] holding the count.
+const COUNT_BITS: u8 = 0x0F;
+/// Set in [`Node::freq`] once the node counted hits that the sketch has not
+/// seen, so leaving hands its count back to the sketch.
+const DIRTY: u8 = 0x10;
 
 impl<K, V> Node<K, V> {
     /// Takes the pending hits, leaving none.
@@ -378,6 +393,14 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
             .copied()
     }
 
+    /// The access count of node `idx`: what the sketch estimated when it
+    /// arrived plus its hits since, aged as the sketch has aged since.
+    #[inline]
+    fn freq_of(&self, idx: u32) -> u8 {
+        let n = self.node(idx);
+        aged(n.freq & COUNT_BITS, n.epoch, self.sketch.epoch())
+    }
+
     /// Whether node `idx` has expired at `now`.
     #[inline]
     fn is_expired(&self, idx: u32, rule: ExpiryRule, now: u64) -> bool {
@@ -575,6 +598,10 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                 self.demote_protected();
             }
         } else {
+            // The sketch holds the key's history; from here on its hits
+            // are counted on the node, which the policy reads anyway.
+            self.sketch.ensure_capacity(self.table.len() as u64 + 1);
+            let freq = self.sketch.increment_and_estimate(u64::from(hash));
             let node = Node {
                 key,
                 value,
@@ -583,6 +610,8 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                 expiry: NO_EXPIRY,
                 queue: WINDOW,
                 pending: AtomicU8::new(0),
+                freq,
+                epoch: self.sketch.epoch(),
             };
             let idx = match self.free.pop() {
                 Some(i) => {
@@ -612,8 +641,6 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
             if rule.wants_record(expires_at) {
                 self.node_mut(idx).expiry = self.expiries.add(idx, expires_at, now, rule);
             }
-            self.sketch.ensure_capacity(self.table.len() as u64);
-            self.sketch.increment(u64::from(hash));
         }
         self.evict_to_capacity(rule, now, removed);
         // The climber acts once per thousands of requests; looking every

@@ -1,7 +1,8 @@
 //! The index-linked queues of a shard, and the second chance that a node
 //! with pending hits gets when it reaches the old end of one.
 
-use super::{NIL, PROBATION, PROTECTED, QueueId, Shard, ShardHash};
+use super::{COUNT_BITS, DIRTY, NIL, PROBATION, PROTECTED, QueueId, Shard, ShardHash};
+use crate::memory::sketch::aged;
 
 impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
     /// Appends a node at the most recent end of queue `q`.
@@ -53,14 +54,21 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         self.link_newest(idx, q);
     }
 
-    /// Adds a node's pending hits to the sketch; whether it had any.
+    /// Adds a node's pending hits to its own count (the sketch sees them
+    /// when the node leaves); whether it had any.
     pub(super) fn fold_pending(&mut self, idx: u32) -> bool {
-        let pending = self.node_mut(idx).take_pending();
+        let now = self.sketch.epoch();
+        let node = self.node_mut(idx);
+        let pending = node.take_pending();
         if pending == 0 {
             return false;
         }
-        let hash = self.hash_of(idx);
-        self.sketch.increment_by(u64::from(hash), pending);
+        let before = aged(node.freq & COUNT_BITS, node.epoch, now);
+        let after = (before + pending).min(COUNT_BITS);
+        node.freq = after | DIRTY;
+        node.epoch = now;
+        // Counted as the sketch counts: only what raised the count.
+        self.sketch.note_additions(after - before);
         true
     }
 
