@@ -515,6 +515,17 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         })
     }
 
+    /// Counts a write, and lets the hill climber look every 64: it acts
+    /// once per thousands of requests, so that is often enough and keeps
+    /// its cost off most writes.
+    #[inline]
+    fn count_write(&mut self) {
+        self.writes = self.writes.wrapping_add(1);
+        if self.climbs && self.writes.is_multiple_of(64) {
+            self.climb();
+        }
+    }
+
     /// Stores an entry, replacing any earlier value, then evicts until the
     /// shard is within capacity. An entry heavier than the whole shard, or
     /// already expired, is not stored (and the earlier value is still
@@ -544,6 +555,23 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
             self.expire(rule, now, removed);
         }
         let mut existing = self.find(hash, &key);
+        // The common update changes neither expiry nor weight: nothing in
+        // the shard can expire, none is asked for, and every entry weighs
+        // 1. It replaces the value and counts as a use, and nothing else
+        // moves.
+        if let Some(idx) = existing
+            && !timed
+            && !self.weighted
+        {
+            let node = self.node_mut(idx);
+            debug_assert_eq!(node.expiry, NO_EXPIRY, "an expiry record outside the wheel");
+            let pending = node.pending.get_mut();
+            *pending = (*pending + 1).min(MAX_PENDING);
+            let old = std::mem::replace(&mut node.value, value);
+            removed.push((key, old, RemovalCause::Replaced));
+            self.count_write();
+            return;
+        }
         // An entry that had already expired is reported as expired, not as
         // replaced, whether or not the timer wheel got to it first; and the
         // new value starts afresh instead of inheriting its history.
@@ -643,12 +671,7 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
             }
         }
         self.evict_to_capacity(rule, now, removed);
-        // The climber acts once per thousands of requests; looking every
-        // 64 writes is often enough and keeps its cost off most writes.
-        self.writes = self.writes.wrapping_add(1);
-        if self.climbs && self.writes.is_multiple_of(64) {
-            self.climb();
-        }
+        self.count_write();
     }
 
     /// Records the weight of node `idx` (a weightless shard only checks it).
