@@ -116,7 +116,7 @@ impl FrequencySketch {
     }
 
     /// The estimated count of a key, 0 to 15.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
         let (block, slots) = self.slots(hash);
         let words = &self.table[block].0;
@@ -130,15 +130,31 @@ impl FrequencySketch {
     /// Counts one access to a key.
     #[cfg(test)]
     pub(crate) fn increment(&mut self, hash: u64) {
-        self.increment_by(hash, 1);
+        self.increment_and_estimate(hash);
     }
 
     /// Counts one access to a key and returns its estimated count after
     /// it (one block read).
     #[inline]
     pub(crate) fn increment_and_estimate(&mut self, hash: u64) -> u8 {
-        self.increment_by(hash, 1);
-        self.frequency(hash)
+        let (block, slots) = self.slots(hash);
+        let words = &mut self.table[block].0;
+        let mut added = 0;
+        let mut estimate = MAX_COUNT;
+        for (w, shift) in slots {
+            let word = &mut words[w];
+            let count = (*word >> shift) & MAX_COUNT;
+            let add = u64::from(count < MAX_COUNT);
+            *word += add << shift;
+            added |= add;
+            estimate = estimate.min(count + add);
+        }
+        self.additions += added;
+        if self.additions >= self.sample_size {
+            self.age();
+            estimate >>= 1;
+        }
+        estimate as u8
     }
 
     /// How many agings the sketch has gone through, wrapping.
@@ -172,27 +188,6 @@ impl FrequencySketch {
             if current < count {
                 *word += (count - current) << shift;
             }
-        }
-    }
-
-    /// Counts `n` accesses to a key (each counter stops at fifteen).
-    #[inline]
-    pub(crate) fn increment_by(&mut self, hash: u64, n: u8) {
-        let (block, slots) = self.slots(hash);
-        let words = &mut self.table[block].0;
-        let n = u64::from(n);
-        let mut added = 0;
-        for (w, shift) in slots {
-            let word = &mut words[w];
-            let add = n.min(MAX_COUNT - ((*word >> shift) & MAX_COUNT));
-            *word += add << shift;
-            added = added.max(add);
-        }
-        // As many additions as `n` single increments would have counted:
-        // one for each that raised at least one counter.
-        self.additions += added;
-        if self.additions >= self.sample_size {
-            self.age();
         }
     }
 
