@@ -6,6 +6,7 @@ use crate::memory::sketch::aged;
 
 impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
     /// Appends a node at the most recent end of queue `q`.
+    #[inline]
     pub(super) fn link_newest(&mut self, idx: u32, q: QueueId) {
         let queue = self.queues[q as usize];
         let weight = self.weight_of(idx);
@@ -26,6 +27,7 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         queue.len += 1;
     }
 
+    #[inline]
     pub(super) fn unlink(&mut self, idx: u32) {
         let (q, older, newer) = {
             let n = self.node(idx);
@@ -46,6 +48,7 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         self.queues[q].len -= 1;
     }
 
+    #[inline]
     pub(super) fn move_to(&mut self, idx: u32, q: QueueId) {
         if self.node(idx).queue == q && self.queues[q as usize].newest == idx {
             return;
@@ -56,13 +59,14 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
 
     /// Adds a node's pending hits to its own count (the sketch sees them
     /// when the node leaves); whether it had any.
+    #[inline]
     pub(super) fn fold_pending(&mut self, idx: u32) -> bool {
-        let now = self.sketch.epoch();
-        let node = self.node_mut(idx);
-        let pending = node.take_pending();
+        let pending = self.node_mut(idx).take_pending();
         if pending == 0 {
             return false;
         }
+        let now = self.sketch.epoch();
+        let node = self.node_mut(idx);
         let before = aged(node.freq & COUNT_BITS, node.epoch, now);
         let after = (before + pending).min(COUNT_BITS);
         node.freq = after | DIRTY;

@@ -4,69 +4,57 @@ use hashbrown::HashTable;
 
 use super::table_hash;
 
-/// The hashes of the last `capacity` candidates that lost to their
-/// victims, in a ring with an index for membership. A key that comes back
-/// while it is still remembered was turned away too early: the shard then
-/// admits it straight into main, as S3-FIFO does with its ghost queue.
-/// Loops defeat this (every key returns), so the window chooser turns it on
-/// only where its ghosts show that it pays.
+/// The hashes of recent candidates that lost to their victims. A key that
+/// comes back while it is still remembered was turned away too early: the
+/// shard then admits it straight into main, as S3-FIFO does with its ghost
+/// queue. Loops defeat this (every key returns), so the window chooser
+/// turns it on only where its ghosts show that it pays.
+///
+/// The memory is two generations of a set: rejections go into the current
+/// one, and once it holds `generation` of them it becomes the previous one
+/// and the old previous one is emptied. So the last `generation` to
+/// `2 × generation` rejections are remembered, without the order-keeping
+/// queue and index that exact "last N" would need: an add or a take is one
+/// or two table probes.
 pub(crate) struct RecentRejects {
-    ring: Vec<u32>,
-    next: usize,
-    index: HashTable<u32>,
+    current: HashTable<u32>,
+    previous: HashTable<u32>,
+    generation: usize,
 }
 
 impl RecentRejects {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A memory of about `remembered` rejections on average (between two
+    /// thirds and four thirds of it).
+    pub(crate) fn new(remembered: usize) -> Self {
+        let generation = (remembered * 2 / 3).max(1);
         RecentRejects {
-            ring: Vec::with_capacity(capacity.max(1)),
-            next: 0,
-            index: HashTable::new(),
+            current: HashTable::with_capacity(generation),
+            previous: HashTable::with_capacity(generation),
+            generation,
         }
     }
 
-    fn find(&self, hash: u32) -> Option<u32> {
-        let ring = &self.ring;
-        self.index
-            .find(table_hash(hash), |&pos| ring[pos as usize] == hash)
-            .copied()
-    }
-
-    /// Remembers a rejected candidate, forgetting the oldest if full.
+    /// Remembers a rejected candidate.
     pub(crate) fn add(&mut self, hash: u32) {
-        if self.find(hash).is_some() {
+        let h = table_hash(hash);
+        if self.current.find(h, |&x| x == hash).is_some() {
             return;
         }
-        let pos = if self.ring.len() < self.ring.capacity() {
-            self.ring.push(hash);
-            self.ring.len() - 1
-        } else {
-            let pos = self.next;
-            let old = self.ring[pos];
-            let ring = &self.ring;
-            if let Ok(entry) = self.index.find_entry(table_hash(old), |&p| {
-                ring[p as usize] == old && p as usize == pos
-            }) {
-                entry.remove();
-            }
-            self.ring[pos] = hash;
-            self.next = (pos + 1) % self.ring.capacity();
-            pos
-        };
-        let ring = &self.ring;
-        self.index
-            .insert_unique(table_hash(hash), pos as u32, |&p| {
-                table_hash(ring[p as usize])
-            });
+        if self.current.len() >= self.generation {
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.clear();
+        }
+        self.current.insert_unique(h, hash, |&x| table_hash(x));
     }
 
     /// Whether `hash` was turned away recently; it is forgotten either way.
     pub(crate) fn take(&mut self, hash: u32) -> bool {
-        let ring = &self.ring;
-        match self
-            .index
-            .find_entry(table_hash(hash), |&p| ring[p as usize] == hash)
-        {
+        let h = table_hash(hash);
+        if let Ok(entry) = self.current.find_entry(h, |&x| x == hash) {
+            entry.remove();
+            return true;
+        }
+        match self.previous.find_entry(h, |&x| x == hash) {
             Ok(entry) => {
                 entry.remove();
                 true
@@ -75,16 +63,12 @@ impl RecentRejects {
         }
     }
 
-    /// Checks that every remembered hash is indexed exactly once.
+    /// Checks the generations' bounds.
     pub(crate) fn validate(&self) {
         assert!(
-            self.index.len() <= self.ring.len(),
-            "rejects index too large"
+            self.current.len() <= self.generation && self.previous.len() <= self.generation,
+            "a rejects generation outgrew its bound"
         );
-        for &pos in self.index.iter() {
-            let h = self.ring[pos as usize];
-            assert_eq!(self.find(h), Some(pos), "rejects index points astray");
-        }
     }
 }
 
@@ -93,16 +77,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembers_the_last_capacity_rejections() {
+    fn remembers_recent_rejections_and_forgets_old_ones() {
+        // Generations of two.
         let mut r = RecentRejects::new(3);
-        for h in [10, 11, 12, 13] {
+        for h in [10, 11, 12, 13, 14] {
             r.add(h);
             r.validate();
         }
-        assert!(!r.take(10), "the oldest was forgotten");
+        // 10 and 11 filled a generation, 12 and 13 the next; 14 started a
+        // third, which emptied the first.
+        assert!(!r.take(10) && !r.take(11), "the oldest were forgotten");
         assert!(r.take(12));
         assert!(!r.take(12), "taking forgets");
-        assert!(r.take(13) && r.take(11));
+        assert!(r.take(13) && r.take(14));
         r.validate();
+    }
+
+    #[test]
+    fn adding_twice_remembers_once() {
+        let mut r = RecentRejects::new(30);
+        r.add(7);
+        r.add(7);
+        assert!(r.take(7));
+        assert!(!r.take(7));
     }
 }
