@@ -28,8 +28,10 @@ impl RecentRejects {
     pub(crate) fn new(remembered: usize) -> Self {
         let generation = (remembered * 2 / 3).max(1);
         RecentRejects {
-            current: HashTable::with_capacity(generation),
-            previous: HashTable::with_capacity(generation),
+            // They grow as candidates are turned away; a cache that never
+            // turns one away pays nothing for them.
+            current: HashTable::new(),
+            previous: HashTable::new(),
             generation,
         }
     }
