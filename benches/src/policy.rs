@@ -114,6 +114,17 @@ impl PolicyKind {
         !matches!(self, Self::Tiercache | Self::TiercacheExact | Self::Opt)
     }
 
+    /// Whether the policy seeds its hashing at random, so that its hit
+    /// ratio moves from run to run: tiercache (both variants), moka and
+    /// quick_cache. LRU, OPT and foyer (with its default fixed hasher) replay
+    /// the same way every time.
+    pub fn is_seeded(self) -> bool {
+        matches!(
+            self,
+            Self::Tiercache | Self::TiercacheExact | Self::Moka | Self::QuickCache
+        )
+    }
+
     /// A new, empty instance holding at most `capacity` entries, for a
     /// replay of `keys`. Only OPT reads `keys` and their `next_use` (from
     /// [`next_uses`](crate::next_uses)).

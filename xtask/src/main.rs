@@ -173,7 +173,10 @@ fn hit_ratio(extra: &[String]) -> Result<()> {
         .arg("--json")
         .arg(format!("{BENCH_DIR}/hit-ratio.json"))
         .arg("--plot-dir")
-        .arg(BENCH_DIR);
+        .arg(BENCH_DIR)
+        // Seeded policies move by up to a few points between runs on the
+        // rows that sit on a knife edge: the medians of five are stable.
+        .args(["--runs", "5"]);
     cmd.args(extra);
     run(cmd)
 }

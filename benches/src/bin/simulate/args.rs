@@ -31,6 +31,10 @@ options:
   --plot-points N          capacities per plot, log-spaced across the
                            table's capacities of the trace (default 7)
   --threads N              replays run in parallel (default: the cores)
+  --runs N                 replays of each table row for the policies that
+                           seed their hashing at random (tiercache, moka,
+                           quick_cache); the table gives the median, the
+                           report the range (default 1)
   -h, --help               this text";
 
 /// The parsed command line.
@@ -46,6 +50,7 @@ pub(crate) struct Args {
     pub(crate) plot_dir: Option<PathBuf>,
     pub(crate) plot_points: usize,
     pub(crate) threads: usize,
+    pub(crate) runs: usize,
 }
 
 impl Args {
@@ -78,6 +83,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Arg
         plot_dir: None,
         plot_points: 7,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        runs: 1,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -114,6 +120,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Arg
             "--plot-dir" => parsed.plot_dir = Some(PathBuf::from(value()?)),
             "--plot-points" => parsed.plot_points = number(&value()?, &flag)? as usize,
             "--threads" => parsed.threads = (number(&value()?, &flag)? as usize).max(1),
+            "--runs" => parsed.runs = (number(&value()?, &flag)? as usize).max(1),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }

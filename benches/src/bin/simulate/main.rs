@@ -35,12 +35,31 @@ const LONG_TRACE: usize = 1_000_000;
 /// Replays quicker than this only report their result.
 const QUIET_SECONDS: f64 = 1.0;
 
-/// One policy's result at one capacity.
+/// One policy's replays at one capacity: the median hits, their range
+/// over the runs, and the mean wall time of a replay in seconds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
     pub(crate) hits: u64,
-    /// Wall time of the replay, in seconds.
+    pub(crate) min_hits: u64,
+    pub(crate) max_hits: u64,
+    pub(crate) runs: usize,
     pub(crate) seconds: f64,
+}
+
+impl Outcome {
+    /// Combines the replays of one row (at least one); an even number of
+    /// runs takes the lower middle, so the median is a hit count measured.
+    fn of(mut replays: Vec<(u64, f64)>) -> Outcome {
+        replays.sort_unstable_by_key(|r| r.0);
+        let runs = replays.len();
+        Outcome {
+            hits: replays[(runs - 1) / 2].0,
+            min_hits: replays[0].0,
+            max_hits: replays[runs - 1].0,
+            runs,
+            seconds: replays.iter().map(|r| r.1).sum::<f64>() / runs as f64,
+        }
+    }
 }
 
 /// Every policy's result at one capacity of one trace.
@@ -123,7 +142,7 @@ fn run(args: &Args) -> Result<(), String> {
         eprintln!("simulate: warning: {warning}");
     }
 
-    let meta = report::Meta::collect(wall, args.threads);
+    let meta = report::Meta::collect(wall, args.threads, args.runs);
     if let Some(path) = &args.json {
         let json = report::json(&runs, &args.policies, &meta);
         write_file(path, &json)?;
@@ -180,14 +199,24 @@ fn simulate_trace(path: &Path, table_caps: &[u64], args: &Args) -> Result<TraceR
 
     // Larger capacities and OPT take longest: start them first so the
     // threads finish together.
+    // Policies with random seeds replay the table rows `runs` times; plot
+    // points and deterministic policies once.
+    let runs_of = |capacity: u64, kind: PolicyKind| {
+        if kind.is_seeded() && table_caps.contains(&capacity) {
+            args.runs
+        } else {
+            1
+        }
+    };
     let mut jobs: Vec<(u64, PolicyKind)> = capacities
         .iter()
         .flat_map(|&c| args.policies.iter().map(move |&p| (c, p)))
+        .flat_map(|(c, p)| std::iter::repeat_n((c, p), runs_of(c, p)))
         .collect();
     jobs.sort_by_key(|&(c, p)| std::cmp::Reverse((p == PolicyKind::Opt, c)));
 
     let next_job = AtomicUsize::new(0);
-    let results = Mutex::new(BTreeMap::new());
+    let replays = Mutex::new(BTreeMap::<(u64, PolicyKind), Vec<(u64, f64)>>::new());
     let threads = args.threads.clamp(1, jobs.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -195,16 +224,23 @@ fn simulate_trace(path: &Path, table_caps: &[u64], args: &Args) -> Result<TraceR
                 while let Some(&(capacity, kind)) =
                     jobs.get(next_job.fetch_add(1, Ordering::Relaxed))
                 {
-                    let outcome = run_job(&name, &keys, &next, capacity, kind);
-                    results
+                    let replay = run_job(&name, &keys, &next, capacity, kind);
+                    replays
                         .lock()
                         .expect("a job panicked")
-                        .insert((capacity, kind), outcome);
+                        .entry((capacity, kind))
+                        .or_default()
+                        .push(replay);
                 }
             });
         }
     });
-    let results = results.into_inner().expect("a job panicked");
+    let results: BTreeMap<(u64, PolicyKind), Outcome> = replays
+        .into_inner()
+        .expect("a job panicked")
+        .into_iter()
+        .map(|(job, replays)| (job, Outcome::of(replays)))
+        .collect();
 
     let rows = capacities
         .iter()
@@ -228,7 +264,8 @@ fn simulate_trace(path: &Path, table_caps: &[u64], args: &Args) -> Result<TraceR
     })
 }
 
-fn run_job(name: &str, keys: &[u64], next: &[u32], capacity: u64, kind: PolicyKind) -> Outcome {
+/// One replay: its hits and seconds.
+fn run_job(name: &str, keys: &[u64], next: &[u32], capacity: u64, kind: PolicyKind) -> (u64, f64) {
     let started = Instant::now();
     let mut policy = kind.build(capacity, keys, next);
     let long = keys.len() >= LONG_TRACE;
@@ -247,7 +284,7 @@ fn run_job(name: &str, keys: &[u64], next: &[u32], capacity: u64, kind: PolicyKi
         "simulate: {name} @ {capacity} {kind}: {:.2}% in {seconds:.1} s",
         100.0 * hits as f64 / keys.len().max(1) as f64
     );
-    Outcome { hits, seconds }
+    (hits, seconds)
 }
 
 /// A policy that hits more often than OPT at the same capacity was
@@ -259,13 +296,30 @@ fn opt_violations(run: &TraceRun) -> Vec<String> {
             continue;
         };
         for (kind, outcome) in &row.outcomes {
-            if outcome.hits > opt.hits {
+            if outcome.max_hits > opt.hits {
                 warnings.push(format!(
                     "{} at capacity {}: {kind} hit {} times, more than OPT's {}: a measuring error",
-                    run.name, row.capacity, outcome.hits, opt.hits
+                    run.name, row.capacity, outcome.max_hits, opt.hits
                 ));
             }
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_is_the_median_run_with_its_range() {
+        let o = Outcome::of(vec![(30, 1.0), (10, 2.0), (20, 3.0)]);
+        assert_eq!((o.hits, o.min_hits, o.max_hits, o.runs), (20, 10, 30, 3));
+        assert!((o.seconds - 2.0).abs() < 1e-9);
+        // An even count takes the lower middle: a count that was measured.
+        let o = Outcome::of(vec![(40, 1.0), (10, 1.0), (30, 1.0), (20, 1.0)]);
+        assert_eq!(o.hits, 20);
+        let o = Outcome::of(vec![(7, 0.5)]);
+        assert_eq!((o.hits, o.min_hits, o.max_hits, o.runs), (7, 7, 7, 1));
+    }
 }

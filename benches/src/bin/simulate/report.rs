@@ -20,17 +20,20 @@ pub(crate) struct Meta {
     pub(crate) commit: Option<String>,
     pub(crate) wall_seconds: f64,
     pub(crate) threads: usize,
+    /// Replays per table row of the policies with random seeds.
+    pub(crate) runs: usize,
     /// `(crate, version)` of the peers, from `Cargo.lock`.
     pub(crate) versions: Vec<(&'static str, String)>,
 }
 
 impl Meta {
-    pub(crate) fn collect(wall_seconds: f64, threads: usize) -> Self {
+    pub(crate) fn collect(wall_seconds: f64, threads: usize, runs: usize) -> Self {
         Self {
             date: utc_now(),
             commit: git_commit(),
             wall_seconds,
             threads,
+            runs,
             versions: locked_versions(&["moka", "quick_cache", "foyer-memory"]),
         }
     }
@@ -114,6 +117,9 @@ pub(crate) fn json(runs: &[TraceRun], policies: &[PolicyKind], meta: &Meta) -> S
                             let value = json!({
                                 "hits": o.hits,
                                 "hit_ratio": o.hits as f64 / run.requests.max(1) as f64,
+                                "runs": o.runs,
+                                "hits_min": o.min_hits,
+                                "hits_max": o.max_hits,
                                 "seconds": o.seconds,
                             });
                             (kind.id().to_string(), value)
@@ -205,6 +211,10 @@ pub(crate) fn document(
         "
 - Every request is a `get`; on a miss the key is `insert`ed. The first access to a key is a
   miss, capacity is in entries, and hit ratio = hits / requests, in %.
+- tiercache, moka and quick_cache seed their hashing at random, so their hit ratios move from
+  run to run; each of them replays every table row {runs} times with fresh seeds and the
+  tables give the median run (the comparison below gives tiercache's range too). LRU, OPT and
+  foyer replay the same way every time and run once, as do the plots' extra capacities.
 - **tiercache**: `tiercache::memory::MemoryCache::<u64, u64>::builder().max_capacity(capacity).build()`,
   the engine's defaults.
 - **tiercache (exact)**: the same engine built with the hidden `.exact_reads(true)`, which applies
@@ -227,6 +237,7 @@ pub(crate) fn document(
 - Plots add capacities log-spaced between each trace's table rows.
 
 ",
+        runs = meta.runs,
         moka = meta.version("moka"),
         qc = meta.version("quick_cache"),
         foyer = meta.version("foyer-memory"),
@@ -282,8 +293,8 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
          overfills a shard and costs it several points.\n\n",
     );
     out.push_str(
-        "| trace | capacity | tiercache | best peer (measured) | best of LRU and peers (reference) | tiercache − reference |\n\
-         |---|---:|---:|---:|---:|---:|\n",
+        "| trace | capacity | tiercache | tiercache, lowest–highest run | best peer (measured) | best of LRU and peers (reference) | tiercache − reference |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut sums = [0.0; 3];
     let mut counts = [0usize; 3];
@@ -297,9 +308,21 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
                 counts[i] += 1;
             }
         }
+        let range = row.outcomes.get(&PolicyKind::Tiercache).map_or_else(
+            || "–".to_string(),
+            |o| {
+                let of = |hits: u64| 100.0 * hits as f64 / run.requests.max(1) as f64;
+                format!(
+                    "{:.2}–{:.2} ({} runs)",
+                    of(o.min_hits),
+                    of(o.max_hits),
+                    o.runs
+                )
+            },
+        );
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {} | {range} | {} | {:.2} | {} |",
             run.name,
             thousands(row.capacity),
             percent(tc),
@@ -312,7 +335,7 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
     let ref_mean = rows.iter().map(|r| r.2.best_peer).sum::<f64>() / rows.len() as f64;
     let _ = writeln!(
         out,
-        "| **mean** | | {} | {} | {ref_mean:.2} | {} |\n",
+        "| **mean** | | {} | | {} | {ref_mean:.2} | {} |\n",
         percent(avg(0)),
         percent(avg(1)),
         signed(avg(2))
