@@ -89,12 +89,12 @@ impl<K, V> fmt::Debug for MemoryCache<K, V> {
     }
 }
 
-/// The default partition count: enough to spread threads (four per core),
+/// The default partition count: enough to spread threads (eight per core),
 /// but never so many that a small cache's partitions hold only a handful of
 /// entries each, which would make eviction noticeably less exact.
 pub(crate) fn default_partitions(max_capacity: u64) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-    let by_threads = (cores * 4).next_power_of_two();
+    let by_threads = (cores * 8).next_power_of_two();
     let by_capacity = usize::try_from(max_capacity / 256)
         .unwrap_or(usize::MAX)
         .max(1);
