@@ -131,6 +131,48 @@ fn single_partition(capacity: u64) -> MemoryCache<u64, u64> {
 }
 
 #[test]
+fn a_newcomer_that_loses_admission_is_reported_and_not_stored() {
+    // Ten entries in one partition: the window is empty, so a new key
+    // meets its victim as soon as it arrives.
+    let (cache, events) = recorded(MemoryCache::builder().max_capacity(10).partitions(1));
+    for k in 0..10u64 {
+        cache.insert(k, k);
+    }
+    // Every resident is popular.
+    for _ in 0..5 {
+        for k in 0..10u64 {
+            assert_eq!(cache.get(&k), Some(k));
+        }
+    }
+    assert!(take(&events).is_empty());
+    cache.insert(100, 100);
+    // A key seen once loses to any resident: it is turned away, as an
+    // eviction of its own value, and every resident stays.
+    assert_eq!(cache.get(&100), None);
+    assert_eq!(take(&events), vec![(100, 100, RemovalCause::Size)]);
+    assert_eq!(cache.entry_count(), 10);
+    for k in 0..10u64 {
+        assert_eq!(cache.get(&k), Some(k));
+    }
+    cache.validate();
+    // Asked for often enough, a newcomer outranks the least popular
+    // resident and gets in, displacing exactly one.
+    let mut admitted = false;
+    for _ in 0..40 {
+        cache.insert(200, 200);
+        if cache.get(&200) == Some(200) {
+            admitted = true;
+            break;
+        }
+    }
+    assert!(admitted, "a key asked for again and again is admitted");
+    let evicted: Vec<_> = take(&events).into_iter().filter(|e| e.0 != 200).collect();
+    assert_eq!(evicted.len(), 1, "one resident made room: {evicted:?}");
+    assert_eq!(cache.entry_count(), 10);
+    cache.validate();
+}
+
+#[test]
 fn count_capacity_is_never_exceeded() {
     let cache: MemoryCache<u32, u32> = MemoryCache::builder()
         .max_capacity(100)

@@ -630,6 +630,26 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
             // are counted on the node, which the policy reads anyway.
             self.sketch.ensure_capacity(self.table.len() as u64 + 1);
             let freq = self.sketch.increment_and_estimate(u64::from(hash));
+            // A key turned away recently and asked for again goes straight
+            // to main.
+            let returning = self.rejects.as_mut().is_some_and(|r| r.take(hash));
+            // Without a window a new key is at once the candidate for main.
+            // When it would lose to its victim, it is turned away before it
+            // is stored: the same outcome as storing and evicting it, for
+            // none of the work.
+            if !returning
+                && self.window_max == 0
+                && !self.weighted
+                && self.weight() >= self.capacity
+                && self.turns_away(freq, rule, now)
+            {
+                if let Some(rejects) = self.rejects.as_mut() {
+                    rejects.add(hash);
+                }
+                removed.push((key, value, RemovalCause::Size));
+                self.count_write();
+                return;
+            }
             let node = Node {
                 key,
                 value,
@@ -662,9 +682,6 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                     .as_ref()
                     .map_or(0, |n| table_hash(hasher.hash32(&n.key)))
             });
-            // A key turned away recently and asked for again goes straight
-            // to main.
-            let returning = self.rejects.as_mut().is_some_and(|r| r.take(hash));
             self.link_newest(idx, if returning { PROBATION } else { WINDOW });
             if rule.wants_record(expires_at) {
                 self.node_mut(idx).expiry = self.expiries.add(idx, expires_at, now, rule);
