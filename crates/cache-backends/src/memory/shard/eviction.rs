@@ -7,6 +7,16 @@ use super::{
     WINDOW,
 };
 use crate::memory::RemovalCause;
+
+/// How a candidate's contest with its victim ends.
+pub(super) enum Contest {
+    /// The candidate stays; this node makes room for it.
+    Evict(u32),
+    /// The candidate lost to its victim on counts.
+    Rejected,
+    /// Probation held nothing to compare the candidate with: it goes.
+    NoVictim,
+}
 use crate::memory::expiry::ExpiryRule;
 
 impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
@@ -62,6 +72,29 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                 visits -= 1;
                 self.move_to(oldest, WINDOW);
                 continue;
+            }
+            // The usual case: one entry over the window and one over the
+            // capacity. The candidate meets its victim before it moves, so
+            // a loser leaves from the window without joining probation.
+            if candidates == 0
+                && !self.weighted
+                && self.queues[WINDOW as usize].weight == self.window_max + 1
+                && self.weight() == self.capacity + 1
+                && !self.is_expired(oldest, rule, now)
+            {
+                let freq = self.freq_of(oldest);
+                match self.contest(freq, rule, now) {
+                    Contest::Evict(victim) => {
+                        self.move_to(oldest, PROBATION);
+                        self.evict(victim, rule, now, removed);
+                    }
+                    Contest::Rejected => {
+                        self.remember_rejected(oldest);
+                        self.evict(oldest, rule, now, removed);
+                    }
+                    Contest::NoVictim => self.evict(oldest, rule, now, removed),
+                }
+                return;
             }
             self.move_to(oldest, PROBATION);
             candidates += 1;
@@ -164,14 +197,20 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                 candidate = self.node(candidate).older;
             } else {
                 let older = self.node(candidate).older;
-                if self.rejects.is_some() {
-                    let hash = self.hash_of(candidate);
-                    if let Some(rejects) = self.rejects.as_mut() {
-                        rejects.add(hash);
-                    }
-                }
+                self.remember_rejected(candidate);
                 self.evict(candidate, rule, now, removed);
                 candidate = older;
+            }
+        }
+    }
+
+    /// Notes in the rejects memory, if it is on, that node `idx` lost at
+    /// admission.
+    fn remember_rejected(&mut self, idx: u32) {
+        if self.rejects.is_some() {
+            let hash = self.hash_of(idx);
+            if let Some(rejects) = self.rejects.as_mut() {
+                rejects.add(hash);
             }
         }
     }
@@ -207,21 +246,21 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         }
     }
 
-    /// Whether a new key with count `freq`, arriving in a full shard
-    /// without a window, would lose to its victim and be evicted at once by
-    /// [`evict_from_main`](Self::evict_from_main). Victims with pending
-    /// hits are spared and reordered on the way, as the eviction would. An
-    /// expired victim would be evicted first and the key kept.
-    pub(super) fn turns_away(&mut self, freq: u8, rule: ExpiryRule, now: u64) -> bool {
+    /// The contest of one candidate with count `freq`, not yet in
+    /// probation, against its victim, decided as
+    /// [`evict_from_main`](Self::evict_from_main) would decide it. Victims
+    /// with pending hits are spared and reordered on the way, as the
+    /// eviction would; an expired victim goes first, whatever the counts.
+    pub(super) fn contest(&mut self, freq: u8, rule: ExpiryRule, now: u64) -> Contest {
         let mut victim = self.queues[PROBATION as usize].oldest;
         loop {
             if victim == NIL {
                 // Probation held only spared entries: the walk would reach
-                // the key itself and evict it.
-                return true;
+                // the candidate itself and evict it.
+                return Contest::NoVictim;
             }
             if self.is_expired(victim, rule, now) {
-                return false;
+                return Contest::Evict(victim);
             }
             if self.fold_pending(victim) {
                 let newer = self.node(victim).newer;
@@ -229,7 +268,11 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                 victim = newer;
                 continue;
             }
-            return !self.admit_count(freq, victim);
+            return if self.admit_count(freq, victim) {
+                Contest::Evict(victim)
+            } else {
+                Contest::Rejected
+            };
         }
     }
 

@@ -50,6 +50,7 @@ mod eviction;
 mod queues;
 mod rejects;
 
+use eviction::Contest;
 use rejects::RecentRejects;
 
 /// The "no node" index in the queue links.
@@ -633,17 +634,19 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
             // A key turned away recently and asked for again goes straight
             // to main.
             let returning = self.rejects.as_mut().is_some_and(|r| r.take(hash));
-            // Without a window a new key is at once the candidate for main.
-            // When it would lose to its victim, it is turned away before it
-            // is stored: the same outcome as storing and evicting it, for
-            // none of the work.
-            if !returning
+            // Without a window a new key is at once the candidate for main,
+            // so in a full shard it meets its victim before it is stored. A
+            // loser is turned away without being stored: the same outcome
+            // as storing and evicting it, for none of the work.
+            let contest = (!returning
                 && self.window_max == 0
                 && !self.weighted
-                && self.weight() >= self.capacity
-                && self.turns_away(freq, rule, now)
-            {
-                if let Some(rejects) = self.rejects.as_mut() {
+                && self.weight() == self.capacity)
+                .then(|| self.contest(freq, rule, now));
+            if matches!(contest, Some(Contest::Rejected | Contest::NoVictim)) {
+                if matches!(contest, Some(Contest::Rejected))
+                    && let Some(rejects) = self.rejects.as_mut()
+                {
                     rejects.add(hash);
                 }
                 removed.push((key, value, RemovalCause::Size));
@@ -682,10 +685,18 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                     .as_ref()
                     .map_or(0, |n| table_hash(hasher.hash32(&n.key)))
             });
-            self.link_newest(idx, if returning { PROBATION } else { WINDOW });
             if rule.wants_record(expires_at) {
                 self.node_mut(idx).expiry = self.expiries.add(idx, expires_at, now, rule);
             }
+            if let Some(Contest::Evict(victim)) = contest {
+                // It won its contest: it joins probation, as the empty
+                // window would have passed it on, and its victim goes.
+                self.link_newest(idx, PROBATION);
+                self.evict(victim, rule, now, removed);
+                self.count_write();
+                return;
+            }
+            self.link_newest(idx, if returning { PROBATION } else { WINDOW });
         }
         self.evict_to_capacity(rule, now, removed);
         self.count_write();
