@@ -208,6 +208,7 @@ where
     ///
     /// A hit takes only its partition's shared lock and changes no queue,
     /// so concurrent readers do not serialise.
+    #[inline]
     pub fn get(&self, key: &K) -> Option<V> {
         let (hash, shard) = self.locate(key);
         if let Some(chooser) = &self.inner.chooser {
