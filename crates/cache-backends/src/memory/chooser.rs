@@ -21,10 +21,10 @@ fn config(i: usize) -> (f64, bool) {
     (FRACTIONS[i % FRACTIONS.len()], i >= FRACTIONS.len())
 }
 /// Orders the configurations by their cost per miss: a larger window makes
-/// the candidate an older node, colder in the processor's caches (a 1%
-/// window against none cost about a fifth of get-or-insert throughput under
-/// Zipf), and the rejects memory adds a lookup to every insertion and one
-/// more to every rejection.
+/// the candidate an older node, colder in the processor's caches (and
+/// without a window a losing newcomer is never stored at all), and the
+/// rejects memory adds a lookup to every insertion and one more to every
+/// rejection.
 fn cost_rank(i: usize) -> (usize, bool) {
     (i % FRACTIONS.len(), i >= FRACTIONS.len())
 }

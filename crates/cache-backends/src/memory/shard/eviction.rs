@@ -7,6 +7,7 @@ use super::{
     WINDOW,
 };
 use crate::memory::RemovalCause;
+use crate::memory::expiry::ExpiryRule;
 
 /// How a candidate's contest with its victim ends.
 pub(super) enum Contest {
@@ -17,7 +18,6 @@ pub(super) enum Contest {
     /// Probation held nothing to compare the candidate with: it goes.
     NoVictim,
 }
-use crate::memory::expiry::ExpiryRule;
 
 impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
     pub(super) fn next_random(&mut self) -> u64 {
