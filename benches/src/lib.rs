@@ -3,11 +3,12 @@
 //!
 //! The simulator (the `simulate` binary) replays real access traces
 //! ([`read_trace`]) through tiercache's memory engine, the exact baselines
-//! ([`Lru`], Belady's [`Opt`]) and the peer crates ([`PolicyKind`]), and
-//! compares hit ratios. The `throughput` criterion bench and the
-//! `memory_per_entry` binary drive the engine and the peers through
-//! [`ConcurrentCache`] ([`CacheKind`] names them), and `bench_report` turns
-//! their results into `docs/benchmarks/throughput.md`.
+//! ([`Lru`], Belady's [`Opt`]), the classic policies [`Arc`] and [`Lirs`]
+//! and the peer crates ([`PolicyKind`]), and compares hit ratios. The
+//! `throughput` criterion bench and the `memory_per_entry` binary drive the
+//! engine and the peers through [`ConcurrentCache`] ([`CacheKind`] names
+//! them), and `bench_report` turns their results into
+//! `docs/benchmarks/throughput.md`.
 //!
 //! ```
 //! use tiercache_benches::{PolicyKind, next_uses, replay};
@@ -18,6 +19,7 @@
 //! assert_eq!(replay(lru.as_mut(), &keys, |_| {}), 2);
 //! ```
 
+mod classic;
 mod concurrent;
 mod lru;
 mod opt;
@@ -25,6 +27,7 @@ mod policy;
 mod provenance;
 mod trace;
 
+pub use classic::{Arc, Lirs};
 pub use concurrent::{CacheKind, ConcurrentCache};
 pub use lru::Lru;
 pub use opt::{Admission, NEVER, Opt, next_uses};

@@ -1,12 +1,14 @@
 //! The policies the simulator replays: tiercache's engine, the exact
-//! baselines, and the peer crates as built by their own defaults.
+//! baselines, the peer crates as built by their own defaults, and reference
+//! points at exact capacity (the classic ARC and LIRS, and moka with its
+//! maintenance run after every insert).
 
 use std::fmt;
 
 use foyer_memory::{CacheBuilder, LfuConfig, S3FifoConfig};
 use tiercache::memory::MemoryCache;
 
-use crate::{Admission, ConcurrentCache, Lru, Opt};
+use crate::{Admission, Arc, ConcurrentCache, Lirs, Lru, Opt};
 
 /// A cache replayed over a trace: it only has to say whether a request hit.
 pub trait Policy {
@@ -57,11 +59,21 @@ pub enum PolicyKind {
     FoyerLfu,
     /// `foyer_memory::Cache` with `S3FifoConfig::default()`.
     FoyerS3Fifo,
+    /// ARC, the Adaptive Replacement Cache of this crate ([`Arc`]).
+    Arc,
+    /// LIRS of this crate ([`Lirs`]): 1 % of the capacity for resident HIR
+    /// entries, at most 3 × capacity non-resident ones.
+    Lirs,
+    /// `moka::sync::Cache::new(capacity)` like [`PolicyKind::Moka`], with
+    /// `run_pending_tasks()` after every insert: moka defers its evictions
+    /// and may hold well above its capacity in between, which this variant
+    /// never does.
+    MokaSynced,
 }
 
 impl PolicyKind {
     /// Every policy, in the order of the simulator's table columns.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::Tiercache,
         Self::TiercacheExact,
         Self::Lru,
@@ -70,6 +82,9 @@ impl PolicyKind {
         Self::QuickCache,
         Self::FoyerLfu,
         Self::FoyerS3Fifo,
+        Self::Arc,
+        Self::Lirs,
+        Self::MokaSynced,
     ];
 
     /// The name on the command line and in JSON output.
@@ -83,6 +98,9 @@ impl PolicyKind {
             Self::QuickCache => "quick_cache",
             Self::FoyerLfu => "foyer-lfu",
             Self::FoyerS3Fifo => "foyer-s3fifo",
+            Self::Arc => "arc",
+            Self::Lirs => "lirs",
+            Self::MokaSynced => "moka-synced",
         }
     }
 
@@ -97,6 +115,9 @@ impl PolicyKind {
             Self::QuickCache => "quick_cache",
             Self::FoyerLfu => "foyer W-TinyLFU",
             Self::FoyerS3Fifo => "foyer S3-FIFO",
+            Self::Arc => "ARC",
+            Self::Lirs => "LIRS",
+            Self::MokaSynced => "moka (synced)",
         }
     }
 
@@ -109,19 +130,33 @@ impl PolicyKind {
     }
 
     /// Whether the policy counts as a peer: the exact LRU and the peer
-    /// crates, not tiercache itself (either variant) and not the OPT bound.
+    /// crates as built by their own defaults; not tiercache itself (either
+    /// variant), not the OPT bound, and not the reference algorithms ARC and
+    /// LIRS nor moka in its non-default synced configuration.
     pub fn is_peer(self) -> bool {
-        !matches!(self, Self::Tiercache | Self::TiercacheExact | Self::Opt)
+        !matches!(
+            self,
+            Self::Tiercache
+                | Self::TiercacheExact
+                | Self::Opt
+                | Self::Arc
+                | Self::Lirs
+                | Self::MokaSynced
+        )
     }
 
     /// Whether the policy seeds its hashing at random, so that its hit
-    /// ratio moves from run to run: tiercache (both variants), moka and
-    /// quick_cache. LRU, OPT and foyer (with its default fixed hasher) replay
-    /// the same way every time.
+    /// ratio moves from run to run: tiercache (both variants), moka (both
+    /// variants) and quick_cache. LRU, OPT, ARC, LIRS and foyer (with its
+    /// default fixed hasher) replay the same way every time.
     pub fn is_seeded(self) -> bool {
         matches!(
             self,
-            Self::Tiercache | Self::TiercacheExact | Self::Moka | Self::QuickCache
+            Self::Tiercache
+                | Self::TiercacheExact
+                | Self::Moka
+                | Self::QuickCache
+                | Self::MokaSynced
         )
     }
 
@@ -157,6 +192,9 @@ impl PolicyKind {
                     .with_eviction_config(S3FifoConfig::default())
                     .build(),
             )),
+            Self::Arc => Box::new(Arc::new(entries)),
+            Self::Lirs => Box::new(Lirs::new(entries)),
+            Self::MokaSynced => Box::new(Synced(moka::sync::Cache::with_capacity(capacity))),
         }
     }
 }
@@ -180,6 +218,22 @@ impl<C: ConcurrentCache> Policy for Shared<C> {
     }
 }
 
+/// Replays a [`ConcurrentCache`] like [`Shared`], applying the cache's
+/// deferred maintenance ([`ConcurrentCache::sync`]) after every insert so
+/// that it never holds more than its capacity when the next request comes.
+struct Synced<C>(C);
+
+impl<C: ConcurrentCache> Policy for Synced<C> {
+    fn access(&mut self, key: u64) -> bool {
+        if self.0.get(key).is_some() {
+            return true;
+        }
+        self.0.insert(key, key);
+        self.0.sync();
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -195,7 +249,8 @@ mod tests {
             assert_eq!(PolicyKind::from_id(kind.id()), Some(kind));
         }
         assert_eq!(PolicyKind::from_id(" MOKA "), Some(PolicyKind::Moka));
-        assert_eq!(PolicyKind::from_id("arc"), None);
+        assert_eq!(PolicyKind::from_id("clock"), None);
+        assert_eq!(PolicyKind::from_id("ARC"), Some(PolicyKind::Arc));
     }
 
     /// Keys mixing a skewed popular set with a scan, so recency, frequency
@@ -242,6 +297,20 @@ mod tests {
                 assert!(h > 0, "{kind} never hit at capacity {capacity}");
             }
         }
+    }
+
+    #[test]
+    fn synced_moka_never_holds_more_than_its_capacity() {
+        let capacity = 100;
+        let keys = mixed_trace(5_000, 4);
+        let mut synced = Synced(moka::sync::Cache::<u64, u64>::with_capacity(capacity));
+        let mut hits = 0;
+        for &key in &keys {
+            hits += u64::from(synced.access(key));
+            let held = synced.0.iter().count() as u64;
+            assert!(held <= capacity, "{held} entries held, capacity {capacity}");
+        }
+        assert!(hits > 0);
     }
 
     #[test]

@@ -11,15 +11,17 @@ usage: simulate --trace PATH[,PATH...] --capacity N[,N...] [options]
        simulate --all [options]
 
 Replays gzip'd access traces (.lis, .trace, .txt, each optionally .gz)
-through tiercache's memory engine, an exact LRU, Belady's OPT and the peer
-crates, and prints hit ratios (%) as a Markdown table on stdout; progress
-goes to stderr.
+through tiercache's memory engine, an exact LRU, Belady's OPT, the peer
+crates and reference policies at exact capacity (ARC, LIRS, moka synced
+after every insert), and prints hit ratios (%) as a Markdown table on
+stdout; progress goes to stderr.
 
 options:
   --trace PATH[,PATH...]   a trace file; may be repeated
   --capacity N[,N...]      capacities in entries (required without --all)
   --policies P[,P...]      tiercache,tiercache-exact,lru,opt,moka,
-                           quick_cache,foyer-lfu,foyer-s3fifo (default: all)
+                           quick_cache,foyer-lfu,foyer-s3fifo,arc,lirs,
+                           moka-synced (default: all)
   --all                    every trace and capacity of the reference table in
                            the traces README
   --traces-dir DIR         where --all finds the traces
@@ -33,8 +35,8 @@ options:
   --threads N              replays run in parallel (default: the cores)
   --runs N                 replays of each table row for the policies that
                            seed their hashing at random (tiercache, moka,
-                           quick_cache); the table gives the median, the
-                           report the range (default 1)
+                           moka-synced, quick_cache); the table gives the
+                           median, the report the range (default 1)
   -h, --help               this text";
 
 /// The parsed command line.
@@ -195,7 +197,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(args.policies, [PolicyKind::Lru, PolicyKind::Opt]);
-        assert!(parse_line("--trace t.txt --capacity 5 --policies arc").is_err());
+        assert!(parse_line("--trace t.txt --capacity 5 --policies clock").is_err());
+        let args = parse_line("--trace t.txt --capacity 5 --policies moka-synced,lirs,arc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            args.policies,
+            [PolicyKind::Arc, PolicyKind::Lirs, PolicyKind::MokaSynced]
+        );
     }
 
     #[test]

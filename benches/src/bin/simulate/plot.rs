@@ -14,7 +14,9 @@ const HEIGHT: u32 = 560;
 const LEGEND: u32 = 190;
 
 /// The Okabe–Ito palette, distinguishable with the common colour vision
-/// deficiencies; tiercache gets the first, strongest colour.
+/// deficiencies; tiercache gets the first, strongest colour. The reference
+/// policies at exact capacity take its sky blue (moka synced, beside moka's
+/// blue) and two darker shades outside it.
 fn color(kind: PolicyKind) -> RGBColor {
     match kind {
         PolicyKind::Tiercache => RGBColor(213, 94, 0),
@@ -25,6 +27,9 @@ fn color(kind: PolicyKind) -> RGBColor {
         PolicyKind::QuickCache => RGBColor(0, 158, 115),
         PolicyKind::FoyerLfu => RGBColor(204, 121, 167),
         PolicyKind::FoyerS3Fifo => RGBColor(230, 159, 0),
+        PolicyKind::Arc => RGBColor(140, 90, 40),
+        PolicyKind::Lirs => RGBColor(90, 50, 140),
+        PolicyKind::MokaSynced => RGBColor(86, 180, 233),
     }
 }
 

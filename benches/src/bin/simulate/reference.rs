@@ -20,10 +20,15 @@ pub(crate) struct Reference {
 }
 
 impl Reference {
-    /// The reference figure for `kind`; tiercache (either variant) has none.
+    /// The reference figure for `kind`; tiercache (either variant), ARC,
+    /// LIRS and moka (synced) have none.
     pub(crate) fn value(&self, kind: PolicyKind) -> Option<f64> {
         match kind {
-            PolicyKind::Tiercache | PolicyKind::TiercacheExact => None,
+            PolicyKind::Tiercache
+            | PolicyKind::TiercacheExact
+            | PolicyKind::Arc
+            | PolicyKind::Lirs
+            | PolicyKind::MokaSynced => None,
             PolicyKind::Lru => Some(self.lru),
             PolicyKind::Opt => Some(self.opt),
             PolicyKind::Moka => Some(self.moka),

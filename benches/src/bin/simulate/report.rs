@@ -141,6 +141,11 @@ pub(crate) fn json(runs: &[TraceRun], policies: &[PolicyKind], meta: &Meta) -> S
                             "policy": k.id(),
                             "hit_ratio": r / 100.0,
                         })),
+                        "best_at_exact_capacity": best_at_exact_capacity(row, run.requests)
+                            .map(|(k, r)| json!({
+                                "policy": k.id(),
+                                "hit_ratio": r / 100.0,
+                            })),
                         "reference": reference,
                     })
                 })
@@ -211,10 +216,11 @@ pub(crate) fn document(
         "
 - Every request is a `get`; on a miss the key is `insert`ed. The first access to a key is a
   miss, capacity is in entries, and hit ratio = hits / requests, in %.
-- tiercache, moka and quick_cache seed their hashing at random, so their hit ratios move from
-  run to run; each of them replays every table row {runs} times with fresh seeds and the
-  tables give the median run (the comparison below gives tiercache's range too). LRU, OPT and
-  foyer replay the same way every time and run once, as do the plots' extra capacities.
+- tiercache, moka (both variants) and quick_cache seed their hashing at random, so their hit
+  ratios move from run to run; each of them replays every table row {runs} times with fresh
+  seeds and the tables give the median run (the comparison below gives tiercache's range too).
+  LRU, OPT, ARC, LIRS and foyer replay the same way every time and run once, as do the plots'
+  extra capacities.
 - **tiercache**: `tiercache::memory::MemoryCache::<u64, u64>::builder().max_capacity(capacity).build()`,
   the engine's defaults.
 - **tiercache (exact)**: the same engine built with the hidden `.exact_reads(true)`, which applies
@@ -233,7 +239,20 @@ pub(crate) fn document(
   (`quick_cache::sync::Cache::new(capacity)`), foyer-memory {foyer}
   (`CacheBuilder::new(capacity)` with `LfuConfig::default()`, W-TinyLFU, or
   `S3FifoConfig::default()`; its default weighter counts every entry as 1).
-- **best peer**: the best of LRU and the peers in the row (neither OPT nor tiercache).
+- **Reference policies at exact capacity**, not counted as peers: **ARC** (Megiddo & Modha,
+  FAST '03; `tiercache_benches::Arc`), with T1, T2, the ghost lists B1 and B2 and an adaptive
+  real-valued target p moved by max(1, |B2|/|B1|) and max(1, |B1|/|B2|); **LIRS** (Jiang &
+  Zhang, SIGMETRICS '02; `tiercache_benches::Lirs`), with the stack S and the queue Q of
+  resident HIR entries, 1 % of the capacity (at least one entry) for resident HIR entries, at
+  most 3 × capacity non-resident HIR entries kept in the stack (beyond that the one lowest in
+  the stack is dropped), and the stack pruned whenever its bottom LIR entry moves; **moka
+  (synced)**, `moka::sync::Cache::new(capacity)` as above with `run_pending_tasks()` after
+  every insert, so that it never holds more than its capacity when the next request comes
+  (by default moka defers eviction and may hold well above its capacity for a while).
+- **best peer**: the best of LRU and the peers in the row (neither OPT, tiercache nor the
+  reference policies).
+- **best at exact capacity**: the best in the row of every policy but OPT, tiercache (both
+  variants) and plain moka, which holds more than its capacity between maintenance runs.
 - Plots add capacities log-spaced between each trace's table rows.
 
 ",
@@ -283,8 +302,8 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
     out.push_str("## Against the reference figures\n\n");
     out.push_str(
         "The traces README gives reference figures measured on the same files. The first \
-         table sets tiercache and the best peer measured here beside the README's \"best of \
-         LRU and peers\"; the second gives each measured column minus its reference figure \
+         table sets tiercache, the best peer and the best policy at exact capacity measured \
+         here beside the README's \"best of LRU and peers\"; the second gives each measured column minus its reference figure \
          (percentage points), which shows how closely this run reproduces the reference. LRU \
          and foyer are deterministic and should match to the hundredth. moka and quick_cache \
          seed their hashers at random, so they move by a few tenths from run to run; \
@@ -293,16 +312,20 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
          overfills a shard and costs it several points.\n\n",
     );
     out.push_str(
-        "| trace | capacity | tiercache | tiercache, lowest–highest run | best peer (measured) | best of LRU and peers (reference) | tiercache − reference |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "| trace | capacity | tiercache | tiercache, lowest–highest run | best peer (measured) | best at exact capacity (measured) | best of LRU and peers (reference) | tiercache − reference |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    let mut sums = [0.0; 3];
-    let mut counts = [0usize; 3];
+    let mut sums = [0.0; 4];
+    let mut counts = [0usize; 4];
     for (run, row, reference) in &rows {
         let tc = row.ratio(PolicyKind::Tiercache, run.requests);
         let best = row.best_peer(run.requests).map(|b| b.1);
+        let exact = best_at_exact_capacity(row, run.requests);
         let delta = tc.map(|t| t - reference.best_peer);
-        for (i, v) in [tc, best, delta].into_iter().enumerate() {
+        for (i, v) in [tc, best, exact.map(|e| e.1), delta]
+            .into_iter()
+            .enumerate()
+        {
             if let Some(v) = v {
                 sums[i] += v;
                 counts[i] += 1;
@@ -320,9 +343,13 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
                 )
             },
         );
+        let exact = exact.map_or_else(
+            || "–".to_string(),
+            |(kind, ratio)| format!("{ratio:.2} ({})", kind.label()),
+        );
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {range} | {} | {:.2} | {} |",
+            "| {} | {} | {} | {range} | {} | {exact} | {:.2} | {} |",
             run.name,
             thousands(row.capacity),
             percent(tc),
@@ -335,16 +362,19 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
     let ref_mean = rows.iter().map(|r| r.2.best_peer).sum::<f64>() / rows.len() as f64;
     let _ = writeln!(
         out,
-        "| **mean** | | {} | | {} | {ref_mean:.2} | {} |\n",
+        "| **mean** | | {} | | {} | {} | {ref_mean:.2} | {} |\n",
         percent(avg(0)),
         percent(avg(1)),
-        signed(avg(2))
+        percent(avg(2)),
+        signed(avg(3))
     );
 
+    // Only the columns with reference figures: not tiercache, ARC, LIRS nor
+    // moka (synced).
     let compared: Vec<PolicyKind> = policies
         .iter()
         .copied()
-        .filter(|&p| !matches!(p, PolicyKind::Tiercache | PolicyKind::TiercacheExact))
+        .filter(|&p| rows.iter().any(|(_, _, r)| r.value(p).is_some()))
         .collect();
     if compared.is_empty() {
         return;
@@ -370,6 +400,28 @@ fn comparison(out: &mut String, runs: &[TraceRun], policies: &[PolicyKind]) {
         out.push('\n');
     }
     out.push('\n');
+}
+
+/// Whether `kind` counts towards "best at exact capacity": every policy
+/// but the OPT bound, tiercache itself (either variant) and plain moka,
+/// which defers its evictions and holds more than its capacity between
+/// maintenance runs.
+fn at_exact_capacity(kind: PolicyKind) -> bool {
+    !matches!(
+        kind,
+        PolicyKind::Opt | PolicyKind::Tiercache | PolicyKind::TiercacheExact | PolicyKind::Moka
+    )
+}
+
+/// The best hit ratio in % in `row` among the policies at exact capacity
+/// that ran (see [`at_exact_capacity`]).
+fn best_at_exact_capacity(row: &Row, requests: u64) -> Option<(PolicyKind, f64)> {
+    row.outcomes
+        .keys()
+        .copied()
+        .filter(|&k| at_exact_capacity(k))
+        .filter_map(|k| Some((k, row.ratio(k, requests)?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 fn table_rows(run: &TraceRun) -> impl Iterator<Item = &Row> {
