@@ -1,5 +1,6 @@
 //! Support code for tiercache's cross-crate tests: building tier stacks on a
-//! manual clock with tiers the test can reach into.
+//! manual clock with tiers the test can reach into, and real Redis servers
+//! for the Redis tier's tests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,12 @@ use std::time::Duration;
 use cache_core::FailingBackend;
 use tiercache::memory::MemoryBackend;
 use tiercache::{Cache, DynBackend, ManualClock};
+
+mod redis_server;
+
+pub use redis_server::{
+    REQUIRE_REDIS_ENV, RedisCluster, RedisSentinel, RedisServer, redis_available, unused_port,
+};
 
 /// A byte tier under test: a memory backend behind a fault switch, shared
 /// between the cache and the test.

@@ -3,6 +3,9 @@
 //! - `memory` (default): [`memory::MemoryCache`], a synchronous, concurrent,
 //!   typed cache (the hot tier), and [`memory::MemoryBackend`], the same
 //!   engine as a byte-level [`cache_core::Backend`].
+//! - `redb`: `redb::RedbBackend`, the disk tier, in one crash-safe file.
+//! - `redis`: `redis::RedisBackend`, the shared tier on Redis, Redis
+//!   Cluster or Sentinel (`redis-tls` adds `rediss://`).
 //!
 //! ```
 //! use cache_backends::memory::MemoryCache;
@@ -17,5 +20,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(any(feature = "redb", feature = "redis"))]
+mod envelope;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "redb")]
+pub mod redb;
+#[cfg(feature = "redis")]
+pub mod redis;

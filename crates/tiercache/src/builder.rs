@@ -17,9 +17,11 @@ use crate::cache::Cache;
 
 /// Builds a [`Cache`]; start from [`Cache::builder`].
 ///
-/// The hot tier is always present. Byte tiers added with
-/// [`tier`](Self::tier) sit below it in the order they are added, nearest
-/// first.
+/// The hot tier is always present. Below it come the disk tier
+/// ([`disk`](Self::disk), feature `redb`), then the Redis tier
+/// ([`redis`](Self::redis), feature `redis`), then any byte tiers added
+/// with [`tier`](Self::tier), in the order they are added: memory → redb →
+/// Redis → the rest.
 pub struct CacheBuilder<K, V, C = Postcard> {
     max_capacity: u64,
     time_to_live: Option<Duration>,
@@ -28,6 +30,10 @@ pub struct CacheBuilder<K, V, C = Postcard> {
     codec: C,
     limits: Limits,
     tiers: Vec<Arc<dyn DynBackend>>,
+    #[cfg(feature = "redb")]
+    disk: Option<std::path::PathBuf>,
+    #[cfg(feature = "redis")]
+    redis: Option<String>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -41,6 +47,10 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
             codec: Postcard,
             limits: Limits::DEFAULT,
             tiers: Vec::new(),
+            #[cfg(feature = "redb")]
+            disk: None,
+            #[cfg(feature = "redis")]
+            redis: None,
             _types: PhantomData,
         }
     }
@@ -111,6 +121,31 @@ where
         self.tier(Arc::new(backend))
     }
 
+    /// Adds the disk tier: a redb file at `path`, created if missing, with
+    /// the builder's clock and limits and the tier's defaults (1 GiB,
+    /// immediate durability). It sits right below the hot tier. For other
+    /// settings build a [`RedbBackend`](cache_backends::redb::RedbBackend)
+    /// and add it with [`tier`](Self::tier).
+    #[cfg(feature = "redb")]
+    pub fn disk(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        self.disk = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Adds the Redis tier at `url` (`redis://`, `rediss://` with feature
+    /// `redis-tls`, `redis-cluster://` or `redis-sentinel://`), with the
+    /// builder's clock and limits and the tier's defaults (key prefix
+    /// `tiercache:`, command timeout, circuit breaker). It sits below the
+    /// disk tier. A server that is down does not fail the build: the tier
+    /// is skipped until it connects. For other settings build a
+    /// [`RedisBackend`](cache_backends::redis::RedisBackend) and add it
+    /// with [`tier`](Self::tier).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: &str) -> Self {
+        self.redis = Some(url.to_string());
+        self
+    }
+
     /// Encodes keys and values for the byte tiers with another codec.
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<K, V, C2> {
         CacheBuilder {
@@ -121,6 +156,10 @@ where
             codec,
             limits: self.limits,
             tiers: self.tiers,
+            #[cfg(feature = "redb")]
+            disk: self.disk,
+            #[cfg(feature = "redis")]
+            redis: self.redis,
             _types: PhantomData,
         }
     }
@@ -139,9 +178,30 @@ where
         let hot = hot.try_build().map_err(|e| {
             Error::new(ErrorKind::InvalidConfig, "invalid hot tier settings").with_source(e)
         })?;
+        #[allow(unused_mut)]
+        let mut tiers: Vec<Arc<dyn DynBackend>> = Vec::with_capacity(self.tiers.len() + 2);
+        #[cfg(feature = "redb")]
+        if let Some(path) = self.disk {
+            let disk = cache_backends::redb::RedbBackend::builder(path)
+                .clock(self.clock.clone())
+                .limits(self.limits)
+                .build()
+                .await?;
+            tiers.push(Arc::new(disk));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(url) = self.redis {
+            let redis = cache_backends::redis::RedisBackend::builder(&url)
+                .clock(self.clock.clone())
+                .limits(self.limits)
+                .build()
+                .await?;
+            tiers.push(Arc::new(redis));
+        }
+        tiers.extend(self.tiers);
         Ok(Cache::from_parts(
             hot,
-            self.tiers,
+            tiers,
             self.codec,
             self.clock,
             self.time_to_live,

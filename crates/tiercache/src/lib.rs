@@ -28,6 +28,9 @@
 //!
 //! - `memory` (default): the typed [`Cache`] and [`memory`], the in-memory
 //!   engine ([`memory::MemoryCache`]) and byte tier.
+//! - `redb`: the disk tier, [`CacheBuilder::disk`] and [`redb`].
+//! - `redis`: the Redis / Redis Cluster / Sentinel tier,
+//!   [`CacheBuilder::redis`] and [`redis`]; `redis-tls` adds `rediss://`.
 //! - `bincode`: [`Bincode`], an alternative codec (bincode is unmaintained;
 //!   postcard is the default).
 //! - `test-utils`: the conformance suite and `FailingBackend`, for testing
@@ -63,4 +66,16 @@ pub mod memory {
     pub use cache_backends::memory::{
         MemoryBackend, MemoryBackendBuilder, MemoryCache, MemoryCacheBuilder, RemovalCause,
     };
+}
+
+/// The disk tier: a crash-safe redb file.
+#[cfg(feature = "redb")]
+pub mod redb {
+    pub use cache_backends::redb::{Durability, RedbBackend, RedbBackendBuilder, RedbStats};
+}
+
+/// The Redis tier: Redis, Redis Cluster or Sentinel, on fred.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use cache_backends::redis::{RedisBackend, RedisBackendBuilder, RedisStats};
 }

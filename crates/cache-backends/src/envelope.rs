@@ -1,0 +1,187 @@
+//! The record format of the byte tiers that store outside the process (the
+//! redb file and Redis): an entry's value with its metadata and a checksum.
+//!
+//! Neither store checks what it hands back: redb does not verify checksums
+//! on ordinary reads, and a Redis key may have been written by another
+//! program or another version. So every record starts with a magic value
+//! and a format version, and carries a CRC-32 of everything else; a record
+//! that fails any check decodes to [`ErrorKind::Corrupted`], never to
+//! garbage.
+//!
+//! Layout, all integers little-endian:
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 2 | magic `b"TC"` |
+//! | 2 | 1 | format version, 1 |
+//! | 3 | 1 | reserved, 0 |
+//! | 4 | 4 | CRC-32 (IEEE) of bytes 8.. |
+//! | 8 | 2 | [`Flags`] bits |
+//! | 10 | 8 | expiry, unix ms; `u64::MAX` for none |
+//! | 18 | 8 | creation time, unix ms |
+//! | 26 | 2 | data class name length *n*; 0 for the default class |
+//! | 28 | *n* | data class name, UTF-8 |
+//! | 28 + *n* | rest | the value |
+
+use bytes::Bytes;
+use cache_core::{DataClass, Entry, Error, ErrorKind, Flags, Meta, Result};
+
+const MAGIC: [u8; 2] = *b"TC";
+const VERSION: u8 = 1;
+/// Bytes before the class name.
+pub(crate) const HEADER_LEN: usize = 28;
+/// Where the checksummed part starts.
+const CHECKED_FROM: usize = 8;
+const NO_EXPIRY: u64 = u64::MAX;
+
+/// Encodes an entry as a record.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidConfig`] if the data class name is longer than
+/// 65,535 bytes.
+pub(crate) fn encode(entry: &Entry) -> Result<Vec<u8>> {
+    let class = match &entry.meta.class {
+        DataClass::Default => "",
+        other => other.as_str(),
+    };
+    let class_len = u16::try_from(class.len()).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            "a data class name is longer than 65,535 bytes",
+        )
+    })?;
+    let mut out = Vec::with_capacity(HEADER_LEN + class.len() + entry.value.len());
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(0);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&entry.meta.flags.bits().to_le_bytes());
+    out.extend_from_slice(&entry.meta.expires_at_ms.unwrap_or(NO_EXPIRY).to_le_bytes());
+    out.extend_from_slice(&entry.meta.created_at_ms.to_le_bytes());
+    out.extend_from_slice(&class_len.to_le_bytes());
+    out.extend_from_slice(class.as_bytes());
+    out.extend_from_slice(&entry.value);
+    let crc = crc32fast::hash(&out[CHECKED_FROM..]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+fn corrupted(what: &'static str) -> Error {
+    Error::new(ErrorKind::Corrupted, what)
+}
+
+fn u64_at(record: &[u8], at: usize) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&record[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// The expiry written in a record's header (unix ms), without checking the
+/// rest: for sweeps and expiry checks before a full decode. `None` if the
+/// record is too short to hold one or never expires.
+pub(crate) fn expiry_of(record: &[u8]) -> Option<u64> {
+    if record.len() < HEADER_LEN || record[..2] != MAGIC {
+        return None;
+    }
+    Some(u64_at(record, 10)).filter(|&at| at != NO_EXPIRY)
+}
+
+/// Decodes a record, checking its magic, version, lengths and checksum.
+///
+/// # Errors
+///
+/// [`ErrorKind::Corrupted`] if any check fails.
+pub(crate) fn decode(record: &[u8]) -> Result<Entry> {
+    if record.len() < HEADER_LEN {
+        return Err(corrupted("a record shorter than its header"));
+    }
+    if record[..2] != MAGIC {
+        return Err(corrupted("a record without the tiercache magic"));
+    }
+    if record[2] != VERSION || record[3] != 0 {
+        return Err(corrupted("a record of an unknown format version"));
+    }
+    let mut crc = [0; 4];
+    crc.copy_from_slice(&record[4..8]);
+    if crc32fast::hash(&record[CHECKED_FROM..]) != u32::from_le_bytes(crc) {
+        return Err(corrupted("a record whose checksum does not match"));
+    }
+    let flags = Flags::from_bits(u16::from_le_bytes([record[8], record[9]]));
+    let expires_at_ms = Some(u64_at(record, 10)).filter(|&at| at != NO_EXPIRY);
+    let created_at_ms = u64_at(record, 18);
+    let class_len = usize::from(u16::from_le_bytes([record[26], record[27]]));
+    let value_at = HEADER_LEN + class_len;
+    if record.len() < value_at {
+        return Err(corrupted("a record shorter than its class name"));
+    }
+    let class = if class_len == 0 {
+        DataClass::Default
+    } else {
+        let name = std::str::from_utf8(&record[HEADER_LEN..value_at])
+            .map_err(|_| corrupted("a record whose class name is not UTF-8"))?;
+        DataClass::named(name)
+    };
+    Ok(Entry {
+        value: Bytes::copy_from_slice(&record[value_at..]),
+        meta: Meta {
+            expires_at_ms,
+            created_at_ms,
+            class,
+            flags,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Entry {
+        Entry::new(
+            &b"a value"[..],
+            Meta {
+                expires_at_ms: Some(1_700_000_000_123),
+                created_at_ms: 1_699_999_999_000,
+                class: DataClass::named("session"),
+                flags: Flags::NEGATIVE.with_compression(3),
+            },
+        )
+    }
+
+    #[test]
+    fn round_trips_value_and_metadata() {
+        let e = sample();
+        let record = encode(&e).unwrap();
+        assert_eq!(decode(&record).unwrap(), e);
+        assert_eq!(expiry_of(&record), Some(1_700_000_000_123));
+
+        let plain = Entry::new(Bytes::new(), Meta::new(5));
+        let record = encode(&plain).unwrap();
+        assert_eq!(record.len(), HEADER_LEN);
+        assert_eq!(decode(&record).unwrap(), plain);
+        assert_eq!(expiry_of(&record), None);
+    }
+
+    #[test]
+    fn any_flipped_bit_is_caught() {
+        let record = encode(&sample()).unwrap();
+        for byte in 0..record.len() {
+            for bit in 0..8 {
+                let mut bad = record.clone();
+                bad[byte] ^= 1 << bit;
+                let err = decode(&bad).expect_err("a flipped bit must not decode");
+                assert_eq!(err.kind(), ErrorKind::Corrupted, "byte {byte} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_records_are_corrupted() {
+        let record = encode(&sample()).unwrap();
+        for len in 0..record.len() {
+            let err = decode(&record[..len]).expect_err("a truncated record must not decode");
+            assert_eq!(err.kind(), ErrorKind::Corrupted, "length {len}");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! [`RedbBackend`]: the disk tier as a byte-level [`Backend`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use cache_core::{Backend, Entry, Error, ErrorKind, Limits, Lookup, Result};
+use tokio::sync::oneshot;
+
+use super::builder::RedbBackendBuilder;
+use super::error::closed;
+use super::shared::{Found, Shared};
+use super::stats::RedbStats;
+use super::writer::{Ack, Command, Record};
+use crate::envelope;
+
+/// The disk tier: entries in one crash-safe redb file, bounded in bytes,
+/// with expiry, checksummed records and grouped commits. See the
+/// [module documentation](super) for the file layout and durability.
+///
+/// Clones share the file. The writer thread and its background work stop,
+/// and the file closes, when the last clone is dropped; that drop waits for
+/// the writer's last commit.
+#[derive(Clone)]
+pub struct RedbBackend {
+    inner: Arc<Inner>,
+}
+
+/// What the clones share. Its drop stops the writer thread.
+struct Inner {
+    shared: Arc<Shared>,
+    tx: Sender<Command>,
+    writer: Option<JoinHandle<()>>,
+    limits: Limits,
+    max_bytes: u64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The writer finishes the commands queued before this one, makes
+        // them durable and closes the file. Joining makes the file free to
+        // reopen once the last clone is gone.
+        let _ = self.tx.send(Command::Shutdown);
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl fmt::Debug for RedbBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbBackend")
+            .field("path", &self.inner.shared.path)
+            .field("max_bytes", &self.inner.max_bytes)
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbBackend {
+    /// Starts configuring a tier stored in the file at `path` (created if
+    /// missing).
+    pub fn builder(path: impl Into<PathBuf>) -> RedbBackendBuilder {
+        RedbBackendBuilder::new(path.into())
+    }
+
+    /// A handle over an open file and its running writer thread.
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        tx: Sender<Command>,
+        writer: JoinHandle<()>,
+        limits: Limits,
+        max_bytes: u64,
+    ) -> Self {
+        RedbBackend {
+            inner: Arc::new(Inner {
+                shared,
+                tx,
+                writer: Some(writer),
+                limits,
+                max_bytes,
+            }),
+        }
+    }
+
+    /// The file this tier stores in.
+    pub fn path(&self) -> &Path {
+        &self.inner.shared.path
+    }
+
+    /// The tier's counters.
+    pub fn stats(&self) -> RedbStats {
+        self.inner.shared.counters.snapshot()
+    }
+
+    /// How many records failed their integrity check and were deleted.
+    pub fn corrupted_count(&self) -> u64 {
+        self.stats().corrupted
+    }
+
+    /// Writes the buffered access times and makes every write so far
+    /// durable, whatever the [`Durability`](super::Durability).
+    ///
+    /// # Errors
+    ///
+    /// If the commit fails or the tier is closed.
+    pub async fn sync(&self) -> Result<()> {
+        self.call(|ack| Command::Sync { ack }).await
+    }
+
+    /// Deletes up to [`sweep_batch`](RedbBackendBuilder::sweep_batch)
+    /// expired entries now, without waiting for the sweeper; returns how
+    /// many it deleted.
+    ///
+    /// # Errors
+    ///
+    /// If the commit fails or the tier is closed.
+    pub async fn sweep(&self) -> Result<u64> {
+        self.call(|ack| Command::Sweep { ack }).await
+    }
+
+    /// Sends a command to the writer thread and waits for its answer, which
+    /// comes only after the transaction holding it has committed.
+    async fn call<T>(&self, command: impl FnOnce(Ack<T>) -> Command) -> Result<T> {
+        let (ack, answer) = oneshot::channel();
+        self.inner.tx.send(command(ack)).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Checks and encodes an entry for the writer. Everything that can be
+    /// wrong with the caller's input is found here, before anything is
+    /// queued, so a rejected insert changes nothing.
+    fn prepare(&self, key: Bytes, entry: &Entry) -> Result<Record> {
+        self.inner.limits.check_key(&key)?;
+        self.inner.limits.check_value(entry.value.len())?;
+        let record = envelope::encode(entry)?;
+        let size = (key.len() as u64).saturating_add(record.len() as u64);
+        if size > self.inner.max_bytes {
+            return Err(Error::new(
+                ErrorKind::ValueTooLarge,
+                format!(
+                    "an entry of {size} bytes (key and record) cannot fit in a tier of {} bytes",
+                    self.inner.max_bytes
+                ),
+            ));
+        }
+        Ok(Record { key, record })
+    }
+
+    /// Reads `keys` on the blocking pool, then deletes what was corrupted
+    /// and asks for an access flush if the batch of reads filled up.
+    async fn read(&self, keys: Vec<Bytes>) -> Result<Vec<Lookup>> {
+        let shared = self.inner.shared.clone();
+        let (found, keys, flush) = tokio::task::spawn_blocking(move || {
+            shared
+                .read(&keys)
+                .map(|(found, flush)| (found, keys, flush))
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Backend, "a redb read task failed").with_source(e))??;
+        if flush {
+            // Losing this request only delays the flush to the next write
+            // or timer, so a closed writer is not an error here.
+            let _ = self.inner.tx.send(Command::FlushAccess);
+        }
+        let mut corrupted = Vec::new();
+        let lookups = found
+            .into_iter()
+            .zip(keys)
+            .map(|(found, key)| match found {
+                Found::Hit(entry) => Lookup::Hit(entry),
+                Found::Miss => Lookup::Miss,
+                Found::Corrupted(record) => {
+                    corrupted.push((key, record));
+                    Lookup::Miss
+                }
+            })
+            .collect();
+        if !corrupted.is_empty() {
+            // The answer is a miss either way. If the delete fails, the next
+            // read finds the record again and retries, so the error is not
+            // the caller's concern.
+            let _ = self
+                .call(|ack| Command::DropCorrupted {
+                    records: corrupted,
+                    ack,
+                })
+                .await;
+        }
+        Ok(lookups)
+    }
+}
+
+impl Backend for RedbBackend {
+    fn name(&self) -> &str {
+        "redb"
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Lookup> {
+        self.inner.limits.check_key(key)?;
+        let mut found = self.read(vec![Bytes::copy_from_slice(key)]).await?;
+        Ok(found.pop().unwrap_or(Lookup::Miss))
+    }
+
+    async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+        let record = self.prepare(key, &entry)?;
+        self.call(|ack| Command::Insert {
+            records: vec![record],
+            ack,
+        })
+        .await
+    }
+
+    async fn remove(&self, key: &[u8]) -> Result<bool> {
+        self.inner.limits.check_key(key)?;
+        let key = Bytes::copy_from_slice(key);
+        self.call(|ack| Command::Remove { key, ack }).await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.call(|ack| Command::Clear { ack }).await
+    }
+
+    async fn len(&self) -> Result<u64> {
+        let shared = self.inner.shared.clone();
+        tokio::task::spawn_blocking(move || shared.len())
+            .await
+            .map_err(|e| Error::new(ErrorKind::Backend, "a redb read task failed").with_source(e))?
+    }
+
+    async fn get_many(&self, keys: &[Bytes]) -> Result<Vec<Lookup>> {
+        for key in keys {
+            self.inner.limits.check_key(key)?;
+        }
+        self.read(keys.to_vec()).await
+    }
+
+    /// Checks every entry first, so an oversized one stores none of them,
+    /// then commits them all in one transaction.
+    async fn insert_many(&self, entries: Vec<(Bytes, Entry)>) -> Result<()> {
+        let records = entries
+            .into_iter()
+            .map(|(key, entry)| self.prepare(key, &entry))
+            .collect::<Result<Vec<_>>>()?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.call(|ack| Command::Insert { records, ack }).await
+    }
+}

@@ -1,0 +1,199 @@
+//! Configuration of a [`RedbBackend`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::{Clock, Error, ErrorKind, Limits, Result};
+
+use super::backend::RedbBackend;
+use super::durability::Durability;
+use super::open::open;
+use super::shared::Shared;
+use super::writer::{self, Settings};
+
+/// Builds a [`RedbBackend`]; start from [`RedbBackend::builder`].
+#[derive(Clone, Debug)]
+pub struct RedbBackendBuilder {
+    path: PathBuf,
+    max_bytes: u64,
+    clock: Clock,
+    limits: Limits,
+    durability: Durability,
+    sweep_interval: Duration,
+    sweep_batch: usize,
+    access_flush_interval: Duration,
+    access_batch: usize,
+    cache_size: usize,
+    recreate_on_error: bool,
+}
+
+impl RedbBackendBuilder {
+    /// The default settings for a file at `path`.
+    pub(super) fn new(path: PathBuf) -> Self {
+        RedbBackendBuilder {
+            path,
+            max_bytes: 1 << 30,
+            clock: Clock::system(),
+            limits: Limits::DEFAULT,
+            durability: Durability::Immediate,
+            sweep_interval: Duration::from_secs(1),
+            sweep_batch: 1_000,
+            access_flush_interval: Duration::from_secs(1),
+            access_batch: 10_000,
+            cache_size: 64 << 20,
+            recreate_on_error: false,
+        }
+    }
+
+    /// The most key and record bytes the file holds (each record is the
+    /// value plus a header of about 30 bytes and its class name). Least
+    /// recently used entries are evicted beyond it. 1 GiB by default.
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The clock used for expiry (a manual clock in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The key and value size limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// When commits reach the disk. [`Durability::Immediate`] by default.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How often the sweeper looks for expired entries. Every second by
+    /// default.
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval;
+        self
+    }
+
+    /// The most expired entries one sweep deletes, so that a sweep is a
+    /// short transaction however many entries expired at once. 1,000 by
+    /// default.
+    pub fn sweep_batch(mut self, batch: usize) -> Self {
+        self.sweep_batch = batch;
+        self
+    }
+
+    /// The longest reads wait, buffered in memory, before their access
+    /// times are written when no write comes along to carry them. Every
+    /// second by default.
+    pub fn access_flush_interval(mut self, interval: Duration) -> Self {
+        self.access_flush_interval = interval;
+        self
+    }
+
+    /// How many distinct keys read the buffer holds before it asks for a
+    /// flush at once. 10,000 by default.
+    pub fn access_batch(mut self, batch: usize) -> Self {
+        self.access_batch = batch;
+        self
+    }
+
+    /// The memory redb may use to cache pages of the file. 64 MiB by
+    /// default.
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = bytes;
+        self
+    }
+
+    /// Deletes and recreates a file that exists but cannot be read as this
+    /// tier's file (not a redb database, damaged, or of another layout),
+    /// instead of failing. A file open in another process is never deleted.
+    /// Off by default: the file might hold something else of value.
+    pub fn recreate_on_error(mut self, recreate: bool) -> Self {
+        self.recreate_on_error = recreate;
+        self
+    }
+
+    /// Opens the file on the runtime's blocking pool and starts the tier.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for a zero bound, batch or interval;
+    /// [`ErrorKind::Unavailable`] if another process has the file open;
+    /// [`ErrorKind::Backend`] if the file cannot be opened or is not this
+    /// tier's file (the message names the path, the source is redb's
+    /// error).
+    pub async fn build(self) -> Result<RedbBackend> {
+        tokio::task::spawn_blocking(move || self.build_blocking())
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Backend, "opening the redb file failed").with_source(e)
+            })?
+    }
+
+    /// Opens the file and starts the tier, blocking the calling thread. For
+    /// callers outside an async runtime; inside one, use
+    /// [`build`](Self::build).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_blocking(self) -> Result<RedbBackend> {
+        self.validate()?;
+        let opened = open(
+            &self.path,
+            self.cache_size,
+            self.max_bytes,
+            self.recreate_on_error,
+        )?;
+        let shared = Arc::new(Shared::new(
+            opened.db,
+            self.path.clone(),
+            self.clock,
+            self.access_batch,
+            opened.used_bytes,
+            opened.next_tick,
+        ));
+        let settings = Settings {
+            max_bytes: self.max_bytes,
+            durability: self.durability,
+            sweep_interval: self.sweep_interval,
+            sweep_batch: self.sweep_batch,
+            access_flush_interval: self.access_flush_interval,
+        };
+        let (tx, thread) = writer::spawn(shared.clone(), settings).map_err(|e| {
+            Error::new(ErrorKind::Backend, "cannot start the redb writer thread").with_source(e)
+        })?;
+        Ok(RedbBackend::new(
+            shared,
+            tx,
+            thread,
+            self.limits,
+            self.max_bytes,
+        ))
+    }
+
+    fn validate(&self) -> Result<()> {
+        let invalid = |what: &'static str| Err(Error::new(ErrorKind::InvalidConfig, what));
+        if self.max_bytes == 0 {
+            return invalid("max_bytes must be at least 1");
+        }
+        if self.sweep_batch == 0 {
+            return invalid("sweep_batch must be at least 1");
+        }
+        if self.access_batch == 0 {
+            return invalid("access_batch must be at least 1");
+        }
+        if self.sweep_interval.is_zero() || self.access_flush_interval.is_zero() {
+            return invalid("the sweep and access flush intervals must be above zero");
+        }
+        if self.durability.period().is_some_and(|p| p.is_zero()) {
+            return invalid("a periodic durability needs a period above zero");
+        }
+        Ok(())
+    }
+}

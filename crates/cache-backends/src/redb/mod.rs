@@ -1,0 +1,91 @@
+//! The disk tier: [`RedbBackend`] keeps entries in one crash-safe
+//! [redb](https://docs.rs/redb) file.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use cache_backends::redb::{Durability, RedbBackend};
+//! use cache_core::{Backend, Entry, Meta};
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let tier = RedbBackend::builder(dir.path().join("cache.redb"))
+//!     .max_bytes(64 << 20)
+//!     .durability(Durability::Periodic(Duration::from_millis(100)))
+//!     .build()
+//!     .await?;
+//! tier.insert("k".into(), Entry::new(&b"v"[..], Meta::new(0))).await?;
+//! assert!(tier.get(b"k").await?.is_hit());
+//! // Make everything so far durable now, without waiting for the period.
+//! tier.sync().await?;
+//! # Ok::<(), cache_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # File layout
+//!
+//! The file holds five tables, all changed together in each write
+//! transaction so they never disagree after a crash:
+//!
+//! | table | key → value | purpose |
+//! |---|---|---|
+//! | `tiercache_entries` | key bytes → record | the entries; a record is the crate's envelope (magic, version, flags, expiry, creation time, class, value, CRC-32) |
+//! | `tiercache_keys` | key bytes → (access tick, expiry ms or `u64::MAX`, bytes counted) | each entry's place in the two indexes below, and its share of the byte total |
+//! | `tiercache_by_expiry` | (expiry ms, key) → () | entries that expire, soonest first, for the sweeper |
+//! | `tiercache_by_access` | (access tick, key) → () | every entry, least recently used first, for eviction |
+//! | `tiercache_meta` | name → u64 | the layout version and the running total of key + record bytes |
+//!
+//! redb does not verify checksums on ordinary reads, so every record is
+//! checked against its own CRC when it is read. A record that fails is a
+//! miss: it is deleted and counted in [`RedbStats::corrupted`]. An expired
+//! entry is never returned, whether or not the sweeper has reached it yet;
+//! the sweeper deletes at most
+//! [`sweep_batch`](RedbBackendBuilder::sweep_batch) expired entries per
+//! transaction.
+//!
+//! # Access times in batches
+//!
+//! The tier is bounded by [`max_bytes`](RedbBackendBuilder::max_bytes) and
+//! evicts the least recently used entries first. Recording every read in the
+//! file would turn each read into a write transaction, so a read only notes
+//! the key and a logical tick in an in-memory buffer. The buffer is written
+//! in the next write transaction (an insert or remove, the periodic flush
+//! every [`access_flush_interval`](RedbBackendBuilder::access_flush_interval),
+//! or at once when it holds [`access_batch`](RedbBackendBuilder::access_batch)
+//! keys). Eviction runs in the same transaction, after the batch is written,
+//! so it misses only reads still arriving during that commit, and reads of
+//! new keys that a full buffer had to drop: the least-recently-used order is
+//! approximate by about one batch of reads, while the byte bound itself holds
+//! after every commit.
+//!
+//! # Durability
+//!
+//! All writes go through one writer thread, which commits every write
+//! waiting in its queue in one transaction, so concurrent inserts share a
+//! commit. An insert is acknowledged only after that commit succeeded.
+//!
+//! - [`Durability::Immediate`] (the default): each commit is durable when it
+//!   returns, so an acknowledged write survives a crash or power loss.
+//! - [`Durability::Periodic`]: commits are made without `fsync`, and the
+//!   writer makes them durable with one durable commit per period (and when
+//!   the last handle is dropped, or on [`RedbBackend::sync`]). A crash loses
+//!   at most one period of writes, never the file's consistency.
+//!
+//! No redb call runs on the async runtime's worker threads: reads run on its
+//! blocking pool, writes and background work on the writer thread, which
+//! stops and closes the file when the last clone of the backend is dropped.
+
+mod access;
+mod backend;
+mod builder;
+mod durability;
+mod error;
+mod open;
+mod shared;
+mod stats;
+mod tables;
+mod writer;
+
+pub use backend::RedbBackend;
+pub use builder::RedbBackendBuilder;
+pub use durability::Durability;
+pub use stats::RedbStats;

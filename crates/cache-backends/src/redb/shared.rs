@@ -1,0 +1,148 @@
+//! The state the writer thread and the readers share: the open database,
+//! the clock, the batch of reads and the counters; and the read path.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ::redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use bytes::Bytes;
+use cache_core::{Clock, Entry, Result};
+use parking_lot::RwLock;
+
+use super::access::AccessBuffer;
+use super::error::{closed, storage};
+use super::stats::Counters;
+use super::tables::ENTRIES;
+use crate::envelope;
+
+/// What a read found for one key.
+#[derive(Debug)]
+pub(super) enum Found {
+    /// A live entry.
+    Hit(Entry),
+    /// Nothing live: absent or expired.
+    Miss,
+    /// A record that failed its integrity check, to be deleted.
+    Corrupted(Vec<u8>),
+}
+
+/// Shared by every clone of a backend, its readers and its writer thread.
+#[derive(Debug)]
+pub(super) struct Shared {
+    /// `None` once the writer thread has closed the file. The writer takes
+    /// it out under the write lock, so no reader is mid-transaction when the
+    /// file closes, and the close (which writes) runs on that thread.
+    db: RwLock<Option<Database>>,
+    pub(super) path: PathBuf,
+    pub(super) clock: Clock,
+    pub(super) access: AccessBuffer,
+    pub(super) counters: Counters,
+    /// The logical clock of accesses: reads and writes each take the next
+    /// tick, so the least recently used entry has the smallest one.
+    tick: AtomicU64,
+}
+
+impl Shared {
+    /// State around a database whose entries total `used_bytes` and whose
+    /// newest access tick is below `next_tick`.
+    pub(super) fn new(
+        db: Database,
+        path: PathBuf,
+        clock: Clock,
+        access_batch: usize,
+        used_bytes: u64,
+        next_tick: u64,
+    ) -> Self {
+        Shared {
+            db: RwLock::new(Some(db)),
+            path,
+            clock,
+            access: AccessBuffer::new(access_batch),
+            counters: Counters::new(used_bytes),
+            tick: AtomicU64::new(next_tick),
+        }
+    }
+
+    /// The next access tick.
+    pub(super) fn next_tick(&self) -> u64 {
+        self.tick.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the open database. Blocks: only for the writer thread and
+    /// the runtime's blocking pool.
+    pub(super) fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        match &*self.db.read() {
+            Some(db) => f(db),
+            None => Err(closed()),
+        }
+    }
+
+    /// Looks up `keys` in one read transaction. Returns what each key holds
+    /// and whether the batch of reads is full and should be flushed now.
+    ///
+    /// Expiry is checked against the tier's clock on every read, so an
+    /// expired entry is a miss whether or not the sweeper has reached it.
+    pub(super) fn read(&self, keys: &[Bytes]) -> Result<(Vec<Found>, bool)> {
+        self.with_db(|db| {
+            let txn = db
+                .begin_read()
+                .map_err(|e| storage("cannot begin a redb read transaction", e))?;
+            let table = txn
+                .open_table(ENTRIES)
+                .map_err(|e| storage("cannot open the redb entries table", e))?;
+            let now = self.clock.now_ms();
+            let mut flush = false;
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                let held = table
+                    .get(key.as_ref())
+                    .map_err(|e| storage("cannot read from the redb file", e))?;
+                let Some(held) = held else {
+                    found.push(Found::Miss);
+                    continue;
+                };
+                let record = held.value();
+                // The checksum is verified before the expiry is trusted, even
+                // though an expired entry could be skipped sooner: a flipped
+                // bit in the expiry must count as corruption and delete the
+                // record, not pass for an ordinary expired entry.
+                match envelope::decode(record) {
+                    Ok(entry) if entry.meta.is_expired(now) => found.push(Found::Miss),
+                    Ok(entry) => {
+                        flush |= self.access.record(key, self.next_tick());
+                        found.push(Found::Hit(entry));
+                    }
+                    Err(_) => found.push(Found::Corrupted(record.to_vec())),
+                }
+            }
+            Ok((found, flush))
+        })
+    }
+
+    /// The number of entries in the file, expired ones not yet swept
+    /// included.
+    pub(super) fn len(&self) -> Result<u64> {
+        self.with_db(|db| {
+            let txn = db
+                .begin_read()
+                .map_err(|e| storage("cannot begin a redb read transaction", e))?;
+            let table = txn
+                .open_table(ENTRIES)
+                .map_err(|e| storage("cannot open the redb entries table", e))?;
+            table
+                .len()
+                .map_err(|e| storage("cannot count the redb entries", e))
+        })
+    }
+
+    /// Closes the file. Called once, by the writer thread as it stops.
+    pub(super) fn close(&self) {
+        let db = self.db.write().take();
+        if let Some(db) = db {
+            // The writer made everything durable just before; a failure to
+            // record the clean shutdown only makes the next open repair the
+            // file, which redb does by itself.
+            let _ = db.close();
+        }
+    }
+}

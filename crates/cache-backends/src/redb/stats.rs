@@ -1,0 +1,74 @@
+//! What the disk tier has done, for metrics and tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of the disk tier's counters, from [`RedbBackend::stats`].
+///
+/// [`RedbBackend::stats`]: super::RedbBackend::stats
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedbStats {
+    /// Key and record bytes held after the last commit; the quantity that
+    /// `max_bytes` bounds.
+    pub used_bytes: u64,
+    /// Records that failed their integrity check and were deleted.
+    pub corrupted: u64,
+    /// Entries evicted to keep the file within `max_bytes`.
+    pub evicted: u64,
+    /// Expired entries deleted by the sweeper.
+    pub expired: u64,
+    /// Durable commits made since the tier was opened (with
+    /// [`Durability::Periodic`](super::Durability::Periodic), the periodic
+    /// flushes among them).
+    pub durable_commits: u64,
+}
+
+/// What one write transaction changed in the counters, applied only once
+/// it has committed so that a failed commit counts nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Delta {
+    pub(super) corrupted: u64,
+    pub(super) evicted: u64,
+    pub(super) expired: u64,
+}
+
+/// The live counters behind [`RedbStats`].
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    used_bytes: AtomicU64,
+    corrupted: AtomicU64,
+    evicted: AtomicU64,
+    expired: AtomicU64,
+    durable_commits: AtomicU64,
+}
+
+impl Counters {
+    /// Counters for a file that already holds `used_bytes`.
+    pub(super) fn new(used_bytes: u64) -> Self {
+        let counters = Counters::default();
+        counters.used_bytes.store(used_bytes, Ordering::Relaxed);
+        counters
+    }
+
+    /// Records a committed transaction.
+    pub(super) fn committed(&self, used_bytes: u64, delta: Delta, durable: bool) {
+        self.used_bytes.store(used_bytes, Ordering::Relaxed);
+        self.corrupted.fetch_add(delta.corrupted, Ordering::Relaxed);
+        self.evicted.fetch_add(delta.evicted, Ordering::Relaxed);
+        self.expired.fetch_add(delta.expired, Ordering::Relaxed);
+        if durable {
+            self.durable_commits.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The current values.
+    pub(super) fn snapshot(&self) -> RedbStats {
+        RedbStats {
+            used_bytes: self.used_bytes.load(Ordering::Relaxed),
+            corrupted: self.corrupted.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+            expired: self.expired.load(Ordering::Relaxed),
+            durable_commits: self.durable_commits.load(Ordering::Acquire),
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The writer thread: the only place that writes to the file. It groups
+//! every write waiting in its queue into one transaction, and runs the
+//! sweeper, the access-time flush and the periodic durable commit.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_core::Result;
+use tokio::sync::oneshot;
+
+use super::durability::Durability;
+use super::error::storage;
+use super::shared::Shared;
+use super::tables::Tables;
+
+/// The most commands applied in one transaction, so that one commit (and
+/// the memory of its pending records) stays bounded under a flood of writes.
+const MAX_BATCH: usize = 1024;
+
+/// Where the writer sends the outcome of a command.
+pub(super) type Ack<T> = oneshot::Sender<Result<T>>;
+
+/// An entry ready to store: its key and its encoded record.
+#[derive(Debug)]
+pub(super) struct Record {
+    pub(super) key: Bytes,
+    pub(super) record: Vec<u8>,
+}
+
+/// A request to the writer thread.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// Store these records.
+    Insert { records: Vec<Record>, ack: Ack<()> },
+    /// Remove a key, answering whether a live entry was removed.
+    Remove { key: Bytes, ack: Ack<bool> },
+    /// Delete records readers found corrupted (if still unchanged).
+    DropCorrupted {
+        records: Vec<(Bytes, Vec<u8>)>,
+        ack: Ack<()>,
+    },
+    /// Remove every entry.
+    Clear { ack: Ack<()> },
+    /// Run one bounded sweep now, answering how many entries it removed.
+    Sweep { ack: Ack<u64> },
+    /// Write the batch of reads and make everything durable.
+    Sync { ack: Ack<()> },
+    /// The batch of reads is full: write it soon.
+    FlushAccess,
+    /// The last handle is gone: finish and close the file.
+    Shutdown,
+}
+
+/// What a command produced, sent once its transaction has committed.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Done,
+    Removed(bool),
+    Swept(u64),
+}
+
+impl Command {
+    /// Sends the command's outcome, or the transaction's error, to its
+    /// caller. A caller that stopped waiting is not an error.
+    fn answer(self, result: Result<Outcome>) {
+        match self {
+            Command::Insert { ack, .. }
+            | Command::DropCorrupted { ack, .. }
+            | Command::Clear { ack }
+            | Command::Sync { ack } => {
+                let _ = ack.send(result.map(|_| ()));
+            }
+            Command::Remove { ack, .. } => {
+                let _ = ack.send(result.map(|o| matches!(o, Outcome::Removed(true))));
+            }
+            Command::Sweep { ack } => {
+                let _ = ack.send(result.map(|o| match o {
+                    Outcome::Swept(n) => n,
+                    _ => 0,
+                }));
+            }
+            Command::FlushAccess | Command::Shutdown => {}
+        }
+    }
+}
+
+/// The writer's settings.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Settings {
+    pub(super) max_bytes: u64,
+    pub(super) durability: Durability,
+    pub(super) sweep_interval: Duration,
+    pub(super) sweep_batch: usize,
+    pub(super) access_flush_interval: Duration,
+}
+
+/// Starts the writer thread over an open file.
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    settings: Settings,
+) -> std::io::Result<(Sender<Command>, JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let now = Instant::now();
+    let writer = Writer {
+        shared,
+        settings,
+        next_sweep: now + settings.sweep_interval,
+        next_access_flush: now + settings.access_flush_interval,
+        next_durable: settings.durability.period().map(|p| now + p),
+        not_durable: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name("tiercache-redb".into())
+        .spawn(move || writer.run(&rx))?;
+    Ok((tx, thread))
+}
+
+/// The writer thread's state: the timers of its background work and
+/// whether the file holds commits that are not yet durable.
+struct Writer {
+    shared: Arc<Shared>,
+    settings: Settings,
+    next_sweep: Instant,
+    next_access_flush: Instant,
+    /// When the next durable commit is due under periodic durability.
+    next_durable: Option<Instant>,
+    /// Whether a commit since the last durable one skipped `fsync`.
+    not_durable: bool,
+}
+
+impl Writer {
+    /// Serves commands until the last handle is gone, then closes the file.
+    /// Waiting on the queue with a timeout lets the same loop run the
+    /// timers, so the tier needs no thread beyond this one.
+    fn run(mut self, rx: &Receiver<Command>) {
+        let mut stopping = false;
+        while !stopping {
+            let mut batch = Vec::new();
+            let wait = self
+                .next_deadline()
+                .saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => stopping = true,
+                Ok(command) => batch.push(command),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            while !stopping && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => stopping = true,
+                    Ok(command) => batch.push(command),
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            self.step(batch, stopping);
+        }
+        self.shared.close();
+    }
+
+    /// The earliest moment a timer needs the writer.
+    fn next_deadline(&self) -> Instant {
+        let first = self.next_sweep.min(self.next_access_flush);
+        self.next_durable.map_or(first, |at| at.min(first))
+    }
+
+    /// Commits a batch of commands together with whatever timers are due.
+    fn step(&mut self, batch: Vec<Command>, stopping: bool) {
+        let now = Instant::now();
+        let sweep = now >= self.next_sweep;
+        if sweep {
+            self.next_sweep = now + self.settings.sweep_interval;
+        }
+        if now >= self.next_access_flush {
+            self.next_access_flush = now + self.settings.access_flush_interval;
+        }
+        let durable_due = self.next_durable.is_some_and(|at| now >= at);
+        if durable_due {
+            self.next_durable = self.settings.durability.period().map(|p| now + p);
+        }
+        // A durable commit is needed when one is due (or the file closes)
+        // and something since the last one skipped `fsync`.
+        let durable = (durable_due || stopping) && self.not_durable;
+        let work = !batch.is_empty() || sweep || !self.shared.access.is_empty();
+        if !(work || durable) {
+            return;
+        }
+        let swept = self.commit(batch, sweep, durable || stopping);
+        if swept == Some(self.settings.sweep_batch as u64) {
+            // A full batch suggests more are due: sweep again promptly,
+            // still one bounded transaction at a time between other writes.
+            self.next_sweep = now;
+        }
+    }
+
+    /// Applies `batch` in one transaction, then answers every command.
+    /// Returns how many entries the timed sweep removed, if it ran and the
+    /// transaction succeeded.
+    fn commit(&mut self, batch: Vec<Command>, sweep: bool, force_durable: bool) -> Option<u64> {
+        // A caller's `sync` needs a durable commit even when nothing changed,
+        // since earlier commits may have skipped `fsync`.
+        let must_commit = force_durable || batch.iter().any(|c| matches!(c, Command::Sync { .. }));
+        let durable = must_commit || self.settings.durability == Durability::Immediate;
+        // Taken before the transaction: if it fails, these access times are
+        // lost, which only makes eviction a little less exact.
+        let access = self.shared.access.take();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let result = self.shared.with_db(|db| {
+            let mut txn = db
+                .begin_write()
+                .map_err(|e| storage("cannot begin a redb write transaction", e))?;
+            let level = if durable {
+                ::redb::Durability::Immediate
+            } else {
+                ::redb::Durability::None
+            };
+            txn.set_durability(level)
+                .map_err(|e| storage("cannot set the redb commit durability", e))?;
+            let mut tables =
+                Tables::open(&txn).map_err(|e| storage("cannot open the redb tables", e))?;
+            let swept = self
+                .apply(&mut tables, &batch, &access, sweep, &mut outcomes)
+                .map_err(|e| storage("a redb write failed", e))?;
+            let (bytes, delta, dirty) = tables
+                .finish()
+                .map_err(|e| storage("a redb write failed", e))?;
+            let committed = if dirty || must_commit {
+                txn.commit()
+                    .map_err(|e| storage("cannot commit to the redb file", e))?;
+                true
+            } else {
+                // Nothing changed (an idle sweep, a remove of an absent
+                // key): dropping the transaction saves a commit and, with
+                // immediate durability, an `fsync`.
+                txn.abort()
+                    .map_err(|e| storage("cannot end a redb write transaction", e))?;
+                false
+            };
+            Ok((bytes, delta, swept, committed))
+        });
+        match result {
+            Ok((bytes, delta, swept, committed)) => {
+                if committed {
+                    self.shared.counters.committed(bytes, delta, durable);
+                    self.not_durable = !durable;
+                }
+                for (command, outcome) in batch.into_iter().zip(outcomes) {
+                    command.answer(Ok(outcome));
+                }
+                swept
+            }
+            Err(error) => {
+                for command in batch {
+                    command.answer(Err(error.clone()));
+                }
+                None
+            }
+        }
+    }
+
+    /// The body of a transaction: the batch of reads, then each command in
+    /// order, then the timed sweep and eviction.
+    fn apply(
+        &self,
+        tables: &mut Tables<'_>,
+        batch: &[Command],
+        access: &std::collections::HashMap<Box<[u8]>, u64>,
+        sweep: bool,
+        outcomes: &mut Vec<Outcome>,
+    ) -> std::result::Result<Option<u64>, ::redb::Error> {
+        let now = self.shared.clock.now_ms();
+        tables.record_access(access)?;
+        for command in batch {
+            let outcome = match command {
+                Command::Insert { records, .. } => {
+                    for r in records {
+                        let tick = self.shared.next_tick();
+                        tables.insert(&r.key, &r.record, tick, now)?;
+                    }
+                    Outcome::Done
+                }
+                Command::Remove { key, .. } => Outcome::Removed(tables.remove(key, now)?),
+                Command::DropCorrupted { records, .. } => {
+                    for (key, record) in records {
+                        tables.drop_corrupted(key, record)?;
+                    }
+                    Outcome::Done
+                }
+                Command::Clear { .. } => {
+                    tables.clear()?;
+                    Outcome::Done
+                }
+                Command::Sweep { .. } => {
+                    Outcome::Swept(tables.sweep(now, self.settings.sweep_batch)?)
+                }
+                Command::Sync { .. } | Command::FlushAccess | Command::Shutdown => Outcome::Done,
+            };
+            outcomes.push(outcome);
+        }
+        let swept = if sweep {
+            Some(tables.sweep(now, self.settings.sweep_batch)?)
+        } else {
+            None
+        };
+        tables.evict(self.settings.max_bytes)?;
+        Ok(swept)
+    }
+}

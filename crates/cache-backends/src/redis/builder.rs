@@ -1,0 +1,192 @@
+//! [`RedisBackendBuilder`]: the settings of a Redis tier.
+
+use std::fmt;
+use std::time::Duration;
+
+use cache_core::{Clock, Error, ErrorKind, Limits, Result};
+
+use super::backend::RedisBackend;
+use super::cluster::Cluster;
+use super::node::{Node, Settings};
+use super::routing::Routing;
+use super::url::{self, Target};
+
+/// Builds a [`RedisBackend`]; start with [`RedisBackend::builder`].
+#[derive(Clone)]
+pub struct RedisBackendBuilder {
+    url: String,
+    prefix: String,
+    settings: Settings,
+    clock: Clock,
+    limits: Limits,
+}
+
+impl fmt::Debug for RedisBackendBuilder {
+    // Written out so a password in the URL stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackendBuilder")
+            .field("url", &url::redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("settings", &self.settings)
+            .field("clock", &self.clock)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl RedisBackendBuilder {
+    pub(super) fn new(url: String) -> Self {
+        RedisBackendBuilder {
+            url,
+            prefix: "tiercache:".to_owned(),
+            settings: Settings {
+                command_timeout: Duration::from_millis(250),
+                connect_timeout: Duration::from_secs(2),
+                reconnect_min: Duration::from_millis(50),
+                reconnect_max: Duration::from_secs(1),
+                breaker_threshold: 5,
+                breaker_open_for: Duration::from_secs(1),
+            },
+            clock: Clock::system(),
+            limits: Limits::DEFAULT,
+        }
+    }
+
+    /// The prefix of every key this cache stores, so several caches can
+    /// share a server: `clear` and `len` touch only keys with it.
+    /// `"tiercache:"` by default; it must not be empty.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The longest a command may take before the call fails with
+    /// [`ErrorKind::Timeout`]. 250 ms by default.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.command_timeout = timeout;
+        self
+    }
+
+    /// The longest one connection attempt (TCP, TLS and handshake) may
+    /// take. Attempts run in the background; calls never wait for one.
+    /// 2 s by default.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// The bounds of the exponential backoff between reconnection
+    /// attempts: the first delay, doubled after each failure up to the
+    /// longest. 50 ms and 1 s by default.
+    pub fn reconnect_delay(mut self, first: Duration, longest: Duration) -> Self {
+        self.settings.reconnect_min = first;
+        self.settings.reconnect_max = longest;
+        self
+    }
+
+    /// How many calls to a server must fail in a row (unreachable or timed
+    /// out) before its circuit breaker opens. 5 by default; at least 1.
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.settings.breaker_threshold = failures;
+        self
+    }
+
+    /// How long an open circuit breaker refuses calls before it lets one
+    /// probe through; the probe's success closes it. 1 s by default.
+    pub fn breaker_open_for(mut self, duration: Duration) -> Self {
+        self.settings.breaker_open_for = duration;
+        self
+    }
+
+    /// The clock expiry is read from. Every get checks the stored expiry
+    /// against it, so a clock ahead of the server's still never sees an
+    /// expired entry.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The key and value size limits, checked before anything is sent.
+    /// The key limit applies to the caller's key, as in every other tier,
+    /// so a stack accepts or rejects a key the same way in each tier; the
+    /// prefix is added on top.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        let s = &self.settings;
+        let problem = if self.prefix.is_empty() {
+            // Without a prefix, clear would remove every key on the server,
+            // other programs' included.
+            Some("the key prefix must not be empty")
+        } else if s.command_timeout.is_zero() {
+            Some("the command timeout must be above zero")
+        } else if s.connect_timeout.is_zero() {
+            Some("the connect timeout must be above zero")
+        } else if s.reconnect_min.is_zero() || s.reconnect_min > s.reconnect_max {
+            Some("the reconnect delays must be above zero, the first no longer than the longest")
+        } else if s.breaker_threshold == 0 {
+            Some("the breaker threshold must be at least one failure")
+        } else if s.breaker_open_for.is_zero() {
+            Some("the breaker's open time must be above zero")
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => Err(Error::new(ErrorKind::InvalidConfig, message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Builds the backend. It returns at once: connections are made in
+    /// the background, and until a server is reachable its calls fail
+    /// fast with [`ErrorKind::Unavailable`].
+    ///
+    /// Must be called within a Tokio runtime, which runs the connections.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for a URL that cannot be used (a
+    /// `rediss://` URL needs the `redis-tls` feature) or settings that
+    /// cannot work.
+    pub async fn build(self) -> Result<RedisBackend> {
+        self.check()?;
+        let routing = match url::parse(&self.url)? {
+            Target::Single(config) => Routing::Single(Node::connect(config, &self.settings, None)),
+            Target::Cluster { template, seeds } => {
+                Routing::Cluster(Cluster::start(template, seeds, self.settings.clone()))
+            }
+        };
+        Ok(RedisBackend::new(
+            routing,
+            &self.prefix,
+            self.clock,
+            self.limits,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unusable_settings_are_invalid_config() {
+        let url = "redis://127.0.0.1:1";
+        let cases = [
+            RedisBackend::builder(url).prefix(""),
+            RedisBackend::builder(url).command_timeout(Duration::ZERO),
+            RedisBackend::builder(url).breaker_threshold(0),
+            RedisBackend::builder(url).breaker_open_for(Duration::ZERO),
+            RedisBackend::builder(url)
+                .reconnect_delay(Duration::from_secs(2), Duration::from_secs(1)),
+            RedisBackend::builder("memcached://127.0.0.1:1"),
+        ];
+        for builder in cases {
+            let err = builder.build().await.expect_err("rejected");
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Dropping the last clone stops the background work and closes the file,
+//! so the same process can open it again at once.
+//!
+//! This file holds one test, so the writer threads it counts are its own.
+#![cfg(feature = "redb")]
+
+use std::time::Duration;
+
+use ::redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use bytes::Bytes;
+use cache_backends::redb::{Durability, RedbBackend};
+use cache_core::{Backend, Entry, Meta};
+
+const ENTRIES: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("tiercache_entries");
+
+/// The threads of this process named like the tier's writer thread.
+#[cfg(target_os = "linux")]
+fn writer_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tiercache-redb")
+        .count()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn writer_threads() -> usize {
+    0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_clone_stops_the_writer_and_frees_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shutdown.redb");
+    for durability in [
+        Durability::Immediate,
+        Durability::Periodic(Duration::from_secs(3600)),
+    ] {
+        let tier = RedbBackend::builder(&path)
+            .durability(durability)
+            .sweep_interval(Duration::from_millis(5))
+            .access_flush_interval(Duration::from_millis(5))
+            .build()
+            .await
+            .unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(writer_threads(), 1);
+        }
+        let clones: Vec<_> = (0..4).map(|_| tier.clone()).collect();
+        tier.insert(
+            Bytes::from_static(b"k"),
+            Entry::new(&b"v"[..], Meta::new(0)),
+        )
+        .await
+        .unwrap();
+        drop(tier);
+        for clone in &clones {
+            assert!(
+                clone.get(b"k").await.unwrap().is_hit(),
+                "clones keep it open"
+            );
+        }
+        drop(clones);
+        assert_eq!(
+            writer_threads(),
+            0,
+            "{durability:?}: the writer thread ended"
+        );
+
+        // The lock is released: redb itself can open the file, and sees the
+        // entry made durable on the way out.
+        let db = Database::create(&path).expect("the file is free");
+        let txn = db.begin_read().unwrap();
+        assert_eq!(txn.open_table(ENTRIES).unwrap().len().unwrap(), 1);
+        drop(txn);
+        drop(db);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
