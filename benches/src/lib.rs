@@ -32,7 +32,9 @@ pub use concurrent::{CacheKind, ConcurrentCache};
 pub use lru::Lru;
 pub use opt::{Admission, NEVER, Opt, next_uses};
 pub use policy::{Policy, PolicyKind, replay};
-pub use provenance::{git_commit, locked_versions, utc_now, workspace_root, write_file};
+pub use provenance::{
+    cpu_model, git_commit, kernel_release, locked_versions, utc_now, workspace_root, write_file,
+};
 pub use trace::{TraceError, TraceFormat, parse_trace, read_trace};
 
 use rand::SeedableRng;

@@ -64,6 +64,27 @@ pub fn locked_versions(names: &[&'static str]) -> Vec<(&'static str, String)> {
     found
 }
 
+/// The kernel release (`uname -r`), or "unknown".
+pub fn kernel_release() -> String {
+    Command::new("uname")
+        .arg("-r")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The processor's model name from `/proc/cpuinfo`; `None` where there is
+/// no procfs or it names none.
+pub fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, name)| name.trim().to_string())
+}
+
 /// The current time as `YYYY-MM-DD HH:MM`, UTC.
 pub fn utc_now() -> String {
     let secs = SystemTime::now()

@@ -10,7 +10,10 @@
 //!   `docs/benchmarks/hit-ratio.md`, its JSON and one SVG plot per trace;
 //! - `bench throughput`: the `throughput` criterion bench and the
 //!   `memory_per_entry` binary of `benches/`, then `bench_report` writes
-//!   `docs/benchmarks/throughput.md` and its JSON.
+//!   `docs/benchmarks/throughput.md` and its JSON;
+//! - `bench tiers`: the `tiers` binary of `benches/` measures the redb tier
+//!   against raw redb and the Redis tier against `redis-benchmark`, and
+//!   writes `docs/benchmarks/tiers.md` and its JSON.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -30,10 +33,12 @@ commands:
                      (arguments after it go to the simulator, e.g. --plot-points 5)
   bench throughput   throughput of tiercache and its peers at 1 and 2 threads,
                      and memory per entry: writes docs/benchmarks/throughput.{md,json}
-                     (arguments after it go to criterion, e.g. a filter: get/1t)";
+                     (arguments after it go to criterion, e.g. a filter: get/1t)
+  bench tiers        the redb tier against raw redb, the Redis tier against
+                     redis-benchmark: writes docs/benchmarks/tiers.{md,json}
+                     (arguments after it go to the binary, e.g. --only redb)";
 
-/// Where `bench hit-ratio` and `bench throughput` write, relative to the
-/// workspace root.
+/// Where the benches write their reports, relative to the workspace root.
 const BENCH_DIR: &str = "docs/benchmarks";
 
 fn main() -> Result<()> {
@@ -144,11 +149,13 @@ fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("hit-ratio") => hit_ratio(&args[1..]),
         Some("throughput") => throughput(&args[1..]),
+        Some("tiers") => tiers(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
         // Every bench, in the order the documents were written.
         None => {
             hit_ratio(&[])?;
-            throughput(&[])
+            throughput(&[])?;
+            tiers(&[])
         }
     }
 }
@@ -251,6 +258,40 @@ fn throughput(extra: &[String]) -> Result<()> {
         .arg(format!("{elapsed:.0}"));
     run(report)?;
     eprintln!("xtask: measured in {elapsed:.0} s");
+    Ok(())
+}
+
+/// Builds the `tiers` binary in release mode, then runs it: it measures
+/// the byte tiers against their baselines and writes the report itself,
+/// with the time the measuring took.
+fn tiers(extra: &[String]) -> Result<()> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "tiercache-benches",
+        "--bin",
+        "tiers",
+    ]);
+    run(build)?;
+    let started = Instant::now();
+    let mut bench = release_bin("tiers");
+    bench
+        .arg("--out")
+        .arg(format!("{BENCH_DIR}/tiers.md"))
+        .arg("--json")
+        .arg(format!("{BENCH_DIR}/tiers.json"))
+        // The redb files go under the target directory, on the workspace's
+        // disk: a `/tmp` on tmpfs would make the inserts' `fsync`s free.
+        .arg("--dir")
+        .arg(target_dir().join("bench-tiers"));
+    bench.args(extra);
+    run(bench)?;
+    eprintln!(
+        "xtask: measured in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -17,10 +17,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use serde_json::{Value, json};
-use tiercache_benches::{CacheKind, git_commit, locked_versions, thousands, utc_now, write_file};
+use tiercache_benches::{
+    CacheKind, cpu_model, git_commit, kernel_release, locked_versions, thousands, utc_now,
+    write_file,
+};
 
 const USAGE: &str = "\
 usage: bench_report --criterion DIR --out PATH [options]
@@ -236,25 +239,10 @@ struct Machine {
 
 impl Machine {
     fn collect() -> Self {
-        let kernel = Command::new("uname")
-            .arg("-r")
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_else(|| "unknown".to_string());
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|info| {
-                info.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(_, name)| name.trim().to_string())
-            });
         Self {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            kernel,
-            cpu,
+            kernel: kernel_release(),
+            cpu: cpu_model(),
             date: utc_now(),
             commit: git_commit().unwrap_or_else(|| "unknown".to_string()),
             versions: locked_versions(&["moka", "quick_cache", "foyer-memory", "criterion"]),

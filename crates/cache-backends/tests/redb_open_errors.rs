@@ -138,5 +138,10 @@ async fn invalid_settings_are_rejected_before_the_file_is_touched() {
         .build_blocking()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    let err = RedbBackend::builder(&path)
+        .read_threads(0)
+        .build_blocking()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
     assert!(!path.exists());
 }

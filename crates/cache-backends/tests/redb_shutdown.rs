@@ -1,7 +1,8 @@
 //! Dropping the last clone stops the background work and closes the file,
 //! so the same process can open it again at once.
 //!
-//! This file holds one test, so the writer threads it counts are its own.
+//! This file holds one test, so the writer and reader threads it counts are
+//! its own.
 #![cfg(feature = "redb")]
 
 use std::time::Duration;
@@ -13,18 +14,19 @@ use cache_core::{Backend, Entry, Meta};
 
 const ENTRIES: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("tiercache_entries");
 
-/// The threads of this process named like the tier's writer thread.
+/// The threads of this process named `name`, like the tier's writer
+/// (`tiercache-redb`) and reader (`tiercache-read`) threads.
 #[cfg(target_os = "linux")]
-fn writer_threads() -> usize {
+fn threads(name: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim() == "tiercache-redb")
+        .filter(|comm| comm.trim() == name)
         .count()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn writer_threads() -> usize {
+fn threads(_name: &str) -> usize {
     0
 }
 
@@ -40,11 +42,13 @@ async fn dropping_the_last_clone_stops_the_writer_and_frees_the_file() {
             .durability(durability)
             .sweep_interval(Duration::from_millis(5))
             .access_flush_interval(Duration::from_millis(5))
+            .read_threads(3)
             .build()
             .await
             .unwrap();
         if cfg!(target_os = "linux") {
-            assert_eq!(writer_threads(), 1);
+            assert_eq!(threads("tiercache-redb"), 1);
+            assert_eq!(threads("tiercache-read"), 3);
         }
         let clones: Vec<_> = (0..4).map(|_| tier.clone()).collect();
         tier.insert(
@@ -62,9 +66,14 @@ async fn dropping_the_last_clone_stops_the_writer_and_frees_the_file() {
         }
         drop(clones);
         assert_eq!(
-            writer_threads(),
+            threads("tiercache-redb"),
             0,
             "{durability:?}: the writer thread ended"
+        );
+        assert_eq!(
+            threads("tiercache-read"),
+            0,
+            "{durability:?}: the reader threads ended"
         );
 
         // The lock is released: redb itself can open the file, and sees the

@@ -30,21 +30,30 @@ impl AccessBuffer {
         }
     }
 
-    /// Notes that `key` was read at `tick`. Returns `true` when the caller
-    /// should ask the writer to flush the buffer now.
+    /// Notes a read of `key` at `tick`, as [`record_all`] does.
+    ///
+    /// [`record_all`]: Self::record_all
+    #[cfg(test)]
+    pub(super) fn record(&self, key: &[u8], tick: u64) -> bool {
+        self.record_all([(key, tick)])
+    }
+
+    /// Notes that each key was read at its tick, under one lock for the
+    /// whole batch. Returns `true` when the caller should ask the writer to
+    /// flush the buffer now.
     ///
     /// A full buffer still refreshes the keys it holds but drops reads of
     /// new keys until it is flushed: those entries keep their older access
     /// time, which makes eviction slightly less exact but keeps memory
     /// bounded however fast reads arrive.
-    pub(super) fn record(&self, key: &[u8], tick: u64) -> bool {
+    pub(super) fn record_all<'k>(&self, reads: impl IntoIterator<Item = (&'k [u8], u64)>) -> bool {
         let mut ticks = self.ticks.lock();
-        if let Some(held) = ticks.get_mut(key) {
-            *held = tick;
-            return false;
-        }
-        if ticks.len() < self.capacity {
-            ticks.insert(key.into(), tick);
+        for (key, tick) in reads {
+            if let Some(held) = ticks.get_mut(key) {
+                *held = tick;
+            } else if ticks.len() < self.capacity {
+                ticks.insert(key.into(), tick);
+            }
         }
         ticks.len() >= self.capacity && !self.flush_requested.swap(true, Ordering::AcqRel)
     }

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::builder::RedbBackendBuilder;
 use super::error::closed;
+use super::readers::{Answer, Readers};
 use super::shared::{Found, Shared};
 use super::stats::RedbStats;
 use super::writer::{Ack, Command, Record};
@@ -21,17 +22,20 @@ use crate::envelope;
 /// with expiry, checksummed records and grouped commits. See the
 /// [module documentation](super) for the file layout and durability.
 ///
-/// Clones share the file. The writer thread and its background work stop,
-/// and the file closes, when the last clone is dropped; that drop waits for
-/// the writer's last commit.
+/// Clones share the file. The reader threads, the writer thread and its
+/// background work stop, and the file closes, when the last clone is
+/// dropped; that drop waits for the writer's last commit.
 #[derive(Clone)]
 pub struct RedbBackend {
     inner: Arc<Inner>,
 }
 
-/// What the clones share. Its drop stops the writer thread.
+/// What the clones share. Its drop stops the reader threads and the writer
+/// thread.
 struct Inner {
     shared: Arc<Shared>,
+    /// `None` only while the tier closes.
+    readers: Option<Readers>,
     tx: Sender<Command>,
     writer: Option<JoinHandle<()>>,
     limits: Limits,
@@ -40,6 +44,10 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // No caller is left to queue a lookup, so the readers only finish
+        // what is queued; stopping them first means no read transaction is
+        // open when the writer closes the file.
+        drop(self.readers.take());
         // The writer finishes the commands queued before this one, makes
         // them durable and closes the file. Joining makes the file free to
         // reopen once the last clone is gone.
@@ -70,6 +78,7 @@ impl RedbBackend {
     /// A handle over an open file and its running writer thread.
     pub(super) fn new(
         shared: Arc<Shared>,
+        readers: Readers,
         tx: Sender<Command>,
         writer: JoinHandle<()>,
         limits: Limits,
@@ -78,6 +87,7 @@ impl RedbBackend {
         RedbBackend {
             inner: Arc::new(Inner {
                 shared,
+                readers: Some(readers),
                 tx,
                 writer: Some(writer),
                 limits,
@@ -150,17 +160,11 @@ impl RedbBackend {
         Ok(Record { key, record })
     }
 
-    /// Reads `keys` on the blocking pool, then deletes what was corrupted
+    /// Reads `keys` on a reader thread, then deletes what was corrupted
     /// and asks for an access flush if the batch of reads filled up.
     async fn read(&self, keys: Vec<Bytes>) -> Result<Vec<Lookup>> {
-        let shared = self.inner.shared.clone();
-        let (found, keys, flush) = tokio::task::spawn_blocking(move || {
-            shared
-                .read(&keys)
-                .map(|(found, flush)| (found, keys, flush))
-        })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Backend, "a redb read task failed").with_source(e))??;
+        let readers = self.inner.readers.as_ref().ok_or_else(closed)?;
+        let Answer { found, keys, flush } = readers.read(keys).await?;
         if flush {
             // Losing this request only delays the flush to the next write
             // or timer, so a closed writer is not an error here.

@@ -9,6 +9,7 @@ use cache_core::{Clock, Error, ErrorKind, Limits, Result};
 use super::backend::RedbBackend;
 use super::durability::Durability;
 use super::open::open;
+use super::readers::Readers;
 use super::shared::Shared;
 use super::writer::{self, Settings};
 
@@ -25,6 +26,7 @@ pub struct RedbBackendBuilder {
     access_flush_interval: Duration,
     access_batch: usize,
     cache_size: usize,
+    read_threads: usize,
     recreate_on_error: bool,
 }
 
@@ -42,6 +44,10 @@ impl RedbBackendBuilder {
             access_flush_interval: Duration::from_secs(1),
             access_batch: 10_000,
             cache_size: 64 << 20,
+            // Each reader serves every lookup waiting when it wakes in one
+            // transaction, so a few threads keep up with many tasks; more
+            // than the cores would only add wake-ups.
+            read_threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             recreate_on_error: false,
         }
     }
@@ -109,6 +115,15 @@ impl RedbBackendBuilder {
         self
     }
 
+    /// How many threads serve lookups, so that no redb read runs on the
+    /// async runtime's worker threads. Each serves all the lookups waiting
+    /// when it wakes in one read transaction. The number of cores, at most
+    /// 4, by default.
+    pub fn read_threads(mut self, threads: usize) -> Self {
+        self.read_threads = threads;
+        self
+    }
+
     /// Deletes and recreates a file that exists but cannot be read as this
     /// tier's file (not a redb database, damaged, or of another layout),
     /// instead of failing. A file open in another process is never deleted.
@@ -165,11 +180,15 @@ impl RedbBackendBuilder {
             sweep_batch: self.sweep_batch,
             access_flush_interval: self.access_flush_interval,
         };
+        let readers = Readers::spawn(&shared, self.read_threads).map_err(|e| {
+            Error::new(ErrorKind::Backend, "cannot start the redb reader threads").with_source(e)
+        })?;
         let (tx, thread) = writer::spawn(shared.clone(), settings).map_err(|e| {
             Error::new(ErrorKind::Backend, "cannot start the redb writer thread").with_source(e)
         })?;
         Ok(RedbBackend::new(
             shared,
+            readers,
             tx,
             thread,
             self.limits,
@@ -187,6 +206,9 @@ impl RedbBackendBuilder {
         }
         if self.access_batch == 0 {
             return invalid("access_batch must be at least 1");
+        }
+        if self.read_threads == 0 {
+            return invalid("read_threads must be at least 1");
         }
         if self.sweep_interval.is_zero() || self.access_flush_interval.is_zero() {
             return invalid("the sweep and access flush intervals must be above zero");

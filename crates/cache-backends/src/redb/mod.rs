@@ -70,9 +70,11 @@
 //!   the last handle is dropped, or on [`RedbBackend::sync`]). A crash loses
 //!   at most one period of writes, never the file's consistency.
 //!
-//! No redb call runs on the async runtime's worker threads: reads run on its
-//! blocking pool, writes and background work on the writer thread, which
-//! stops and closes the file when the last clone of the backend is dropped.
+//! No redb call runs on the async runtime's worker threads: reads run on a
+//! few reader threads ([`read_threads`](RedbBackendBuilder::read_threads)),
+//! each serving every lookup waiting when it wakes in one read transaction;
+//! writes and background work run on the writer thread. Both stop, and the
+//! file closes, when the last clone of the backend is dropped.
 
 mod access;
 mod backend;
@@ -80,6 +82,7 @@ mod builder;
 mod durability;
 mod error;
 mod open;
+mod readers;
 mod shared;
 mod stats;
 mod tables;

@@ -68,8 +68,8 @@ impl Shared {
         self.tick.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Runs `f` on the open database. Blocks: only for the writer thread and
-    /// the runtime's blocking pool.
+    /// Runs `f` on the open database. Blocks: only for the writer thread,
+    /// the reader threads and the runtime's blocking pool.
     pub(super) fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
         match &*self.db.read() {
             Some(db) => f(db),
@@ -77,12 +77,14 @@ impl Shared {
         }
     }
 
-    /// Looks up `keys` in one read transaction. Returns what each key holds
-    /// and whether the batch of reads is full and should be flushed now.
+    /// Looks up several callers' keys in one read transaction. Returns
+    /// what each key holds, per caller, and whether the batch of reads is
+    /// full and should be flushed now. A storage error fails the whole
+    /// batch: it means the file, not one key, is in trouble.
     ///
     /// Expiry is checked against the tier's clock on every read, so an
     /// expired entry is a miss whether or not the sweeper has reached it.
-    pub(super) fn read(&self, keys: &[Bytes]) -> Result<(Vec<Found>, bool)> {
+    pub(super) fn read_batch(&self, callers: &[&[Bytes]]) -> Result<(Vec<Vec<Found>>, bool)> {
         self.with_db(|db| {
             let txn = db
                 .begin_read()
@@ -91,31 +93,41 @@ impl Shared {
                 .open_table(ENTRIES)
                 .map_err(|e| storage("cannot open the redb entries table", e))?;
             let now = self.clock.now_ms();
-            let mut flush = false;
-            let mut found = Vec::with_capacity(keys.len());
-            for key in keys {
-                let held = table
-                    .get(key.as_ref())
-                    .map_err(|e| storage("cannot read from the redb file", e))?;
-                let Some(held) = held else {
-                    found.push(Found::Miss);
-                    continue;
-                };
-                let record = held.value();
-                // The checksum is verified before the expiry is trusted, even
-                // though an expired entry could be skipped sooner: a flipped
-                // bit in the expiry must count as corruption and delete the
-                // record, not pass for an ordinary expired entry.
-                match envelope::decode(record) {
-                    Ok(entry) if entry.meta.is_expired(now) => found.push(Found::Miss),
-                    Ok(entry) => {
-                        flush |= self.access.record(key, self.next_tick());
-                        found.push(Found::Hit(entry));
+            let mut hits = Vec::new();
+            let mut answers = Vec::with_capacity(callers.len());
+            for keys in callers {
+                let mut found = Vec::with_capacity(keys.len());
+                for key in *keys {
+                    let held = table
+                        .get(key.as_ref())
+                        .map_err(|e| storage("cannot read from the redb file", e))?;
+                    let Some(held) = held else {
+                        found.push(Found::Miss);
+                        continue;
+                    };
+                    let record = held.value();
+                    // The checksum is verified before the expiry is trusted,
+                    // even though an expired entry could be skipped sooner: a
+                    // flipped bit in the expiry must count as corruption and
+                    // delete the record, not pass for an ordinary expired
+                    // entry.
+                    match envelope::decode(record) {
+                        Ok(entry) if entry.meta.is_expired(now) => found.push(Found::Miss),
+                        Ok(entry) => {
+                            hits.push(key.as_ref());
+                            found.push(Found::Hit(entry));
+                        }
+                        Err(_) => found.push(Found::Corrupted(record.to_vec())),
                     }
-                    Err(_) => found.push(Found::Corrupted(record.to_vec())),
                 }
+                answers.push(found);
             }
-            Ok((found, flush))
+            // One lock of the access buffer for the whole batch, and ticks
+            // in the order the hits were read.
+            let flush = self
+                .access
+                .record_all(hits.into_iter().map(|key| (key, self.next_tick())));
+            Ok((answers, flush))
         })
     }
 
