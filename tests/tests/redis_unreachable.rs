@@ -87,6 +87,7 @@ async fn a_cluster_that_is_not_there_fails_fast() {
     check_calls(&tier).await;
 }
 
+#[cfg(not(feature = "redis-tls"))]
 #[tokio::test]
 async fn tls_without_its_feature_is_a_configuration_error() {
     let err = RedisBackend::builder("rediss://127.0.0.1:6380")
@@ -94,4 +95,28 @@ async fn tls_without_its_feature_is_a_configuration_error() {
         .await
         .expect_err("rediss:// needs the redis-tls feature");
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+}
+
+#[cfg(feature = "redis-tls")]
+#[tokio::test]
+async fn tls_with_its_feature_builds_and_fails_fast_without_a_server() {
+    let port = unused_port();
+    let tier = RedisBackend::builder(&format!("rediss://127.0.0.1:{port}"))
+        .build()
+        .await
+        .expect("rediss:// is accepted with the redis-tls feature");
+    let started = Instant::now();
+    let err = tier
+        .get(b"k")
+        .await
+        .expect_err("nothing listens on the port");
+    assert!(
+        matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a call waited {:?}",
+        started.elapsed()
+    );
 }
