@@ -101,7 +101,7 @@ async fn tls_without_its_feature_is_a_configuration_error() {
 #[tokio::test]
 async fn tls_with_its_feature_builds_and_fails_fast_without_a_server() {
     let port = unused_port();
-    let tier = RedisBackend::builder(&format!("rediss://127.0.0.1:{port}"))
+    let tier = RedisBackend::builder(format!("rediss://127.0.0.1:{port}"))
         .build()
         .await
         .expect("rediss:// is accepted with the redis-tls feature");
