@@ -33,7 +33,8 @@ pub use lru::Lru;
 pub use opt::{Admission, NEVER, Opt, next_uses};
 pub use policy::{Policy, PolicyKind, replay};
 pub use provenance::{
-    cpu_model, git_commit, kernel_release, locked_versions, utc_now, workspace_root, write_file,
+    Machine, cpu_model, git_commit, kernel_release, locked_versions, utc_now, workspace_root,
+    write_file,
 };
 pub use trace::{TraceError, TraceFormat, parse_trace, read_trace};
 

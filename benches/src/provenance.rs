@@ -142,3 +142,43 @@ mod tests {
         assert!(versions[0].1.starts_with("0.12"), "{versions:?}");
     }
 }
+
+/// The machine and build that benchmark figures come from, for the header
+/// of a report.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Cores available to the process.
+    pub cores: usize,
+    /// The kernel release.
+    pub kernel: String,
+    /// The processor model, where the system says.
+    pub cpu: Option<String>,
+    /// When the figures were taken (UTC).
+    pub date: String,
+    /// The commit measured (`unknown` outside a checkout).
+    pub commit: String,
+    /// Versions of the crates and tools the report names.
+    pub versions: Vec<(&'static str, String)>,
+}
+
+impl Machine {
+    /// This machine now, with `versions` of what was measured.
+    pub fn collect(versions: Vec<(&'static str, String)>) -> Machine {
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kernel: kernel_release(),
+            cpu: cpu_model(),
+            date: utc_now(),
+            commit: git_commit().unwrap_or_else(|| "unknown".to_string()),
+            versions,
+        }
+    }
+
+    /// The version recorded for `name`, or `?`.
+    pub fn version(&self, name: &str) -> &str {
+        self.versions
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("?", |(_, v)| v.as_str())
+    }
+}

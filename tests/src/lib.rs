@@ -12,7 +12,8 @@ use tiercache::{Cache, DynBackend, ManualClock};
 mod redis_server;
 
 pub use redis_server::{
-    REQUIRE_REDIS_ENV, RedisCluster, RedisSentinel, RedisServer, redis_available, unused_port,
+    REQUIRE_REDIS_ENV, RedisCluster, RedisSentinel, RedisServer, connected, redis_available,
+    unused_port,
 };
 
 /// A byte tier under test: a memory backend behind a fault switch, shared

@@ -481,3 +481,23 @@ impl RedisSentinel {
         &self.primary
     }
 }
+
+/// Builds a Redis tier from `builder` and waits (up to ten seconds) until
+/// it has connected, so a test starts from a warm tier: the build itself
+/// never waits for the server.
+///
+/// # Panics
+///
+/// If the configuration is invalid or the server does not answer in time.
+pub async fn connected(
+    builder: tiercache::redis::RedisBackendBuilder,
+) -> tiercache::redis::RedisBackend {
+    let tier = builder
+        .build()
+        .await
+        .expect("a valid Redis tier configuration");
+    tier.wait_for_connection(Duration::from_secs(10))
+        .await
+        .expect("the test Redis is reachable");
+    tier
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_backends::redis::RedisBackend;
 use cache_core::{Backend, Entry, Lookup, Meta};
-use tiercache_tests::RedisCluster;
+use tiercache_tests::{RedisCluster, connected};
 
 const PREFIX: &str = "batch:";
 
@@ -16,15 +16,12 @@ async fn get_many_across_slots_answers_in_order() {
     let Some(cluster) = RedisCluster::start("get_many_across_slots_answers_in_order", 3) else {
         return;
     };
-    let tier = RedisBackend::builder(cluster.url())
-        .prefix(PREFIX)
-        .command_timeout(Duration::from_secs(2))
-        .build()
-        .await
-        .expect("a valid configuration");
-    tier.wait_for_connection(Duration::from_secs(10))
-        .await
-        .expect("the cluster is reachable");
+    let tier = connected(
+        RedisBackend::builder(cluster.url())
+            .prefix(PREFIX)
+            .command_timeout(Duration::from_secs(2)),
+    )
+    .await;
 
     let stored: Vec<(Bytes, Entry)> = (0..400u32)
         .map(|i| {

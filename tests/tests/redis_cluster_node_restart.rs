@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_backends::redis::RedisBackend;
 use cache_core::{Backend, Entry, ErrorKind, Lookup, Meta};
-use tiercache_tests::RedisCluster;
+use tiercache_tests::{RedisCluster, connected};
 
 const PREFIX: &str = "restart:";
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
@@ -27,16 +27,13 @@ async fn other_primaries_keep_serving_while_one_restarts() {
     else {
         return;
     };
-    let tier = RedisBackend::builder(cluster.url())
-        .prefix(PREFIX)
-        .command_timeout(COMMAND_TIMEOUT)
-        .reconnect_delay(Duration::from_millis(20), Duration::from_millis(500))
-        .build()
-        .await
-        .expect("a valid configuration");
-    tier.wait_for_connection(Duration::from_secs(10))
-        .await
-        .expect("the cluster is reachable");
+    let tier = connected(
+        RedisBackend::builder(cluster.url())
+            .prefix(PREFIX)
+            .command_timeout(COMMAND_TIMEOUT)
+            .reconnect_delay(Duration::from_millis(20), Duration::from_millis(500)),
+    )
+    .await;
 
     let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
     let owners: Vec<usize> = keys

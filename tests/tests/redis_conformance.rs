@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cache_backends::redis::RedisBackend;
 use cache_core::conformance;
-use tiercache_tests::{RedisCluster, RedisSentinel, RedisServer};
+use tiercache_tests::{RedisCluster, RedisSentinel, RedisServer, connected};
 
 /// Runs the suite, each check on a backend with a prefix of its own: the
 /// checks share one server, and each expects to start empty.
@@ -17,20 +17,16 @@ async fn conforms(url: String) {
         let url = url.clone();
         let n = next.fetch_add(1, Ordering::Relaxed);
         async move {
-            let tier = RedisBackend::builder(url)
-                .prefix(format!("conformance-{n}:"))
-                .clock(h.clock.clock())
-                .limits(h.limits)
-                // The suite moves multi-megabyte values; a debug build on a
-                // busy machine needs more than the default to do that.
-                .command_timeout(Duration::from_secs(5))
-                .build()
-                .await
-                .expect("a valid configuration");
-            tier.wait_for_connection(Duration::from_secs(10))
-                .await
-                .expect("the test server is reachable");
-            tier
+            connected(
+                RedisBackend::builder(url)
+                    .prefix(format!("conformance-{n}:"))
+                    .clock(h.clock.clock())
+                    .limits(h.limits)
+                    // The suite moves multi-megabyte values; a debug build on a
+                    // busy machine needs more than the default to do that.
+                    .command_timeout(Duration::from_secs(5)),
+            )
+            .await
         }
     })
     .await;

@@ -7,22 +7,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_backends::redis::RedisBackend;
 use cache_core::{Backend, Entry, Lookup, Meta};
-use tiercache_tests::RedisServer;
+use tiercache_tests::{RedisServer, connected};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_values_are_misses_deleted_and_counted() {
     let Some(server) = RedisServer::start("corrupted_values_are_misses_deleted_and_counted") else {
         return;
     };
-    let tier = RedisBackend::builder(server.url())
-        .prefix("c:")
-        .command_timeout(Duration::from_secs(2))
-        .build()
-        .await
-        .expect("a valid configuration");
-    tier.wait_for_connection(Duration::from_secs(10))
-        .await
-        .expect("the test server is reachable");
+    let tier = connected(
+        RedisBackend::builder(server.url())
+            .prefix("c:")
+            .command_timeout(Duration::from_secs(2)),
+    )
+    .await;
     let good = Entry::new(Bytes::from_static(b"a perfectly good value"), Meta::new(1));
     let exists = |key: &str| server.cli(&["EXISTS", key]) == "1";
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_backends::redis::RedisBackend;
 use cache_core::{Backend, Entry, ErrorKind, Meta};
-use tiercache_tests::RedisServer;
+use tiercache_tests::{RedisServer, connected};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(200);
 /// Scheduling on a loaded machine, on top of the timeout.
@@ -114,18 +114,14 @@ impl Load {
 }
 
 async fn tier_for(server: &RedisServer) -> RedisBackend {
-    let tier = RedisBackend::builder(server.url())
-        .command_timeout(COMMAND_TIMEOUT)
-        .breaker_threshold(5)
-        .breaker_open_for(Duration::from_millis(300))
-        .reconnect_delay(Duration::from_millis(20), Duration::from_millis(500))
-        .build()
-        .await
-        .expect("a valid configuration");
-    tier.wait_for_connection(Duration::from_secs(10))
-        .await
-        .expect("the test server is reachable");
-    tier
+    connected(
+        RedisBackend::builder(server.url())
+            .command_timeout(COMMAND_TIMEOUT)
+            .breaker_threshold(5)
+            .breaker_open_for(Duration::from_millis(300))
+            .reconnect_delay(Duration::from_millis(20), Duration::from_millis(500)),
+    )
+    .await
 }
 
 /// Waits until a write and a read succeed again; how long that took.

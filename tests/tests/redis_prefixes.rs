@@ -7,19 +7,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_backends::redis::RedisBackend;
 use cache_core::{Backend, Entry, Lookup, Meta};
-use tiercache_tests::RedisServer;
+use tiercache_tests::{RedisServer, connected};
 
 async fn tier(url: &str, prefix: &str) -> RedisBackend {
-    let tier = RedisBackend::builder(url)
-        .prefix(prefix)
-        .command_timeout(Duration::from_secs(2))
-        .build()
-        .await
-        .expect("a valid configuration");
-    tier.wait_for_connection(Duration::from_secs(10))
-        .await
-        .expect("the test server is reachable");
-    tier
+    connected(
+        RedisBackend::builder(url)
+            .prefix(prefix)
+            .command_timeout(Duration::from_secs(2)),
+    )
+    .await
 }
 
 fn entry(value: &str) -> Entry {

@@ -20,10 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
-use tiercache_benches::{
-    CacheKind, cpu_model, git_commit, kernel_release, locked_versions, thousands, utc_now,
-    write_file,
-};
+use tiercache_benches::{CacheKind, Machine, locked_versions, thousands, write_file};
 
 const USAGE: &str = "\
 usage: bench_report --criterion DIR --out PATH [options]
@@ -126,7 +123,12 @@ fn run(args: &Args) -> Result<(), String> {
         ));
     }
     let memory = args.memory.as_deref().map(read_memory).transpose()?;
-    let machine = Machine::collect();
+    let machine = Machine::collect(locked_versions(&[
+        "moka",
+        "quick_cache",
+        "foyer-memory",
+        "criterion",
+    ]));
 
     let out = args.out.as_deref().expect("checked by parse");
     let doc = document(&results, memory.as_ref(), &machine, args.elapsed);
@@ -224,37 +226,6 @@ fn read_memory(path: &Path) -> Result<(u64, BTreeMap<CacheKind, Memory>), String
         memory.insert(kind, Memory { heap, rss });
     }
     Ok((entries, memory))
-}
-
-/// The machine the figures come from.
-#[derive(Debug)]
-struct Machine {
-    cores: usize,
-    kernel: String,
-    cpu: Option<String>,
-    date: String,
-    commit: String,
-    versions: Vec<(&'static str, String)>,
-}
-
-impl Machine {
-    fn collect() -> Self {
-        Self {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            kernel: kernel_release(),
-            cpu: cpu_model(),
-            date: utc_now(),
-            commit: git_commit().unwrap_or_else(|| "unknown".to_string()),
-            versions: locked_versions(&["moka", "quick_cache", "foyer-memory", "criterion"]),
-        }
-    }
-
-    fn version(&self, name: &str) -> &str {
-        self.versions
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("?", |(_, v)| v.as_str())
-    }
 }
 
 /// `tiercache / peer` as `1.12×`.

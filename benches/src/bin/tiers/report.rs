@@ -5,9 +5,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use tiercache_benches::{
-    cpu_model, git_commit, kernel_release, locked_versions, thousands, utc_now,
-};
+use tiercache_benches::{Machine, locked_versions, thousands};
 
 use crate::measure::{Figures, median_figures};
 use crate::{REDB_CACHE_BYTES, SEED, Settings, Size};
@@ -67,42 +65,17 @@ pub(crate) struct Report {
     pub(crate) elapsed_s: f64,
 }
 
-/// Where and with what the figures were taken.
-#[derive(Debug)]
-struct Machine {
-    cores: usize,
-    kernel: String,
-    cpu: Option<String>,
-    date: String,
-    commit: String,
-    versions: Vec<(&'static str, String)>,
-}
-
-impl Machine {
-    fn collect() -> Machine {
-        let mut versions = locked_versions(&["redb", "fred", "tokio"]);
-        if let Some(v) = tool_version("redis-server", "v=") {
-            versions.push(("redis-server", v));
-        }
-        if let Some(v) = tool_version("redis-benchmark", "redis-benchmark ") {
-            versions.push(("redis-benchmark", v));
-        }
-        Machine {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            kernel: kernel_release(),
-            cpu: cpu_model(),
-            date: utc_now(),
-            commit: git_commit().unwrap_or_else(|| "unknown".to_string()),
-            versions,
-        }
+/// Where and with what the figures were taken: this machine, and the
+/// versions of redb, fred, tokio and the Redis tools.
+fn machine() -> Machine {
+    let mut versions = locked_versions(&["redb", "fred", "tokio"]);
+    if let Some(v) = tool_version("redis-server", "v=") {
+        versions.push(("redis-server", v));
     }
-
-    fn version(&self, name: &str) -> &str {
-        self.versions
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("?", |(_, v)| v.as_str())
+    if let Some(v) = tool_version("redis-benchmark", "redis-benchmark ") {
+        versions.push(("redis-benchmark", v));
     }
+    Machine::collect(versions)
 }
 
 /// The version a tool prints for `--version`: the word after `marker`.
@@ -139,7 +112,7 @@ impl Report {
     pub(crate) fn new(settings: Settings) -> Report {
         Report {
             settings,
-            machine: Machine::collect(),
+            machine: machine(),
             redb: Vec::new(),
             redb_blocking: Vec::new(),
             redis: Vec::new(),
