@@ -1,7 +1,7 @@
 //! Classic eviction policies from the literature, at exact capacity: ARC
 //! and LIRS, as reference points beside the peer crates.
 //!
-//! Both keep their lists in one [`Slab`] of index-linked nodes, as [`Lru`]
+//! Both keep their lists in one `Slab` of index-linked nodes, as [`Lru`]
 //! does, so that every access is O(1) (LIRS's bound on non-resident entries
 //! adds an O(log n) ordered map).
 //!
@@ -12,130 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use foldhash::fast::FixedState;
 
 use crate::Policy;
-
-/// No slot: the end of a list.
-const NIL: u32 = u32::MAX;
+use crate::slab::{List, NIL, Slab};
 
 /// The largest capacity either policy accepts: its nodes (ghosts and
 /// non-resident entries included) must fit the slab's `u32` indices.
 const MAX_CAPACITY: usize = (NIL / 8) as usize;
-
-/// One node of a [`Slab`] and its neighbours in the list holding it.
-#[derive(Debug, Clone, Copy)]
-struct Node<T> {
-    value: T,
-    /// Towards the front (`head`) of the list.
-    prev: u32,
-    /// Towards the back (`tail`) of the list.
-    next: u32,
-}
-
-/// A doubly linked list of slots in a [`Slab`].
-#[derive(Debug, Clone, Copy)]
-struct List {
-    head: u32,
-    tail: u32,
-    len: usize,
-}
-
-impl List {
-    const EMPTY: Self = Self {
-        head: NIL,
-        tail: NIL,
-        len: 0,
-    };
-}
-
-/// Nodes shared by any number of [`List`]s, each node in at most one list
-/// at a time; released slots are reused.
-#[derive(Debug)]
-struct Slab<T> {
-    nodes: Vec<Node<T>>,
-    free: Vec<u32>,
-}
-
-impl<T: Copy> Slab<T> {
-    fn new() -> Self {
-        Self {
-            nodes: Vec::new(),
-            free: Vec::new(),
-        }
-    }
-
-    /// A new node holding `value`, in no list yet.
-    fn insert(&mut self, value: T) -> u32 {
-        let node = Node {
-            value,
-            prev: NIL,
-            next: NIL,
-        };
-        match self.free.pop() {
-            Some(slot) => {
-                self.nodes[slot as usize] = node;
-                slot
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        }
-    }
-
-    /// Frees `slot`, which must be in no list, for reuse.
-    fn release(&mut self, slot: u32) {
-        self.free.push(slot);
-    }
-
-    fn get(&self, slot: u32) -> T {
-        self.nodes[slot as usize].value
-    }
-
-    fn get_mut(&mut self, slot: u32) -> &mut T {
-        &mut self.nodes[slot as usize].value
-    }
-
-    fn push_front(&mut self, list: &mut List, slot: u32) {
-        let old_head = list.head;
-        let node = &mut self.nodes[slot as usize];
-        node.prev = NIL;
-        node.next = old_head;
-        match old_head {
-            NIL => list.tail = slot,
-            h => self.nodes[h as usize].prev = slot,
-        }
-        list.head = slot;
-        list.len += 1;
-    }
-
-    fn push_back(&mut self, list: &mut List, slot: u32) {
-        let old_tail = list.tail;
-        let node = &mut self.nodes[slot as usize];
-        node.prev = old_tail;
-        node.next = NIL;
-        match old_tail {
-            NIL => list.head = slot,
-            t => self.nodes[t as usize].next = slot,
-        }
-        list.tail = slot;
-        list.len += 1;
-    }
-
-    fn unlink(&mut self, list: &mut List, slot: u32) {
-        let Node { prev, next, .. } = self.nodes[slot as usize];
-        match prev {
-            NIL => list.head = next,
-            p => self.nodes[p as usize].next = next,
-        }
-        match next {
-            NIL => list.tail = prev,
-            n => self.nodes[n as usize].prev = prev,
-        }
-        let node = &mut self.nodes[slot as usize];
-        node.prev = NIL;
-        node.next = NIL;
-        list.len -= 1;
-    }
-}
 
 /// The four lists of [`Arc`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

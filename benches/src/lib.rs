@@ -25,6 +25,7 @@ mod lru;
 mod opt;
 mod policy;
 mod provenance;
+mod slab;
 mod trace;
 
 pub use classic::{Arc, Lirs};

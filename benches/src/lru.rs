@@ -5,19 +5,7 @@ use std::collections::HashMap;
 use foldhash::fast::FixedState;
 
 use crate::Policy;
-
-/// No slot: the end of the recency list.
-const NIL: u32 = u32::MAX;
-
-/// One resident key and its neighbours in the recency list.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    key: u64,
-    /// Towards the most recently used end.
-    prev: u32,
-    /// Towards the least recently used end.
-    next: u32,
-}
+use crate::slab::{List, NIL, Slab};
 
 /// An exact least-recently-used cache of `u64` keys (no values: the
 /// simulator only counts hits).
@@ -29,9 +17,9 @@ struct Node {
 pub struct Lru {
     capacity: usize,
     slots: HashMap<u64, u32, FixedState>,
-    nodes: Vec<Node>,
-    head: u32,
-    tail: u32,
+    nodes: Slab<u64>,
+    /// Most recently used first.
+    order: List,
 }
 
 impl Lru {
@@ -45,63 +33,41 @@ impl Lru {
         Self {
             capacity,
             slots: HashMap::with_capacity_and_hasher(capacity, FixedState::default()),
-            nodes: Vec::with_capacity(capacity),
-            head: NIL,
-            tail: NIL,
+            nodes: Slab::with_capacity(capacity),
+            order: List::EMPTY,
         }
     }
 
-    /// The number of resident keys.
+    /// The number of keys held.
     pub fn len(&self) -> usize {
         self.slots.len()
     }
 
-    /// Whether no key is resident.
+    /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
-    /// The resident keys, most recently used first.
+    /// The keys held, most recently used first.
     pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
-        let mut slot = self.head;
+        let mut slot = self.order.head;
         std::iter::from_fn(move || {
-            let node = self.nodes.get(slot as usize)?;
-            slot = node.next;
-            Some(node.key)
+            if slot == NIL {
+                return None;
+            }
+            let key = self.nodes.get(slot);
+            slot = self.nodes.next(slot);
+            Some(key)
         })
-    }
-
-    fn unlink(&mut self, slot: u32) {
-        let Node { prev, next, .. } = self.nodes[slot as usize];
-        match prev {
-            NIL => self.head = next,
-            p => self.nodes[p as usize].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.nodes[n as usize].prev = prev,
-        }
-    }
-
-    fn push_front(&mut self, slot: u32) {
-        let old_head = self.head;
-        let node = &mut self.nodes[slot as usize];
-        node.prev = NIL;
-        node.next = old_head;
-        match old_head {
-            NIL => self.tail = slot,
-            h => self.nodes[h as usize].prev = slot,
-        }
-        self.head = slot;
     }
 }
 
 impl Policy for Lru {
     fn access(&mut self, key: u64) -> bool {
         if let Some(&slot) = self.slots.get(&key) {
-            if slot != self.head {
-                self.unlink(slot);
-                self.push_front(slot);
+            if slot != self.order.head {
+                self.nodes.unlink(&mut self.order, slot);
+                self.nodes.push_front(&mut self.order, slot);
             }
             return true;
         }
@@ -109,22 +75,17 @@ impl Policy for Lru {
             return false;
         }
         let slot = if self.slots.len() < self.capacity {
-            self.nodes.push(Node {
-                key,
-                prev: NIL,
-                next: NIL,
-            });
-            (self.nodes.len() - 1) as u32
+            self.nodes.insert(key)
         } else {
             // Reuse the least recently used key's node for the newcomer.
-            let victim = self.tail;
-            self.unlink(victim);
-            let old = std::mem::replace(&mut self.nodes[victim as usize].key, key);
+            let victim = self.order.tail;
+            self.nodes.unlink(&mut self.order, victim);
+            let old = std::mem::replace(self.nodes.get_mut(victim), key);
             self.slots.remove(&old);
             victim
         };
         self.slots.insert(key, slot);
-        self.push_front(slot);
+        self.nodes.push_front(&mut self.order, slot);
         false
     }
 }
