@@ -1,4 +1,5 @@
-//! `RedbBackend` honours the byte-level `Backend` contract.
+//! `RedbBackend` honours the byte-level `Backend` contract, with either
+//! durability.
 #![cfg(feature = "redb")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,12 +8,11 @@ use std::time::Duration;
 use cache_backends::redb::{Durability, RedbBackend};
 use cache_core::conformance;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redb_backend_passes_the_conformance_suite() {
+/// Runs the suite with every check on a fresh, empty file.
+async fn conforms_with(durability: Durability) {
     let dir = tempfile::tempdir().unwrap();
     let files = AtomicUsize::new(0);
     conformance::run(|h| {
-        // Each check gets a fresh, empty file.
         let path = dir
             .path()
             .join(format!("{}.redb", files.fetch_add(1, Ordering::Relaxed)));
@@ -21,6 +21,7 @@ async fn redb_backend_passes_the_conformance_suite() {
                 .clock(h.clock.clock())
                 .limits(h.limits)
                 .max_bytes(256 << 20)
+                .durability(durability)
                 .build()
                 .await
                 .expect("a fresh file opens")
@@ -30,23 +31,11 @@ async fn redb_backend_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_backend_passes_the_conformance_suite() {
+    conforms_with(Durability::Immediate).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_backend_passes_the_conformance_suite_with_periodic_durability() {
-    let dir = tempfile::tempdir().unwrap();
-    let files = AtomicUsize::new(0);
-    conformance::run(|h| {
-        let path = dir
-            .path()
-            .join(format!("{}.redb", files.fetch_add(1, Ordering::Relaxed)));
-        async move {
-            RedbBackend::builder(path)
-                .clock(h.clock.clock())
-                .limits(h.limits)
-                .max_bytes(256 << 20)
-                .durability(Durability::Periodic(Duration::from_millis(50)))
-                .build()
-                .await
-                .expect("a fresh file opens")
-        }
-    })
-    .await;
+    conforms_with(Durability::Periodic(Duration::from_millis(50))).await;
 }
