@@ -12,7 +12,10 @@ use fred::error::{Error as FredError, ErrorKind as FredKind};
 /// `connected` is whether the connection was up after the failure. fred
 /// reports a command it could not route or write during a reconnection as
 /// [`FredKind::Unknown`], the same kind it gives a server's plain `ERR`
-/// reply, so the connection state tells the two apart.
+/// reply, so the connection state tells the two apart. The state can still
+/// read as up just after the server went away, before fred noticed, so a
+/// command fred says it had no connection to route to is an outage
+/// whatever the state says.
 pub(super) fn from_fred(err: FredError, server: &str, connected: bool) -> Error {
     let kind = match err.kind() {
         FredKind::Timeout => ErrorKind::Timeout,
@@ -21,7 +24,7 @@ pub(super) fn from_fred(err: FredError, server: &str, connected: bool) -> Error 
         | FredKind::Routing
         | FredKind::Backpressure
         | FredKind::Cluster => ErrorKind::Unavailable,
-        FredKind::Unknown if !connected => ErrorKind::Unavailable,
+        FredKind::Unknown if !connected || is_unroutable(&err) => ErrorKind::Unavailable,
         _ => ErrorKind::Backend,
     };
     let message = match kind {
@@ -30,6 +33,12 @@ pub(super) fn from_fred(err: FredError, server: &str, connected: bool) -> Error 
         _ => format!("Redis at {server} failed a command"),
     };
     Error::new(kind, message).with_source(err)
+}
+
+/// Whether fred failed a command because it had no connection to send it
+/// on (its message for that case; fred gives it no kind of its own).
+fn is_unroutable(err: &FredError) -> bool {
+    err.details().starts_with("Failed to route command")
 }
 
 /// A call refused because the connection to `server` is down; fred is
@@ -93,6 +102,19 @@ mod tests {
             let err = from_fred(FredError::new(fred_kind.clone(), "x"), "h:1", connected);
             assert_eq!(err.kind(), want, "{fred_kind:?} connected={connected}");
         }
+    }
+
+    #[test]
+    fn a_command_with_no_connection_to_go_to_is_an_outage_even_if_the_state_lags() {
+        // fred's words when the server has just gone and its state has not
+        // caught up; seen when redis-server is killed under load.
+        let err = from_fred(
+            FredError::new(FredKind::Unknown, "Failed to route command."),
+            "h:1",
+            true,
+        );
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(is_outage(&err));
     }
 
     #[test]
