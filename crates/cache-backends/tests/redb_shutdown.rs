@@ -30,6 +30,20 @@ fn threads(_name: &str) -> usize {
     0
 }
 
+/// Waits (up to ten seconds) until `threads(name)` is `count`, and says
+/// whether it got there: a new thread names itself only once it runs, so
+/// right after the tier is built its threads may not show yet.
+async fn settles_at(name: &str, count: usize) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while threads(name) != count {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_last_clone_stops_the_writer_and_frees_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,8 +61,16 @@ async fn dropping_the_last_clone_stops_the_writer_and_frees_the_file() {
             .await
             .unwrap();
         if cfg!(target_os = "linux") {
-            assert_eq!(threads("tiercache-redb"), 1);
-            assert_eq!(threads("tiercache-read"), 3);
+            assert!(
+                settles_at("tiercache-redb", 1).await,
+                "one writer thread, not {}",
+                threads("tiercache-redb")
+            );
+            assert!(
+                settles_at("tiercache-read", 3).await,
+                "three reader threads, not {}",
+                threads("tiercache-read")
+            );
         }
         let clones: Vec<_> = (0..4).map(|_| tier.clone()).collect();
         tier.insert(
