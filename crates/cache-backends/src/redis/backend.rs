@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_core::{Backend, Clock, Entry, Error, ErrorKind, Limits, Lookup, Result};
 use fred::clients::Pipeline;
-use fred::interfaces::KeysInterface;
+use fred::interfaces::{KeysInterface, LuaInterface};
 use fred::types::{Expiration, Value};
 
 use super::builder::RedisBackendBuilder;
@@ -49,12 +49,22 @@ struct Inner {
     corrupted: AtomicU64,
 }
 
+/// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: a corrupted record
+/// goes, a valid one written since the read stays.
+const DELETE_IF_UNCHANGED: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('UNLINK', KEYS[1]) end return 0";
+/// Deletes `KEYS[1]` only if it still holds something other than a string
+/// (no record of ours is anything else).
+const DELETE_IF_NOT_STRING: &str = "if redis.call('TYPE', KEYS[1]).ok ~= 'string' then \
+    return redis.call('UNLINK', KEYS[1]) end return 0";
+
 /// What one stored value turned out to be.
 enum Stored {
     Absent,
     Live(Entry),
     Expired,
-    Corrupted,
+    /// Not a valid record; the bytes read, when the value was a string.
+    Corrupted(Option<Bytes>),
 }
 
 /// What an insert sends for one entry.
@@ -160,7 +170,7 @@ impl RedisBackend {
             return Stored::Absent;
         }
         let Some(record) = value.into_bytes() else {
-            return Stored::Corrupted;
+            return Stored::Corrupted(None);
         };
         // An expired record is a miss whatever the rest holds, so its
         // checksum (over a value of up to the size limit) is not worth
@@ -171,21 +181,33 @@ impl RedisBackend {
         match envelope::decode(&record) {
             Ok(entry) if entry.meta.is_expired(now_ms) => Stored::Expired,
             Ok(entry) => Stored::Live(entry),
-            Err(_) => Stored::Corrupted,
+            Err(_) => Stored::Corrupted(Some(record)),
         }
     }
 
     /// Counts a value that is not a valid record and deletes it, so it is
     /// answered as a miss once rather than on every lookup.
     ///
-    /// The delete is best effort: a failure leaves the value to be found
-    /// and counted again. A newer valid value written between the read and
-    /// the delete would be lost too, which costs a miss, never a wrong
-    /// answer.
-    async fn discard(&self, node: &Node, key: Bytes) {
+    /// The delete happens only if the key still holds what was read (`seen`,
+    /// or, for a value that was not a string, still not a string), checked
+    /// and done in one script on the server: a valid record written between
+    /// the read and the delete stays. The delete is best effort: a failure
+    /// leaves the value to be found and counted again.
+    async fn discard(&self, node: &Node, key: Bytes, seen: Option<Bytes>) {
         self.inner.corrupted.fetch_add(1, Ordering::Relaxed);
         let _ = node
-            .call(|c| async move { c.unlink::<(), _>(key).await })
+            .call(|c| async move {
+                match seen {
+                    Some(seen) => {
+                        c.eval::<(), _, _, _>(DELETE_IF_UNCHANGED, vec![key], vec![seen])
+                            .await
+                    }
+                    None => {
+                        c.eval::<(), _, _, _>(DELETE_IF_NOT_STRING, vec![key], Vec::<Bytes>::new())
+                            .await
+                    }
+                }
+            })
             .await;
     }
 
@@ -376,15 +398,15 @@ impl Backend for RedisBackend {
         {
             Ok(value) => value,
             Err(e) if errors::is_wrong_type(&e) => {
-                self.discard(&node, full).await;
+                self.discard(&node, full, None).await;
                 return Ok(Lookup::Miss);
             }
             Err(e) => return Err(e),
         };
         match self.read(value, self.inner.clock.now_ms()) {
             Stored::Live(entry) => Ok(Lookup::Hit(entry)),
-            Stored::Corrupted => {
-                self.discard(&node, full).await;
+            Stored::Corrupted(seen) => {
+                self.discard(&node, full, seen).await;
                 Ok(Lookup::Miss)
             }
             // An expired record is left to the time-to-live Redis holds for
@@ -423,14 +445,14 @@ impl Backend for RedisBackend {
         {
             Ok(value) => value,
             Err(e) if errors::is_wrong_type(&e) => {
-                self.discard(&node, full).await;
+                self.discard(&node, full, None).await;
                 return Ok(false);
             }
             Err(e) => return Err(e),
         };
         Ok(match self.read(value, self.inner.clock.now_ms()) {
             Stored::Live(_) => true,
-            Stored::Corrupted => {
+            Stored::Corrupted(_) => {
                 // GETDEL has removed it already; it still counts.
                 self.inner.corrupted.fetch_add(1, Ordering::Relaxed);
                 false
@@ -475,13 +497,15 @@ impl Backend for RedisBackend {
             for (i, value) in found {
                 match self.read(value, now) {
                     Stored::Live(entry) => out[i] = Lookup::Hit(entry),
-                    Stored::Corrupted => corrupted.push((node.clone(), full[i].clone())),
+                    Stored::Corrupted(seen) => {
+                        corrupted.push((node.clone(), full[i].clone(), seen));
+                    }
                     Stored::Absent | Stored::Expired => {}
                 }
             }
         }
-        for (node, key) in corrupted {
-            self.discard(&node, key).await;
+        for (node, key, seen) in corrupted {
+            self.discard(&node, key, seen).await;
         }
         Ok(out)
     }
