@@ -56,6 +56,19 @@ pub fn zipf_keys(keys: u64, s: f64, len: usize, seed: u64) -> Vec<u64> {
     (0..len).map(|_| zipf.sample(&mut rng) as u64).collect()
 }
 
+/// The median; the mean of the middle two for an even count, NaN for
+/// none.
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// `131072` as `131,072`, for reports.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -72,6 +85,13 @@ pub fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median([]).is_nan());
+    }
 
     #[test]
     fn zipf_keys_are_skewed_and_in_range() {

@@ -29,7 +29,7 @@ use std::process::{Command, ExitCode};
 use serde_json::json;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tiercache::memory::MemoryCache;
-use tiercache_benches::{CacheKind, ConcurrentCache};
+use tiercache_benches::{CacheKind, ConcurrentCache, median};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -183,17 +183,6 @@ fn capacity_for(entries: u64) -> u64 {
     entries + entries / 10
 }
 
-fn median(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.into_iter().collect();
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 /// Runs one measurement in a child process and reads its one line of
 /// output: heap bytes, RSS bytes (or `-`) and entries held.
 fn spawn_child(kind: CacheKind, entries: u64) -> Result<Sample, String> {
@@ -281,13 +270,6 @@ fn resident_bytes() -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median([4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median([]).is_nan());
-    }
 
     /// Large enough that hashing spreads the keys evenly over the engine's
     /// partitions (each holds an equal share of the capacity), so the 10%

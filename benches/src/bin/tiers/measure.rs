@@ -10,6 +10,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use tiercache::{Backend, Clock, Entry, Lookup, Meta};
+use tiercache_benches::median;
 
 /// The keys and values every store in one measurement is seeded with.
 #[derive(Debug)]
@@ -290,19 +291,6 @@ pub(crate) fn median_figures(runs: &[Figures]) -> Figures {
         p99_us: pick(|f| f.p99_us),
         ops: median(runs.iter().map(|f| f.ops as f64)) as u64,
         failed: runs.iter().map(|f| f.failed).sum(),
-    }
-}
-
-/// The median; the mean of the middle two for an even count, NaN for
-/// none.
-pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.into_iter().collect();
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
