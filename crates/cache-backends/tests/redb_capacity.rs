@@ -45,6 +45,17 @@ fn bytes_in_file(path: &Path) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filling_past_max_bytes_evicts_the_least_recently_read_first() {
+    evicts_the_least_recently_read_first(false).await;
+}
+
+/// Reads on the caller's own thread (outside any runtime, where they skip
+/// the reader threads) count for eviction just the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_on_the_callers_thread_count_for_eviction() {
+    evicts_the_least_recently_read_first(true).await;
+}
+
+async fn evicts_the_least_recently_read_first(read_on_caller: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("capacity.redb");
     let clock = ManualClock::default();
@@ -61,8 +72,20 @@ async fn filling_past_max_bytes_evicts_the_least_recently_read_first() {
     assert_eq!(tier.stats().evicted, 0, "exactly full, nothing evicted");
     // Reading the first half makes it more recent than the second half,
     // though it was written earlier.
-    for i in 0..50 {
-        assert!(tier.get(&key(i)).await.unwrap().is_hit());
+    if read_on_caller {
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..50 {
+                    let found = futures::executor::block_on(tier.get(&key(i)));
+                    assert!(found.unwrap().is_hit());
+                }
+            });
+        });
+        assert_eq!(tier.stats().handed_off, 0);
+    } else {
+        for i in 0..50 {
+            assert!(tier.get(&key(i)).await.unwrap().is_hit());
+        }
     }
     for i in 100..150 {
         tier.insert(key(i), entry(&clock, i)).await.unwrap();
@@ -177,4 +200,44 @@ async fn reads_cost_no_commit_until_their_batch_is_flushed() {
         commits + 1,
         "the whole batch of reads went out in one commit"
     );
+}
+
+/// A full batch of reads is written without waiting for the timer, and so
+/// is the next one, once the writer's pause after the first has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_of_reads_is_written_before_its_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::default();
+    let tier = RedbBackend::builder(dir.path().join("full.redb"))
+        .clock(clock.clock())
+        .sweep_interval(Duration::from_secs(3600))
+        .access_flush_interval(Duration::from_secs(3600))
+        .access_batch(4)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..10 {
+        tier.insert(key(i), entry(&clock, i)).await.unwrap();
+    }
+    for round in 0..2 {
+        let commits = tier.stats().durable_commits;
+        for i in 0..3 {
+            assert!(tier.get(&key(i)).await.unwrap().is_hit());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            tier.stats().durable_commits,
+            commits,
+            "round {round}: three keys do not fill the batch"
+        );
+        assert!(tier.get(&key(3 + round)).await.unwrap().is_hit());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while tier.stats().durable_commits == commits {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the full batch was not written"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }

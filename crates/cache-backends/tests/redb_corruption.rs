@@ -157,3 +157,46 @@ async fn an_insert_over_a_damaged_record_replaces_it_without_counting_it() {
     );
     assert_eq!(tier.corrupted_count(), 0);
 }
+
+/// The same checks on the caller's own thread, outside any runtime, where
+/// a lookup skips the reader threads.
+#[test]
+fn a_damaged_record_read_on_the_callers_thread_is_deleted_and_counted() {
+    use futures::executor::block_on;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("caller.redb");
+    let clock = ManualClock::default();
+    let open = || {
+        RedbBackend::builder(&path)
+            .clock(clock.clock())
+            .build_blocking()
+            .unwrap()
+    };
+    let tier = open();
+    for key in ["bad", "short", "good"] {
+        block_on(tier.insert(Bytes::from(key), entry(&clock))).unwrap();
+    }
+    drop(tier);
+    damage(&path, |key, record| match key {
+        b"bad" => record[40] ^= 0x04,
+        b"short" => record.truncate(30),
+        _ => {}
+    });
+
+    let tier = open();
+    assert_eq!(block_on(tier.get(b"bad")).unwrap(), Lookup::Miss);
+    assert_eq!(tier.corrupted_count(), 1);
+    let found = block_on(tier.get_many(&[Bytes::from("short"), Bytes::from("good")])).unwrap();
+    assert_eq!(found[0], Lookup::Miss, "a truncated record");
+    assert_eq!(found[1].clone().into_hit(), Some(entry(&clock)));
+    assert_eq!(tier.corrupted_count(), 2);
+    assert_eq!(block_on(tier.get(b"bad")).unwrap(), Lookup::Miss);
+    assert_eq!(
+        tier.corrupted_count(),
+        2,
+        "a deleted record is not met again"
+    );
+    assert_eq!(tier.stats().handed_off, 0);
+    drop(tier);
+    assert_eq!(keys_in_file(&path), vec![b"good".to_vec()]);
+}

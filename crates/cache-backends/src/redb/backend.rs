@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::builder::RedbBackendBuilder;
 use super::error::closed;
-use super::readers::{Answer, Readers};
+use super::readers::{Answer, Readers, guarded};
 use super::shared::{Found, Shared};
 use super::stats::RedbStats;
 use super::writer::{Ack, Command, Record};
@@ -40,6 +40,9 @@ struct Inner {
     writer: Option<JoinHandle<()>>,
     limits: Limits,
     max_bytes: u64,
+    /// Whether a lookup from outside any tokio runtime runs on the
+    /// caller's thread.
+    inline_reads: bool,
 }
 
 impl Drop for Inner {
@@ -83,6 +86,7 @@ impl RedbBackend {
         writer: JoinHandle<()>,
         limits: Limits,
         max_bytes: u64,
+        inline_reads: bool,
     ) -> Self {
         RedbBackend {
             inner: Arc::new(Inner {
@@ -92,6 +96,7 @@ impl RedbBackend {
                 writer: Some(writer),
                 limits,
                 max_bytes,
+                inline_reads,
             }),
         }
     }
@@ -160,16 +165,29 @@ impl RedbBackend {
         Ok(Record { key, record })
     }
 
-    /// Reads `keys` on a reader thread, then deletes what was corrupted
-    /// and asks for an access flush if the batch of reads filled up.
+    /// Whether a lookup runs on the caller's thread. Outside a tokio
+    /// runtime nothing else waits on this thread, so the hand-off to a
+    /// reader (a queue, a wake-up each way) would be pure cost. Inside one,
+    /// even on its blocking pool, the read goes to the readers: a thread
+    /// cannot tell a worker from a blocking thread.
+    fn read_here(&self) -> bool {
+        self.inner.inline_reads && tokio::runtime::Handle::try_current().is_err()
+    }
+
+    /// Reads `keys` (on a reader thread, or on the caller's own thread
+    /// outside any tokio runtime), then deletes what was corrupted and asks
+    /// for an access flush if the batch of reads filled up.
     async fn read(&self, keys: Vec<Bytes>) -> Result<Vec<Lookup>> {
         let readers = self.inner.readers.as_ref().ok_or_else(closed)?;
-        let Answer { found, keys, flush } = readers.read(keys).await?;
-        if flush {
-            // Losing this request only delays the flush to the next write
-            // or timer, so a closed writer is not an error here.
-            let _ = self.inner.tx.send(Command::FlushAccess);
-        }
+        let Answer { found, keys, flush } = if self.read_here() {
+            let shared = &self.inner.shared;
+            let (mut found, flush) = guarded(|| shared.read_batch(&[keys.as_slice()]))?;
+            let found = found.pop().unwrap_or_default();
+            Answer { found, keys, flush }
+        } else {
+            readers.read(keys).await?
+        };
+        self.flush_if(flush);
         let mut corrupted = Vec::new();
         let lookups = found
             .into_iter()
@@ -183,18 +201,49 @@ impl RedbBackend {
                 }
             })
             .collect();
-        if !corrupted.is_empty() {
-            // The answer is a miss either way. If the delete fails, the next
-            // read finds the record again and retries, so the error is not
-            // the caller's concern.
-            let _ = self
-                .call(|ack| Command::DropCorrupted {
-                    records: corrupted,
-                    ack,
-                })
-                .await;
-        }
+        self.drop_corrupted(corrupted).await;
         Ok(lookups)
+    }
+
+    /// Reads one key on the caller's thread: [`read`](Self::read) without
+    /// the batch's allocations.
+    async fn read_one_here(&self, key: &[u8]) -> Result<Lookup> {
+        let shared = &self.inner.shared;
+        let (found, flush) = guarded(|| shared.read_one(key))?;
+        self.flush_if(flush);
+        Ok(match found {
+            Found::Hit(entry) => Lookup::Hit(entry),
+            Found::Miss => Lookup::Miss,
+            Found::Corrupted(record) => {
+                let records = vec![(Bytes::copy_from_slice(key), record)];
+                self.drop_corrupted(records).await;
+                Lookup::Miss
+            }
+        })
+    }
+
+    /// Asks the writer to flush the access times when a read filled their
+    /// buffer.
+    fn flush_if(&self, flush: bool) {
+        if flush {
+            // Losing this request only delays the flush to the next write
+            // or timer, so a closed writer is not an error here.
+            let _ = self.inner.tx.send(Command::FlushAccess);
+        }
+    }
+
+    /// Deletes records a read found corrupted, if they still hold what was
+    /// read.
+    async fn drop_corrupted(&self, records: Vec<(Bytes, Vec<u8>)>) {
+        if records.is_empty() {
+            return;
+        }
+        // The answer was a miss either way. If the delete fails, the next
+        // read finds the record again and retries, so the error is not the
+        // caller's concern.
+        let _ = self
+            .call(|ack| Command::DropCorrupted { records, ack })
+            .await;
     }
 }
 
@@ -205,6 +254,9 @@ impl Backend for RedbBackend {
 
     async fn get(&self, key: &[u8]) -> Result<Lookup> {
         self.inner.limits.check_key(key)?;
+        if self.read_here() {
+            return self.read_one_here(key).await;
+        }
         let mut found = self.read(vec![Bytes::copy_from_slice(key)]).await?;
         Ok(found.pop().unwrap_or(Lookup::Miss))
     }

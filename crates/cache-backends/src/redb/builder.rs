@@ -27,6 +27,7 @@ pub struct RedbBackendBuilder {
     access_batch: usize,
     cache_size: usize,
     read_threads: usize,
+    inline_reads: bool,
     recreate_on_error: bool,
 }
 
@@ -48,6 +49,7 @@ impl RedbBackendBuilder {
             // transaction, so a few threads keep up with many tasks; more
             // than the cores would only add wake-ups.
             read_threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+            inline_reads: true,
             recreate_on_error: false,
         }
     }
@@ -94,15 +96,17 @@ impl RedbBackendBuilder {
     }
 
     /// The longest reads wait, buffered in memory, before their access
-    /// times are written when no write comes along to carry them. Every
-    /// second by default.
+    /// times are written. Every second by default.
     pub fn access_flush_interval(mut self, interval: Duration) -> Self {
         self.access_flush_interval = interval;
         self
     }
 
-    /// How many distinct keys read the buffer holds before it asks for a
-    /// flush at once. 10,000 by default.
+    /// How many distinct keys read the buffer holds. A full buffer asks
+    /// for a flush before the timer (the writer grants it once its pause
+    /// after the last batch of access times has passed; see the [module
+    /// documentation](super)) and drops reads of new keys until then.
+    /// 10,000 by default.
     pub fn access_batch(mut self, batch: usize) -> Self {
         self.access_batch = batch;
         self
@@ -121,6 +125,18 @@ impl RedbBackendBuilder {
     /// 4, by default.
     pub fn read_threads(mut self, threads: usize) -> Self {
         self.read_threads = threads;
+        self
+    }
+
+    /// Whether a lookup made outside any tokio runtime (from a plain
+    /// thread, for example under `futures::executor::block_on`) reads on
+    /// the caller's thread instead of going to a reader thread. A lookup
+    /// made inside a tokio runtime always goes to the reader threads, so
+    /// that no redb call blocks a runtime worker. On by default; turn it
+    /// off if the tier is polled from the worker threads of some other
+    /// async runtime, which a blocking read would stall.
+    pub fn inline_reads(mut self, inline: bool) -> Self {
+        self.inline_reads = inline;
         self
     }
 
@@ -193,6 +209,7 @@ impl RedbBackendBuilder {
             thread,
             self.limits,
             self.max_bytes,
+            self.inline_reads,
         ))
     }
 

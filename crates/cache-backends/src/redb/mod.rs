@@ -47,15 +47,17 @@
 //! The tier is bounded by [`max_bytes`](RedbBackendBuilder::max_bytes) and
 //! evicts the least recently used entries first. Recording every read in the
 //! file would turn each read into a write transaction, so a read only notes
-//! the key and a logical tick in an in-memory buffer. The buffer is written
-//! in the next write transaction (an insert or remove, the periodic flush
+//! its key in an in-memory buffer, in the order of reads. The writer thread
+//! writes the buffer (each key taking the next access tick in that order)
 //! every [`access_flush_interval`](RedbBackendBuilder::access_flush_interval),
-//! or at once when it holds [`access_batch`](RedbBackendBuilder::access_batch)
-//! keys). Eviction runs in the same transaction, after the batch is written,
-//! so it misses only reads still arriving during that commit, and reads of
-//! new keys that a full buffer had to drop: the least-recently-used order is
-//! approximate by about one batch of reads, while the byte bound itself holds
-//! after every commit.
+//! on [`RedbBackend::sync`], and earlier, along with other writes or when
+//! the buffer holds [`access_batch`](RedbBackendBuilder::access_batch) keys,
+//! as long as access times take at most about a tenth of the writer's time:
+//! after each batch it waits nine times as long as that batch took before
+//! it writes another early. A full buffer drops reads of new keys until it
+//! is written. Eviction runs in the same transaction as the batch, so the
+//! least-recently-used order is approximate by the reads still in the
+//! buffer, while the byte bound itself holds after every commit.
 //!
 //! # Durability
 //!
@@ -70,11 +72,24 @@
 //!   the last handle is dropped, or on [`RedbBackend::sync`]). A crash loses
 //!   at most one period of writes, never the file's consistency.
 //!
-//! No redb call runs on the async runtime's worker threads: reads run on a
-//! few reader threads ([`read_threads`](RedbBackendBuilder::read_threads)),
-//! each serving every lookup waiting when it wakes in one read transaction;
-//! writes and background work run on the writer thread. Both stop, and the
-//! file closes, when the last clone of the backend is dropped.
+//! # Threads
+//!
+//! No redb call runs on the async runtime's worker threads:
+//!
+//! - Inside a tokio runtime, lookups go to a few reader threads
+//!   ([`read_threads`](RedbBackendBuilder::read_threads)), each serving every
+//!   lookup waiting when it wakes in one read transaction.
+//! - Outside any tokio runtime (a plain thread polling the future, for
+//!   example with `futures::executor::block_on`), a lookup runs on the
+//!   caller's own thread, which nothing else waits on: no queue and no
+//!   wake-ups, the cost of a direct redb read plus the record's checks.
+//!   [`inline_reads`](RedbBackendBuilder::inline_reads) turns this off for
+//!   callers on the workers of some other async runtime.
+//!   [`RedbStats::handed_off`] counts the lookups that went to the readers.
+//! - Writes and background work run on the writer thread.
+//!
+//! The reader and writer threads stop, and the file closes, when the last
+//! clone of the backend is dropped.
 
 mod access;
 mod backend;

@@ -136,21 +136,28 @@ fn run(shared: &Shared, queue: &Queue) {
     }
 }
 
+/// Runs a read, with a panic in redb (which it documents for some kinds of
+/// file damage) turned into an error. On a reader thread the panic would
+/// otherwise end the thread with its batch unanswered: its callers would
+/// wait forever, and so would every later caller once all readers had
+/// gone.
+pub(super) fn guarded<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(read)).unwrap_or_else(|_| {
+        Err(Error::new(
+            ErrorKind::Backend,
+            "a redb read panicked; the file may be damaged",
+        ))
+    })
+}
+
 /// Serves a batch in one read transaction and answers every request in
 /// it, leaving `batch` empty.
 fn serve(shared: &Shared, batch: &mut Vec<Request>) {
     let keys: Vec<&[Bytes]> = batch.iter().map(|r| r.keys.as_slice()).collect();
-    // A panic in redb (which it documents for some kinds of file damage)
-    // must not end the thread with the batch unanswered: its callers would
-    // wait forever, and so would every later caller once all readers had
-    // gone. It fails this batch instead.
-    let outcome =
-        catch_unwind(AssertUnwindSafe(|| shared.read_batch(&keys))).unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Backend,
-                "a redb read panicked; the file may be damaged",
-            ))
-        });
+    shared
+        .counters
+        .handed_off(keys.iter().map(|k| k.len()).sum());
+    let outcome = guarded(|| shared.read_batch(&keys));
     drop(keys);
     match outcome {
         Ok((found, mut flush)) => {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ::redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use ::redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata};
 use bytes::Bytes;
 use cache_core::{Clock, Entry, Result};
 use parking_lot::RwLock;
@@ -26,16 +26,31 @@ pub(super) enum Found {
     Corrupted(Vec<u8>),
 }
 
+/// A value on cache lines of its own. Every read changes the state of the
+/// database lock and of the access buffer's lock; sharing a line with them
+/// would make each read of the fields beside them (the clock, read on every
+/// lookup) a cache miss on another core.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(super) struct Line<T>(T);
+
+impl<T> std::ops::Deref for Line<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Shared by every clone of a backend, its readers and its writer thread.
 #[derive(Debug)]
 pub(super) struct Shared {
     /// `None` once the writer thread has closed the file. The writer takes
     /// it out under the write lock, so no reader is mid-transaction when the
     /// file closes, and the close (which writes) runs on that thread.
-    db: RwLock<Option<Database>>,
+    db: Line<RwLock<Option<Database>>>,
     pub(super) path: PathBuf,
     pub(super) clock: Clock,
-    pub(super) access: AccessBuffer,
+    pub(super) access: Line<AccessBuffer>,
     pub(super) counters: Counters,
     /// The logical clock of accesses: reads and writes each take the next
     /// tick, so the least recently used entry has the smallest one.
@@ -54,10 +69,10 @@ impl Shared {
         next_tick: u64,
     ) -> Self {
         Shared {
-            db: RwLock::new(Some(db)),
+            db: Line(RwLock::new(Some(db))),
             path,
             clock,
-            access: AccessBuffer::new(access_batch),
+            access: Line(AccessBuffer::new(access_batch)),
             counters: Counters::new(used_bytes),
             tick: AtomicU64::new(next_tick),
         }
@@ -81,10 +96,40 @@ impl Shared {
     /// what each key holds, per caller, and whether the batch of reads is
     /// full and should be flushed now. A storage error fails the whole
     /// batch: it means the file, not one key, is in trouble.
-    ///
-    /// Expiry is checked against the tier's clock on every read, so an
-    /// expired entry is a miss whether or not the sweeper has reached it.
     pub(super) fn read_batch(&self, callers: &[&[Bytes]]) -> Result<(Vec<Vec<Found>>, bool)> {
+        self.with_table(|table, now| {
+            let mut hits = Vec::new();
+            let mut answers = Vec::with_capacity(callers.len());
+            for keys in callers {
+                let mut found = Vec::with_capacity(keys.len());
+                for key in *keys {
+                    let held = lookup(table, key, now)?;
+                    if matches!(held, Found::Hit(_)) {
+                        hits.push(key.as_ref());
+                    }
+                    found.push(held);
+                }
+                answers.push(found);
+            }
+            // One lock of the access buffer for the whole batch.
+            let flush = self.access.record_all(hits);
+            Ok((answers, flush))
+        })
+    }
+
+    /// [`read_batch`](Self::read_batch) for one key, without the batch's
+    /// allocations: the path of a caller reading on its own thread.
+    pub(super) fn read_one(&self, key: &[u8]) -> Result<(Found, bool)> {
+        self.with_table(|table, now| {
+            let found = lookup(table, key, now)?;
+            let flush = matches!(found, Found::Hit(_)) && self.access.record_all([key]);
+            Ok((found, flush))
+        })
+    }
+
+    /// Runs `f` on the entries table in a new read transaction, with the
+    /// tier's clock read once for it.
+    fn with_table<T>(&self, f: impl FnOnce(&EntriesTable, u64) -> Result<T>) -> Result<T> {
         self.with_db(|db| {
             let txn = db
                 .begin_read()
@@ -92,42 +137,7 @@ impl Shared {
             let table = txn
                 .open_table(ENTRIES)
                 .map_err(|e| storage("cannot open the redb entries table", e))?;
-            let now = self.clock.now_ms();
-            let mut hits = Vec::new();
-            let mut answers = Vec::with_capacity(callers.len());
-            for keys in callers {
-                let mut found = Vec::with_capacity(keys.len());
-                for key in *keys {
-                    let held = table
-                        .get(key.as_ref())
-                        .map_err(|e| storage("cannot read from the redb file", e))?;
-                    let Some(held) = held else {
-                        found.push(Found::Miss);
-                        continue;
-                    };
-                    let record = held.value();
-                    // The checksum is verified before the expiry is trusted,
-                    // even though an expired entry could be skipped sooner: a
-                    // flipped bit in the expiry must count as corruption and
-                    // delete the record, not pass for an ordinary expired
-                    // entry.
-                    match envelope::decode(record) {
-                        Ok(entry) if entry.meta.is_expired(now) => found.push(Found::Miss),
-                        Ok(entry) => {
-                            hits.push(key.as_ref());
-                            found.push(Found::Hit(entry));
-                        }
-                        Err(_) => found.push(Found::Corrupted(record.to_vec())),
-                    }
-                }
-                answers.push(found);
-            }
-            // One lock of the access buffer for the whole batch, and ticks
-            // in the order the hits were read.
-            let flush = self
-                .access
-                .record_all(hits.into_iter().map(|key| (key, self.next_tick())));
-            Ok((answers, flush))
+            f(&table, self.clock.now_ms())
         })
     }
 
@@ -157,4 +167,30 @@ impl Shared {
             let _ = db.close();
         }
     }
+}
+
+/// The entries table as a read transaction sees it.
+type EntriesTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// What `key` holds at `now_ms`.
+///
+/// Expiry is checked against the tier's clock on every read, so an expired
+/// entry is a miss whether or not the sweeper has reached it.
+fn lookup(table: &EntriesTable, key: &[u8], now_ms: u64) -> Result<Found> {
+    let held = table
+        .get(key)
+        .map_err(|e| storage("cannot read from the redb file", e))?;
+    let Some(held) = held else {
+        return Ok(Found::Miss);
+    };
+    let record = held.value();
+    // The checksum is verified before the expiry is trusted, even though
+    // an expired entry could be skipped sooner: a flipped bit in the expiry
+    // must count as corruption and delete the record, not pass for an
+    // ordinary expired entry.
+    Ok(match envelope::decode(record) {
+        Ok(entry) if entry.meta.is_expired(now_ms) => Found::Miss,
+        Ok(entry) => Found::Hit(entry),
+        Err(_) => Found::Corrupted(record.to_vec()),
+    })
 }

@@ -21,6 +21,11 @@ pub struct RedbStats {
     /// [`Durability::Periodic`](super::Durability::Periodic), the periodic
     /// flushes among them).
     pub durable_commits: u64,
+    /// Keys looked up by the tier's reader threads: every lookup made
+    /// inside a tokio runtime, and those made outside one when
+    /// [`inline_reads`](super::RedbBackendBuilder::inline_reads) is off.
+    /// The other lookups ran on their callers' threads.
+    pub handed_off: u64,
 }
 
 /// What one write transaction changed in the counters, applied only once
@@ -40,6 +45,7 @@ pub(super) struct Counters {
     evicted: AtomicU64,
     expired: AtomicU64,
     durable_commits: AtomicU64,
+    handed_off: AtomicU64,
 }
 
 impl Counters {
@@ -61,6 +67,11 @@ impl Counters {
         }
     }
 
+    /// Records `keys` lookups served by a reader thread.
+    pub(super) fn handed_off(&self, keys: usize) {
+        self.handed_off.fetch_add(keys as u64, Ordering::Relaxed);
+    }
+
     /// The current values.
     pub(super) fn snapshot(&self) -> RedbStats {
         RedbStats {
@@ -69,6 +80,7 @@ impl Counters {
             evicted: self.evicted.load(Ordering::Relaxed),
             expired: self.expired.load(Ordering::Relaxed),
             durable_commits: self.durable_commits.load(Ordering::Acquire),
+            handed_off: self.handed_off.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,8 +1,6 @@
 //! The tables of the redb file, and the write-side operations that keep
 //! them consistent with each other and with the running byte total.
 
-use std::collections::HashMap;
-
 use ::redb::{
     Error as RedbError, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     WriteTransaction,
@@ -177,19 +175,21 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    /// Writes a batch of reads as access times. A tick older than the one
-    /// stored (a read that raced a later write) and a key that is gone are
-    /// skipped.
+    /// Writes a batch of reads as access times: `keys`, least recently
+    /// read first, each given the tick `tick` hands out next. A key that is
+    /// gone is skipped, and so is a tick older than the one stored.
     pub(super) fn record_access(
         &mut self,
-        ticks: &HashMap<Box<[u8]>, u64>,
+        keys: &[Box<[u8]>],
+        mut tick: impl FnMut() -> u64,
     ) -> Result<(), RedbError> {
-        for (key, &tick) in ticks {
+        for key in keys {
             let key: &[u8] = key;
             let held = self.keys.get(key)?.map(|v| v.value());
             let Some((old, expiry, cost)) = held else {
                 continue;
             };
+            let tick = tick();
             if tick <= old {
                 continue;
             }
@@ -387,8 +387,7 @@ mod tests {
                             t.remove(key, now).unwrap();
                         }
                         7 => {
-                            let ticks = HashMap::from([(Box::from(key), tick)]);
-                            t.record_access(&ticks).unwrap();
+                            t.record_access(&[Box::from(key)], || tick).unwrap();
                         }
                         8 => {
                             t.sweep(now, 3).unwrap();

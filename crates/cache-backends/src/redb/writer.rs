@@ -20,6 +20,13 @@ use super::tables::Tables;
 /// the memory of its pending records) stays bounded under a flood of writes.
 const MAX_BATCH: usize = 1024;
 
+/// After writing a batch of access times, the writer waits this many times
+/// as long as that commit took before it writes the next batch early (for a
+/// full buffer, or along with other writes): access times then take at
+/// most about a tenth of the writer's time, however fast reads come. The
+/// timed flush every `access_flush_interval` is not held back.
+const ACCESS_PAUSE_FACTOR: u32 = 9;
+
 /// Where the writer sends the outcome of a command.
 pub(super) type Ack<T> = oneshot::Sender<Result<T>>;
 
@@ -109,6 +116,8 @@ pub(super) fn spawn(
         settings,
         next_sweep: now + settings.sweep_interval,
         next_access_flush: now + settings.access_flush_interval,
+        access_ready_at: now,
+        access_wanted: false,
         next_durable: settings.durability.period().map(|p| now + p),
         not_durable: false,
     };
@@ -125,6 +134,11 @@ struct Writer {
     settings: Settings,
     next_sweep: Instant,
     next_access_flush: Instant,
+    /// The earliest moment a batch of access times may be written before
+    /// its timer is due; see [`ACCESS_PAUSE_FACTOR`].
+    access_ready_at: Instant,
+    /// Whether a full buffer asked for a flush that has not happened yet.
+    access_wanted: bool,
     /// When the next durable commit is due under periodic durability.
     next_durable: Option<Instant>,
     /// Whether a commit since the last durable one skipped `fsync`.
@@ -161,18 +175,30 @@ impl Writer {
 
     /// The earliest moment a timer needs the writer.
     fn next_deadline(&self) -> Instant {
-        let first = self.next_sweep.min(self.next_access_flush);
+        let mut first = self.next_sweep.min(self.next_access_flush);
+        if self.access_wanted {
+            first = first.min(self.access_ready_at);
+        }
         self.next_durable.map_or(first, |at| at.min(first))
     }
 
     /// Commits a batch of commands together with whatever timers are due.
-    fn step(&mut self, batch: Vec<Command>, stopping: bool) {
+    fn step(&mut self, mut batch: Vec<Command>, stopping: bool) {
         let now = Instant::now();
         let sweep = now >= self.next_sweep;
         if sweep {
             self.next_sweep = now + self.settings.sweep_interval;
         }
-        if now >= self.next_access_flush {
+        let before = batch.len();
+        batch.retain(|c| !matches!(c, Command::FlushAccess));
+        self.access_wanted |= batch.len() < before;
+        // The timer, a caller's `sync` and the close always write the
+        // access times; anything else only once the pause after the last
+        // batch has passed.
+        let timed = now >= self.next_access_flush;
+        let forced = stopping || batch.iter().any(|c| matches!(c, Command::Sync { .. }));
+        let take_access = timed || forced || now >= self.access_ready_at;
+        if timed {
             self.next_access_flush = now + self.settings.access_flush_interval;
         }
         let durable_due = self.next_durable.is_some_and(|at| now >= at);
@@ -182,11 +208,19 @@ impl Writer {
         // A durable commit is needed when one is due (or the file closes)
         // and something since the last one skipped `fsync`.
         let durable = (durable_due || stopping) && self.not_durable;
-        let work = !batch.is_empty() || sweep || !self.shared.access.is_empty();
+        let access_due = take_access && !self.shared.access.is_empty();
+        let work = !batch.is_empty() || sweep || access_due;
         if !(work || durable) {
             return;
         }
-        let swept = self.commit(batch, sweep, durable || stopping);
+        if access_due {
+            self.access_wanted = false;
+        }
+        let swept = self.commit(batch, sweep, access_due, durable || stopping);
+        if access_due {
+            let took = now.elapsed();
+            self.access_ready_at = Instant::now() + took * ACCESS_PAUSE_FACTOR;
+        }
         if swept == Some(self.settings.sweep_batch as u64) {
             // A full batch suggests more are due: sweep again promptly,
             // still one bounded transaction at a time between other writes.
@@ -197,14 +231,24 @@ impl Writer {
     /// Applies `batch` in one transaction, then answers every command.
     /// Returns how many entries the timed sweep removed, if it ran and the
     /// transaction succeeded.
-    fn commit(&mut self, batch: Vec<Command>, sweep: bool, force_durable: bool) -> Option<u64> {
+    fn commit(
+        &mut self,
+        batch: Vec<Command>,
+        sweep: bool,
+        take_access: bool,
+        force_durable: bool,
+    ) -> Option<u64> {
         // A caller's `sync` needs a durable commit even when nothing changed,
         // since earlier commits may have skipped `fsync`.
         let must_commit = force_durable || batch.iter().any(|c| matches!(c, Command::Sync { .. }));
         let durable = must_commit || self.settings.durability == Durability::Immediate;
         // Taken before the transaction: if it fails, these access times are
         // lost, which only makes eviction a little less exact.
-        let access = self.shared.access.take();
+        let access = if take_access {
+            self.shared.access.take()
+        } else {
+            Default::default()
+        };
         let mut outcomes = Vec::with_capacity(batch.len());
         let result = self.shared.with_db(|db| {
             let mut txn = db
@@ -265,12 +309,12 @@ impl Writer {
         &self,
         tables: &mut Tables<'_>,
         batch: &[Command],
-        access: &std::collections::HashMap<Box<[u8]>, u64>,
+        access: &[Box<[u8]>],
         sweep: bool,
         outcomes: &mut Vec<Outcome>,
     ) -> std::result::Result<Option<u64>, ::redb::Error> {
         let now = self.shared.clock.now_ms();
-        tables.record_access(access)?;
+        tables.record_access(access, || self.shared.next_tick())?;
         for command in batch {
             let outcome = match command {
                 Command::Insert { records, .. } => {
