@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tiercache::redb::{Durability, RedbBackend};
 use tiercache::redis::RedisBackend;
-use tiercache::{Backend, Clock, Entry, Meta};
+use tiercache::{Backend, Clock, Entry, Lookup, Meta};
 use tiercache_benches::write_file;
 use tiercache_tests::RedisServer;
 use tokio::runtime::Runtime;
@@ -213,6 +213,7 @@ fn run(settings: &Settings, started: Instant) -> Result<(), String> {
             let rows = redb_part(settings, &runtime, &data)?;
             report.redb.extend([rows.get, rows.insert]);
             report.redb_blocking.push(rows.blocking_get);
+            report.redb_tasks.push(rows.tasks_get);
         }
         if settings.redis {
             match redis_part(settings, &runtime, &data)? {
@@ -276,13 +277,15 @@ fn progress(part: &str, data: &Data, op: &str, side: &str, run: usize, f: &Figur
     );
 }
 
-/// The comparisons of the redb tier at one value size: gets and inserts
-/// against raw redb on OS threads, and the same gets against raw redb
-/// through `spawn_blocking`.
+/// The comparisons of the redb tier at one value size: gets from OS
+/// threads and inserts from tasks against raw redb on OS threads, and the
+/// tier's gets from tasks against raw redb through `spawn_blocking` and
+/// against raw redb on OS threads.
 pub(crate) struct RedbRows {
     pub(crate) get: Row,
     pub(crate) insert: Row,
     pub(crate) blocking_get: Row,
+    pub(crate) tasks_get: Row,
 }
 
 /// The redb tier and raw redb, each in its own file, on the same data:
@@ -312,6 +315,7 @@ fn redb_part(settings: &Settings, runtime: &Runtime, data: &Arc<Data>) -> Result
         get: Row::new("redb", size, "get"),
         insert: Row::new("redb", size, "insert"),
         blocking_get: Row::new("redb", size, "get"),
+        tasks_get: Row::new("redb", size, "get"),
     };
     let (workers, keys) = (settings.redb_workers, data.len());
     let window = || Window::after(settings.warmup, settings.measure);
@@ -324,16 +328,26 @@ fn redb_part(settings: &Settings, runtime: &Runtime, data: &Arc<Data>) -> Result
         })
     };
     for run in 1..=settings.runs {
-        let f = runtime.block_on(drive_tasks(tier_op(Op::Get), workers, keys, SEED, window()));
-        progress("redb", data, "get", "tier", run, &f);
+        // Plain threads are outside any runtime, so each get reads on its
+        // caller's thread, as raw redb does.
+        let f = drive_threads(workers, keys, SEED, window(), |i| {
+            let found = futures::executor::block_on(tier.get(&data.keys[i]));
+            matches!(found, Ok(Lookup::Hit(_)))
+        });
+        progress("redb", data, "get", "tier on threads", run, &f);
         rows.get.tier.push(f);
-        rows.blocking_get.tier.push(f);
 
         let f = drive_threads(workers, keys, SEED, window(), |i| {
             matches!(raw.get(&data.keys[i]), Ok(Some(_)))
         });
         progress("redb", data, "get", "raw", run, &f);
         rows.get.baseline.push(f);
+        rows.tasks_get.baseline.push(f);
+
+        let f = runtime.block_on(drive_tasks(tier_op(Op::Get), workers, keys, SEED, window()));
+        progress("redb", data, "get", "tier on tasks", run, &f);
+        rows.blocking_get.tier.push(f);
+        rows.tasks_get.tier.push(f);
 
         let blocking = Arc::new(BlockingGet {
             raw: raw.clone(),

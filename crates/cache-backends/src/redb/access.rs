@@ -28,6 +28,9 @@ struct Reads {
 pub(super) struct AccessBuffer {
     reads: Mutex<Reads>,
     capacity: usize,
+    /// Whether the buffer holds `capacity` keys, so that reads can skip
+    /// the lock until it is taken.
+    full: AtomicBool,
     /// Set once a full buffer has asked the writer for a flush, so that a
     /// burst of reads sends one request rather than one per read.
     flush_requested: AtomicBool,
@@ -39,6 +42,7 @@ impl AccessBuffer {
         AccessBuffer {
             reads: Mutex::new(Reads::default()),
             capacity,
+            full: AtomicBool::new(false),
             flush_requested: AtomicBool::new(false),
         }
     }
@@ -47,11 +51,15 @@ impl AccessBuffer {
     /// whole batch. Returns `true` when the caller should ask the writer to
     /// flush the buffer now.
     ///
-    /// A full buffer still moves the keys it holds to the front but drops
-    /// reads of new keys until it is flushed: those entries keep their
-    /// older access time, which makes eviction slightly less exact but
-    /// keeps memory bounded however fast reads arrive.
+    /// A full buffer drops reads until it is flushed, without taking its
+    /// lock: the entries read meanwhile keep their older access time (and
+    /// the keys it holds their place in it), which makes eviction slightly
+    /// less exact but keeps memory bounded, and reads cheap, however fast
+    /// they arrive.
     pub(super) fn record_all<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> bool {
+        if self.full.load(Ordering::Relaxed) {
+            return false;
+        }
         let mut reads = self.reads.lock();
         let Reads { latest, next } = &mut *reads;
         for key in keys {
@@ -64,13 +72,21 @@ impl AccessBuffer {
             }
             *next += 1;
         }
-        latest.len() >= self.capacity && !self.flush_requested.swap(true, Ordering::AcqRel)
+        if latest.len() < self.capacity {
+            return false;
+        }
+        self.full.store(true, Ordering::Relaxed);
+        !self.flush_requested.swap(true, Ordering::AcqRel)
     }
 
     /// Takes the batch, leaving the buffer empty: the keys read, least
     /// recently read first.
     pub(super) fn take(&self) -> Vec<Box<[u8]>> {
-        let reads = std::mem::take(&mut *self.reads.lock());
+        let reads = {
+            let mut held = self.reads.lock();
+            self.full.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *held)
+        };
         self.flush_requested.store(false, Ordering::Release);
         let mut keys: Vec<(Box<[u8]>, u64)> = reads.latest.into_iter().collect();
         keys.sort_unstable_by_key(|&(_, place)| place);
@@ -90,25 +106,27 @@ mod tests {
     #[test]
     fn keeps_the_order_of_latest_reads_and_asks_for_one_flush_when_full() {
         let buffer = AccessBuffer::new(2);
+        let keys = |list: &[&str]| -> Vec<Box<[u8]>> {
+            list.iter().map(|k| Box::from(k.as_bytes())).collect()
+        };
         assert!(!buffer.record_all([&b"a"[..]]));
         assert!(buffer.record_all([&b"b"[..]]), "the second key fills it");
-        assert!(!buffer.record_all([&b"a"[..]]), "a held key moves up");
-        assert!(!buffer.record_all([&b"c"[..]]), "one request per fill");
-        let keys = buffer.take();
+        assert!(!buffer.record_all([&b"a"[..]]), "one request per fill");
+        assert!(!buffer.record_all([&b"c"[..]]));
         assert_eq!(
-            keys,
-            vec![Box::from(&b"b"[..]), Box::from(&b"a"[..])],
-            "a full buffer drops new keys; the latest read comes last"
+            buffer.take(),
+            keys(&["a", "b"]),
+            "a full buffer drops every read until it is taken"
         );
         assert!(buffer.is_empty());
-        assert!(!buffer.record_all([&b"c"[..], &b"d"[..], &b"c"[..]][..1].iter().copied()));
         assert!(
-            buffer.record_all([&b"d"[..]]),
-            "a flushed buffer asks again"
+            buffer.record_all([&b"c"[..], &b"a"[..], &b"c"[..]]),
+            "a taken buffer asks again when it fills"
         );
         assert_eq!(
             buffer.take(),
-            vec![Box::from(&b"c"[..]), Box::from(&b"d"[..])]
+            keys(&["a", "c"]),
+            "the latest read comes last"
         );
     }
 }

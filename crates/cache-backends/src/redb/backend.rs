@@ -31,7 +31,7 @@ pub struct RedbBackend {
 }
 
 /// What the clones share. Its drop stops the reader threads and the writer
-/// thread.
+/// thread, then closes the file.
 struct Inner {
     shared: Arc<Shared>,
     /// `None` only while the tier closes.
@@ -48,12 +48,12 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // No caller is left to queue a lookup, so the readers only finish
-        // what is queued; stopping them first means no read transaction is
-        // open when the writer closes the file.
+        // what is queued.
         drop(self.readers.take());
-        // The writer finishes the commands queued before this one, makes
-        // them durable and closes the file. Joining makes the file free to
-        // reopen once the last clone is gone.
+        // The writer finishes the commands queued before this one and makes
+        // them durable. Once it is joined, `shared` holds the last
+        // reference to the database, which closes as this drops: the file
+        // is free to reopen once the last clone is gone.
         let _ = self.tx.send(Command::Shutdown);
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
@@ -281,10 +281,7 @@ impl Backend for RedbBackend {
     }
 
     async fn len(&self) -> Result<u64> {
-        let shared = self.inner.shared.clone();
-        tokio::task::spawn_blocking(move || shared.len())
-            .await
-            .map_err(|e| Error::new(ErrorKind::Backend, "a redb read task failed").with_source(e))?
+        self.call(|ack| Command::Len { ack }).await
     }
 
     async fn get_many(&self, keys: &[Bytes]) -> Result<Vec<Lookup>> {

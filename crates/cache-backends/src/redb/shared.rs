@@ -4,13 +4,12 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ::redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata};
+use ::redb::{Database, ReadOnlyTable, ReadableDatabase};
 use bytes::Bytes;
 use cache_core::{Clock, Entry, Result};
-use parking_lot::RwLock;
 
 use super::access::AccessBuffer;
-use super::error::{closed, storage};
+use super::error::storage;
 use super::stats::Counters;
 use super::tables::ENTRIES;
 use crate::envelope;
@@ -27,9 +26,9 @@ pub(super) enum Found {
 }
 
 /// A value on cache lines of its own. Every read changes the state of the
-/// database lock and of the access buffer's lock; sharing a line with them
-/// would make each read of the fields beside them (the clock, read on every
-/// lookup) a cache miss on another core.
+/// access buffer's lock; sharing a line with it would make each read of the
+/// fields beside it (the clock, read on every lookup) a cache miss on
+/// another core.
 #[derive(Debug)]
 #[repr(align(128))]
 pub(super) struct Line<T>(T);
@@ -42,12 +41,14 @@ impl<T> std::ops::Deref for Line<T> {
 }
 
 /// Shared by every clone of a backend, its readers and its writer thread.
+///
+/// The file closes when this drops: after the reader and writer threads
+/// have stopped (they hold the other references), when the last handle
+/// goes. So no transaction is open then, and the close needs no lock that
+/// every read would have to take.
 #[derive(Debug)]
 pub(super) struct Shared {
-    /// `None` once the writer thread has closed the file. The writer takes
-    /// it out under the write lock, so no reader is mid-transaction when the
-    /// file closes, and the close (which writes) runs on that thread.
-    db: Line<RwLock<Option<Database>>>,
+    pub(super) db: Database,
     pub(super) path: PathBuf,
     pub(super) clock: Clock,
     pub(super) access: Line<AccessBuffer>,
@@ -69,7 +70,7 @@ impl Shared {
         next_tick: u64,
     ) -> Self {
         Shared {
-            db: Line(RwLock::new(Some(db))),
+            db,
             path,
             clock,
             access: Line(AccessBuffer::new(access_batch)),
@@ -81,15 +82,6 @@ impl Shared {
     /// The next access tick.
     pub(super) fn next_tick(&self) -> u64 {
         self.tick.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Runs `f` on the open database. Blocks: only for the writer thread,
-    /// the reader threads and the runtime's blocking pool.
-    pub(super) fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
-        match &*self.db.read() {
-            Some(db) => f(db),
-            None => Err(closed()),
-        }
     }
 
     /// Looks up several callers' keys in one read transaction. Returns
@@ -130,42 +122,14 @@ impl Shared {
     /// Runs `f` on the entries table in a new read transaction, with the
     /// tier's clock read once for it.
     fn with_table<T>(&self, f: impl FnOnce(&EntriesTable, u64) -> Result<T>) -> Result<T> {
-        self.with_db(|db| {
-            let txn = db
-                .begin_read()
-                .map_err(|e| storage("cannot begin a redb read transaction", e))?;
-            let table = txn
-                .open_table(ENTRIES)
-                .map_err(|e| storage("cannot open the redb entries table", e))?;
-            f(&table, self.clock.now_ms())
-        })
-    }
-
-    /// The number of entries in the file, expired ones not yet swept
-    /// included.
-    pub(super) fn len(&self) -> Result<u64> {
-        self.with_db(|db| {
-            let txn = db
-                .begin_read()
-                .map_err(|e| storage("cannot begin a redb read transaction", e))?;
-            let table = txn
-                .open_table(ENTRIES)
-                .map_err(|e| storage("cannot open the redb entries table", e))?;
-            table
-                .len()
-                .map_err(|e| storage("cannot count the redb entries", e))
-        })
-    }
-
-    /// Closes the file. Called once, by the writer thread as it stops.
-    pub(super) fn close(&self) {
-        let db = self.db.write().take();
-        if let Some(db) = db {
-            // The writer made everything durable just before; a failure to
-            // record the clean shutdown only makes the next open repair the
-            // file, which redb does by itself.
-            let _ = db.close();
-        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| storage("cannot begin a redb read transaction", e))?;
+        let table = txn
+            .open_table(ENTRIES)
+            .map_err(|e| storage("cannot open the redb entries table", e))?;
+        f(&table, self.clock.now_ms())
     }
 }
 

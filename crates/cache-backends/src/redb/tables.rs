@@ -175,6 +175,11 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    /// The number of entries, expired ones not yet swept included.
+    pub(super) fn len(&self) -> Result<u64, RedbError> {
+        Ok(self.entries.len()?)
+    }
+
     /// Writes a batch of reads as access times: `keys`, least recently
     /// read first, each given the tick `tick` hands out next. A key that is
     /// gone is skipped, and so is a tick older than the one stored.

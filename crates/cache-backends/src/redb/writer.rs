@@ -55,6 +55,8 @@ pub(super) enum Command {
     Sweep { ack: Ack<u64> },
     /// Write the batch of reads and make everything durable.
     Sync { ack: Ack<()> },
+    /// Count the entries, expired ones not yet swept included.
+    Len { ack: Ack<u64> },
     /// The batch of reads is full: write it soon.
     FlushAccess,
     /// The last handle is gone: finish and close the file.
@@ -67,6 +69,7 @@ enum Outcome {
     Done,
     Removed(bool),
     Swept(u64),
+    Count(u64),
 }
 
 impl Command {
@@ -83,9 +86,9 @@ impl Command {
             Command::Remove { ack, .. } => {
                 let _ = ack.send(result.map(|o| matches!(o, Outcome::Removed(true))));
             }
-            Command::Sweep { ack } => {
+            Command::Sweep { ack } | Command::Len { ack } => {
                 let _ = ack.send(result.map(|o| match o {
-                    Outcome::Swept(n) => n,
+                    Outcome::Swept(n) | Outcome::Count(n) => n,
                     _ => 0,
                 }));
             }
@@ -170,7 +173,6 @@ impl Writer {
             }
             self.step(batch, stopping);
         }
-        self.shared.close();
     }
 
     /// The earliest moment a timer needs the writer.
@@ -250,8 +252,10 @@ impl Writer {
             Default::default()
         };
         let mut outcomes = Vec::with_capacity(batch.len());
-        let result = self.shared.with_db(|db| {
-            let mut txn = db
+        let result = (|| -> Result<_> {
+            let mut txn = self
+                .shared
+                .db
                 .begin_write()
                 .map_err(|e| storage("cannot begin a redb write transaction", e))?;
             let level = if durable {
@@ -282,7 +286,7 @@ impl Writer {
                 false
             };
             Ok((bytes, delta, swept, committed))
-        });
+        })();
         match result {
             Ok((bytes, delta, swept, committed)) => {
                 if committed {
@@ -338,6 +342,7 @@ impl Writer {
                 Command::Sweep { .. } => {
                     Outcome::Swept(tables.sweep(now, self.settings.sweep_batch)?)
                 }
+                Command::Len { .. } => Outcome::Count(tables.len()?),
                 Command::Sync { .. } | Command::FlushAccess | Command::Shutdown => Outcome::Done,
             };
             outcomes.push(outcome);
