@@ -34,6 +34,7 @@ mod error;
 #[cfg(feature = "test-utils")]
 mod failing;
 mod flight;
+mod layer;
 mod limits;
 mod meta;
 
@@ -52,5 +53,6 @@ pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "test-utils")]
 pub use failing::FailingBackend;
 pub use flight::{SingleFlight, loader_error};
+pub use layer::{Either, Layer};
 pub use limits::Limits;
 pub use meta::{DataClass, Flags, Meta, expiry_after, validate_ttl};
