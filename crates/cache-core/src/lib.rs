@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod class;
 mod clock;
 mod codec;
 mod dyn_backend;
@@ -43,6 +44,7 @@ mod meta;
 pub mod conformance;
 
 pub use backend::Backend;
+pub use class::{ClassPolicy, Classes, Placement};
 pub use clock::{Clock, ManualClock};
 #[cfg(feature = "bincode")]
 pub use codec::Bincode;

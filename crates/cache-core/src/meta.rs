@@ -61,6 +61,10 @@ impl Flags {
     pub const EMPTY: Flags = Flags(0);
     /// The entry records that the key has no value (negative caching).
     pub const NEGATIVE: Flags = Flags(1);
+    /// The entry is placed below the hot tier only
+    /// ([`Placement::DiskOnly`](crate::Placement::DiskOnly)): a hit in a
+    /// lower tier is never promoted into memory.
+    pub const LOWER_ONLY: Flags = Flags(2);
     const COMPRESSION_SHIFT: u16 = 8;
     const COMPRESSION_MASK: u16 = 0x0F << Self::COMPRESSION_SHIFT;
 
@@ -109,8 +113,9 @@ impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Flags {{ negative: {}, compression: {} }}",
+            "Flags {{ negative: {}, lower_only: {}, compression: {} }}",
             self.contains(Flags::NEGATIVE),
+            self.contains(Flags::LOWER_ONLY),
             self.compression()
         )
     }

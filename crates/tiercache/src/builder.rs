@@ -8,12 +8,20 @@ use std::time::Duration;
 
 use cache_backends::memory::MemoryCache;
 use cache_core::{
-    Backend, Clock, Codec, DynBackend, Error, ErrorKind, Limits, Postcard, Result, validate_ttl,
+    Backend, Classes, Clock, Codec, DataClass, DynBackend, Error, ErrorKind, Limits, Placement,
+    Postcard, Result, validate_ttl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Parts};
+use crate::hot::{Evicted, HotTier, demote_on_evict};
+use crate::promotion::{HitWindow, Promotion};
+
+/// The most evicted entries that wait for the warm tier at once under
+/// write-on-evict; each call that evicts writes its own right away, so the
+/// queue stays short unless the warm tier is much slower than the inserts.
+const MAX_WAITING_DEMOTIONS: usize = 10_000;
 
 /// Builds a [`Cache`]; start from [`Cache::builder`].
 ///
@@ -34,6 +42,9 @@ pub struct CacheBuilder<K, V, C = Postcard> {
     disk: Option<std::path::PathBuf>,
     #[cfg(feature = "redis")]
     redis: Option<String>,
+    classes: Vec<(DataClass, Option<Duration>, Option<Placement>)>,
+    promotion: Promotion,
+    write_on_evict: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -51,6 +62,9 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
             disk: None,
             #[cfg(feature = "redis")]
             redis: None,
+            classes: Vec::new(),
+            promotion: Promotion::Always,
+            write_on_evict: false,
             _types: PhantomData,
         }
     }
@@ -146,6 +160,60 @@ where
         self
     }
 
+    /// Defines the data class `name` (or changes it): its entries live
+    /// `ttl` unless inserted with their own. The class lives in every tier
+    /// unless [`class_placement`](Self::class_placement) says otherwise.
+    /// `"default"` names the class of entries inserted without one.
+    /// Insert into a class with
+    /// [`Cache::insert_with_class`](crate::Cache::insert_with_class).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use tiercache::{Cache, Placement};
+    ///
+    /// let cache: Cache<String, String> = Cache::builder()
+    ///     .class("session", Duration::from_secs(300))
+    ///     .class_placement("session", Placement::MemoryOnly)
+    ///     .class("llm-response", Duration::from_secs(24 * 3600))
+    ///     .build()
+    ///     .await?;
+    /// cache.insert_with_class("s:1".into(), "alice".into(), "session").await?;
+    /// # Ok::<(), tiercache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn class(mut self, name: &str, ttl: Duration) -> Self {
+        self.classes.push((DataClass::named(name), Some(ttl), None));
+        self
+    }
+
+    /// Sets which tiers the entries of class `name` may live in (every
+    /// tier by default), defining the class if needed.
+    pub fn class_placement(mut self, name: &str, placement: Placement) -> Self {
+        self.classes
+            .push((DataClass::named(name), None, Some(placement)));
+        self
+    }
+
+    /// When a hit in a lower tier is copied into the tiers above it: on
+    /// every hit (the default), or after a number of hits within a window.
+    pub fn promotion(mut self, promotion: Promotion) -> Self {
+        self.promotion = promotion;
+        self
+    }
+
+    /// Write-on-evict instead of write-through: an insert goes to the hot
+    /// tier only (and removes the key below it), and the hot tier writes
+    /// what it evicts for room into the warm tier, the first tier below
+    /// it, with its remaining time to live. An entry promoted from below is
+    /// not written back when evicted, since the tier below still holds it.
+    /// Entries placed [`DiskOnly`](Placement::DiskOnly) are still written
+    /// through.
+    pub fn write_on_evict(mut self, on: bool) -> Self {
+        self.write_on_evict = on;
+        self
+    }
+
     /// Encodes keys and values for the byte tiers with another codec.
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<K, V, C2> {
         CacheBuilder {
@@ -160,6 +228,9 @@ where
             disk: self.disk,
             #[cfg(feature = "redis")]
             redis: self.redis,
+            classes: self.classes,
+            promotion: self.promotion,
+            write_on_evict: self.write_on_evict,
             _types: PhantomData,
         }
     }
@@ -169,11 +240,32 @@ where
         if let Some(ttl) = self.time_to_live {
             validate_ttl(ttl)?;
         }
+        let mut classes = Classes::default();
+        for (class, ttl, placement) in self.classes {
+            let mut policy = classes.policy(&class);
+            if ttl.is_some() {
+                policy.time_to_live = ttl;
+            }
+            if let Some(placement) = placement {
+                policy.placement = placement;
+            }
+            classes.set(class, policy)?;
+        }
+        let promotion = match self.promotion {
+            Promotion::Always | Promotion::AfterHits { hits: 0 | 1, .. } => None,
+            Promotion::AfterHits { hits, window } => Some(HitWindow::new(hits, window)),
+        };
         let mut hot = MemoryCache::builder()
             .max_capacity(self.max_capacity)
             .clock(self.clock.clone());
         if let Some(tti) = self.time_to_idle {
             hot = hot.time_to_idle(tti);
+        }
+        let evicted = self
+            .write_on_evict
+            .then(|| Arc::new(Evicted::new(MAX_WAITING_DEMOTIONS)));
+        if let Some(evicted) = &evicted {
+            hot = hot.eviction_listener(demote_on_evict(evicted.clone()));
         }
         let hot = hot.try_build().map_err(|e| {
             Error::new(ErrorKind::InvalidConfig, "invalid hot tier settings").with_source(e)
@@ -199,13 +291,16 @@ where
             tiers.push(Arc::new(redis));
         }
         tiers.extend(self.tiers);
-        Ok(Cache::from_parts(
-            hot,
+        Ok(Cache::from_parts(Parts {
+            hot: HotTier { engine: hot },
             tiers,
-            self.codec,
-            self.clock,
-            self.time_to_live,
-            self.limits,
-        ))
+            codec: self.codec,
+            clock: self.clock,
+            time_to_live: self.time_to_live,
+            limits: self.limits,
+            classes,
+            promotion,
+            evicted,
+        }))
     }
 }

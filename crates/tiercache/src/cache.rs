@@ -8,17 +8,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cache_backends::memory::MemoryCache;
 use cache_core::{
-    Clock, Codec, DynBackend, Entry, ErrorKind, Limits, Lookup, Meta, Postcard, Result,
-    SingleFlight, expiry_after, loader_error,
+    Classes, Clock, Codec, DynBackend, Entry, ErrorKind, Flags, Limits, Lookup, Meta, Placement,
+    Postcard, Result, SingleFlight, expiry_after, loader_error,
 };
 use futures::future::join_all;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::builder::CacheBuilder;
-use crate::stats::TierStats;
+use crate::hot::{ClassNames, Evicted, HotTier, Slot};
+use crate::options::InsertOptions;
+use crate::promotion::HitWindow;
+use crate::stats::{HierarchyStats, TierStats};
 
 /// A typed cache over a hierarchy of tiers: an in-memory hot tier holding
 /// `V` itself, then any number of byte tiers (disk, Redis, ...) in order.
@@ -61,15 +63,37 @@ pub struct Cache<K, V, C = Postcard> {
 }
 
 struct Inner<K, V, C> {
-    hot: MemoryCache<K, V>,
+    hot: HotTier<K, V>,
     tiers: Vec<Tier>,
     codec: C,
     clock: Clock,
     time_to_live: Option<Duration>,
     limits: Limits,
+    classes: Classes,
+    class_names: ClassNames,
+    /// `None` promotes on every lower-tier hit.
+    promotion: Option<HitWindow>,
+    /// Set with write-on-evict: what the hot tier evicted, waiting for the
+    /// warm tier. `None` writes through.
+    evicted: Option<Arc<Evicted<K, V>>>,
     flights: SingleFlight<K, V>,
     hot_hits: AtomicU64,
     hot_misses: AtomicU64,
+    promotions: AtomicU64,
+    demotions: AtomicU64,
+}
+
+/// Everything [`Cache::from_parts`] assembles, from the builder.
+pub(crate) struct Parts<K, V, C> {
+    pub(crate) hot: HotTier<K, V>,
+    pub(crate) tiers: Vec<Arc<dyn DynBackend>>,
+    pub(crate) codec: C,
+    pub(crate) clock: Clock,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) limits: Limits,
+    pub(crate) classes: Classes,
+    pub(crate) promotion: Option<HitWindow>,
+    pub(crate) evicted: Option<Arc<Evicted<K, V>>>,
 }
 
 /// A byte tier and its counters.
@@ -134,14 +158,18 @@ where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     C: Codec,
 {
-    pub(crate) fn from_parts(
-        hot: MemoryCache<K, V>,
-        tiers: Vec<Arc<dyn DynBackend>>,
-        codec: C,
-        clock: Clock,
-        time_to_live: Option<Duration>,
-        limits: Limits,
-    ) -> Self {
+    pub(crate) fn from_parts(parts: Parts<K, V, C>) -> Self {
+        let Parts {
+            hot,
+            tiers,
+            codec,
+            clock,
+            time_to_live,
+            limits,
+            classes,
+            promotion,
+            evicted,
+        } = parts;
         Cache {
             inner: Arc::new(Inner {
                 hot,
@@ -159,9 +187,15 @@ where
                 clock,
                 time_to_live,
                 limits,
+                classes,
+                class_names: ClassNames::default(),
+                promotion,
+                evicted,
                 flights: SingleFlight::new(),
                 hot_hits: AtomicU64::new(0),
                 hot_misses: AtomicU64::new(0),
+                promotions: AtomicU64::new(0),
+                demotions: AtomicU64::new(0),
             }),
         }
     }
@@ -220,7 +254,8 @@ where
             };
             // A tier must not return expired entries, but clocks of
             // different machines disagree; the cache's own clock decides.
-            if entry.meta.is_expired(self.inner.clock.now_ms()) {
+            let now = self.inner.clock.now_ms();
+            if entry.meta.is_expired(now) {
                 tier.misses.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -239,18 +274,37 @@ where
                 }
             };
             tier.hits.fetch_add(1, Ordering::Relaxed);
-            self.promote(i, key, kb, &value, entry).await;
+            let due = match &self.inner.promotion {
+                Some(window) => window.hit(kb, now),
+                None => true,
+            };
+            if due {
+                self.promote(i, key, kb, &value, entry).await;
+            }
             return Ok(Some(value));
         }
         Ok(None)
     }
 
-    /// Copies a hit from tier `found_in` into every tier above it, keeping
-    /// its absolute expiry (and so its remaining time to live).
+    /// Copies a hit from tier `found_in` into every tier above it that its
+    /// placement allows, keeping its absolute expiry (and so its remaining
+    /// time to live).
     async fn promote(&self, found_in: usize, key: &K, kb: &Bytes, value: &V, entry: Entry) {
-        self.inner
-            .hot
-            .insert_with_expiry(key.clone(), value.clone(), entry.meta.expires_at_ms);
+        self.inner.promotions.fetch_add(1, Ordering::Relaxed);
+        let placement = if entry.meta.flags.contains(Flags::LOWER_ONLY) {
+            Placement::DiskOnly
+        } else {
+            self.inner.classes.policy(&entry.meta.class).placement
+        };
+        if placement.in_memory() {
+            // The warm tier holds this value once the writes below are
+            // done (or held it already), so evicting it writes nothing.
+            let slot = self.slot(value.clone(), &entry.meta, Placement::Everywhere, true);
+            self.inner
+                .hot
+                .engine
+                .insert_with_expiry(key.clone(), slot, entry.meta.expires_at_ms);
+        }
         let above = &self.inner.tiers[..found_in];
         let writes = above
             .iter()
@@ -260,41 +314,135 @@ where
                 tier.count_error(e.kind());
             }
         }
+        self.demote_evicted().await;
+    }
+
+    /// A hot-tier slot for `value` with `meta`'s expiry and class.
+    fn slot(&self, value: V, meta: &Meta, placement: Placement, clean: bool) -> Slot<V> {
+        Slot {
+            value,
+            expires_at_ms: meta.expires_at_ms,
+            created_at_ms: meta.created_at_ms,
+            class: self.inner.class_names.index(&meta.class),
+            placement,
+            clean,
+        }
+    }
+
+    /// Writes what the hot tier evicted into the warm tier (write-on-evict),
+    /// with each entry's remaining time to live. The call that made room
+    /// in the hot tier waits for it, so once that call returns, what it
+    /// evicted is in the warm tier and a later `remove` reaches it there.
+    async fn demote_evicted(&self) {
+        let (Some(evicted), Some(warm)) = (&self.inner.evicted, self.inner.tiers.first()) else {
+            return;
+        };
+        if evicted.is_empty() {
+            return;
+        }
+        let now = self.inner.clock.now_ms();
+        for (key, slot) in evicted.take() {
+            if slot.expires_at_ms.is_some_and(|at| at <= now) {
+                continue;
+            }
+            // The key and value encoded when they were inserted, so they
+            // encode now; one that no longer fits is simply not demoted.
+            let (Ok(kb), Ok(vb)) = (self.encode_key(&key), self.inner.codec.encode(&slot.value))
+            else {
+                continue;
+            };
+            let mut meta = Meta::new(slot.created_at_ms).expires_at(slot.expires_at_ms);
+            meta.class = self.inner.class_names.class(slot.class);
+            match warm.backend.dyn_insert(kb, Entry::new(vb, meta)).await {
+                Ok(()) => {
+                    self.inner.demotions.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => warm.count_error(e.kind()),
+            }
+        }
     }
 
     /// Stores a value in every tier; it lives for the cache's time-to-live.
     pub async fn insert(&self, key: K, value: V) -> Result<()> {
-        let now = self.inner.clock.now_ms();
-        let expires_at = self
-            .inner
-            .time_to_live
-            .map(|ttl| expiry_after(now, ttl))
-            .transpose()?;
-        self.insert_at(key, value, now, expires_at).await
+        self.insert_with(key, value, InsertOptions::new()).await
     }
 
-    /// Stores a value in every tier with its own time-to-live (capped by
-    /// the cache's, in the hot tier). A zero or unrepresentable `ttl` is an
-    /// [`ErrorKind::InvalidTtl`] error and changes nothing.
+    /// Stores a value in every tier with its own time-to-live. A zero or
+    /// unrepresentable `ttl` is an [`ErrorKind::InvalidTtl`] error and
+    /// changes nothing.
     pub async fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<()> {
-        let now = self.inner.clock.now_ms();
-        let expires_at = expiry_after(now, ttl)?;
-        self.insert_at(key, value, now, Some(expires_at)).await
+        self.insert_with(key, value, InsertOptions::new().time_to_live(ttl))
+            .await
     }
 
-    async fn insert_at(&self, key: K, value: V, now: u64, expires_at: Option<u64>) -> Result<()> {
+    /// Stores a value in the data class `class`: with the class's
+    /// time-to-live, in the tiers the class may live in (see
+    /// [`CacheBuilder::class`](crate::CacheBuilder::class)).
+    pub async fn insert_with_class(&self, key: K, value: V, class: &str) -> Result<()> {
+        self.insert_with(key, value, InsertOptions::new().class(class))
+            .await
+    }
+
+    /// Stores a value as `options` say: its class, its own time-to-live and
+    /// its placement, each falling back to the class's and then the
+    /// cache's.
+    ///
+    /// The value replaces the key's value in every tier it may live in, and
+    /// the key is removed from the others, so no tier keeps an older value.
+    /// With write-on-evict, the tiers below memory lose the key now and get
+    /// the value when the hot tier evicts it. Everything that can fail
+    /// because of the input (the time-to-live, the key's and value's sizes
+    /// and encodings) is checked before any tier changes.
+    pub async fn insert_with(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
+        let now = self.inner.clock.now_ms();
+        let policy = self.inner.classes.policy(&options.class);
+        let ttl = options
+            .time_to_live
+            .or(policy.time_to_live)
+            .or(self.inner.time_to_live);
+        let expires_at = ttl.map(|ttl| expiry_after(now, ttl)).transpose()?;
+        let mut meta = Meta::new(now).expires_at(expires_at);
+        meta.class = options.class;
         if self.inner.tiers.is_empty() {
-            self.inner.hot.insert_with_expiry(key, value, expires_at);
+            // With nothing below memory, every placement lives there.
+            let slot = self.slot(value, &meta, Placement::MemoryOnly, false);
+            self.inner
+                .hot
+                .engine
+                .insert_with_expiry(key, slot, expires_at);
             return Ok(());
         }
-        // Everything that can fail because of the input is checked before
-        // any tier changes, so a rejected write loses nothing.
+        let placement = options.placement.unwrap_or(policy.placement);
         let kb = self.encode_key(&key)?;
         let vb = self.inner.codec.encode(&value)?;
         self.inner.limits.check_value(vb.len())?;
-        let meta = Meta::new(now).expires_at(expires_at);
-        let entry = Entry::new(vb, meta);
-        self.inner.hot.insert_with_expiry(key, value, expires_at);
+        if placement == Placement::DiskOnly {
+            meta.flags = meta.flags.with(Flags::LOWER_ONLY);
+        }
+        let through = placement == Placement::DiskOnly
+            || (placement == Placement::Everywhere && self.inner.evicted.is_none());
+        if placement.in_memory() {
+            let slot = self.slot(value, &meta, placement, through);
+            self.inner
+                .hot
+                .engine
+                .insert_with_expiry(key, slot, expires_at);
+        } else {
+            self.inner.hot.engine.remove(&key);
+        }
+        if through {
+            self.write_lower(&kb, Entry::new(vb, meta)).await;
+        } else {
+            self.remove_lower(&kb).await;
+        }
+        self.demote_evicted().await;
+        Ok(())
+    }
+
+    /// Writes an entry into every tier below memory. A tier that fails may
+    /// still hold the previous value, so it is asked to drop it: a
+    /// recovered tier must not serve a stale one.
+    async fn write_lower(&self, kb: &Bytes, entry: Entry) {
         let tiers = &self.inner.tiers;
         let writes = tiers
             .iter()
@@ -303,30 +451,32 @@ where
         for (tier, result) in tiers.iter().zip(results) {
             if let Err(e) = result {
                 tier.count_error(e.kind());
-                // The tier may still hold the previous value; try to drop
-                // it so a recovered tier does not serve a stale one.
-                if tier.backend.dyn_remove(&kb).await.is_err() {
+                if tier.backend.dyn_remove(kb).await.is_err() {
                     tier.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
-        Ok(())
     }
 
-    /// Removes `key` from every tier.
-    pub async fn remove(&self, key: &K) -> Result<()> {
-        self.inner.hot.remove(key);
-        if self.inner.tiers.is_empty() {
-            return Ok(());
-        }
-        let kb = self.encode_key(key)?;
+    /// Removes a key from every tier below memory.
+    async fn remove_lower(&self, kb: &Bytes) {
         let tiers = &self.inner.tiers;
-        let results = join_all(tiers.iter().map(|t| t.backend.dyn_remove(&kb))).await;
+        let results = join_all(tiers.iter().map(|t| t.backend.dyn_remove(kb))).await;
         for (tier, result) in tiers.iter().zip(results) {
             if let Err(e) = result {
                 tier.count_error(e.kind());
             }
         }
+    }
+
+    /// Removes `key` from every tier.
+    pub async fn remove(&self, key: &K) -> Result<()> {
+        self.inner.hot.engine.remove(key);
+        if self.inner.tiers.is_empty() {
+            return Ok(());
+        }
+        let kb = self.encode_key(key)?;
+        self.remove_lower(&kb).await;
         Ok(())
     }
 
@@ -352,6 +502,9 @@ where
     /// Removes every entry from every tier.
     pub async fn clear(&self) -> Result<()> {
         self.inner.hot.clear();
+        if let Some(evicted) = &self.inner.evicted {
+            evicted.take();
+        }
         let tiers = &self.inner.tiers;
         let results = join_all(tiers.iter().map(|t| t.backend.dyn_clear())).await;
         for (tier, result) in tiers.iter().zip(results) {
@@ -431,8 +584,18 @@ where
     }
 
     /// The hot tier, for direct synchronous access and inspection.
-    pub fn hot(&self) -> &MemoryCache<K, V> {
+    pub fn hot(&self) -> &HotTier<K, V> {
         &self.inner.hot
+    }
+
+    /// Promotions and demotions between tiers since the cache was built.
+    pub fn hierarchy_stats(&self) -> HierarchyStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        HierarchyStats {
+            promotions: load(&self.inner.promotions),
+            demotions: load(&self.inner.demotions),
+            demotions_dropped: self.inner.evicted.as_ref().map_or(0, |e| e.dropped()),
+        }
     }
 
     /// The number of entries in the hot tier.

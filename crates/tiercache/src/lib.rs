@@ -42,6 +42,12 @@ mod builder;
 #[cfg(feature = "memory")]
 mod cache;
 #[cfg(feature = "memory")]
+mod hot;
+#[cfg(feature = "memory")]
+mod options;
+#[cfg(feature = "memory")]
+mod promotion;
+#[cfg(feature = "memory")]
 mod stats;
 
 #[cfg(feature = "memory")]
@@ -49,13 +55,19 @@ pub use builder::CacheBuilder;
 #[cfg(feature = "memory")]
 pub use cache::Cache;
 #[cfg(feature = "memory")]
-pub use stats::TierStats;
+pub use hot::HotTier;
+#[cfg(feature = "memory")]
+pub use options::InsertOptions;
+#[cfg(feature = "memory")]
+pub use promotion::Promotion;
+#[cfg(feature = "memory")]
+pub use stats::{HierarchyStats, TierStats};
 
 #[cfg(feature = "bincode")]
 pub use cache_core::Bincode;
 pub use cache_core::{
-    Backend, BoxFuture, Clock, Codec, DataClass, DynBackend, Entry, Error, ErrorKind, Flags,
-    Limits, Lookup, ManualClock, Meta, Postcard, Result,
+    Backend, BoxFuture, ClassPolicy, Classes, Clock, Codec, DataClass, DynBackend, Either, Entry,
+    Error, ErrorKind, Flags, Layer, Limits, Lookup, ManualClock, Meta, Placement, Postcard, Result,
 };
 #[cfg(feature = "test-utils")]
 pub use cache_core::{FailingBackend, conformance};

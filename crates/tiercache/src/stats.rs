@@ -27,3 +27,16 @@ impl TierStats {
         }
     }
 }
+
+/// How entries moved between tiers since the cache was built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HierarchyStats {
+    /// Lower-tier hits copied into the tiers above them.
+    pub promotions: u64,
+    /// Entries the hot tier evicted and wrote into the warm tier
+    /// (write-on-evict).
+    pub demotions: u64,
+    /// Evicted entries not written to the warm tier because too many were
+    /// waiting at once.
+    pub demotions_dropped: u64,
+}
