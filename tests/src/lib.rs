@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cache_core::FailingBackend;
 use tiercache::memory::MemoryBackend;
-use tiercache::{Cache, DynBackend, ManualClock};
+use tiercache::{Cache, CacheBuilder, DynBackend, ManualClock};
 
 mod redis_server;
 
@@ -33,6 +33,16 @@ pub struct Stack {
 /// Builds a [`Stack`] with a hot tier of `hot_capacity` entries, `n` byte
 /// tiers of 16 MiB each and an optional time-to-live.
 pub async fn stack(hot_capacity: u64, n: usize, ttl: Option<Duration>) -> Stack {
+    stack_with(hot_capacity, n, ttl, |b| b).await
+}
+
+/// [`stack`], with more settings made by `configure` on the builder.
+pub async fn stack_with(
+    hot_capacity: u64,
+    n: usize,
+    ttl: Option<Duration>,
+    configure: impl FnOnce(CacheBuilder<String, String>) -> CacheBuilder<String, String>,
+) -> Stack {
     let clock = ManualClock::default();
     let tiers: Vec<TestTier> = (0..n)
         .map(|_| {
@@ -54,8 +64,37 @@ pub async fn stack(hot_capacity: u64, n: usize, ttl: Option<Duration>) -> Stack 
         b = b.tier(t.clone() as Arc<dyn DynBackend>);
     }
     Stack {
-        cache: b.build().await.expect("a valid test stack"),
+        cache: configure(b).build().await.expect("a valid test stack"),
         tiers,
         clock,
+    }
+}
+
+/// The bytes a [`Stack`]'s tiers store for the key `k`.
+pub fn key_bytes(k: &str) -> bytes::Bytes {
+    use tiercache::Codec;
+    bytes::Bytes::from(
+        tiercache::Postcard
+            .encode(&k.to_string())
+            .expect("a string encodes"),
+    )
+}
+
+/// What tier `tier` of a stack holds for `k`: the value and its entry.
+pub async fn held(tier: &TestTier, k: &str) -> Option<(String, tiercache::Entry)> {
+    use tiercache::{Backend, Codec};
+    match tier
+        .inner()
+        .get(&key_bytes(k))
+        .await
+        .expect("a healthy tier answers")
+    {
+        tiercache::Lookup::Hit(entry) => {
+            let value = tiercache::Postcard
+                .decode(&entry.value)
+                .expect("a string decodes");
+            Some((value, entry))
+        }
+        _ => None,
     }
 }
