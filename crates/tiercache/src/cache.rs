@@ -21,6 +21,7 @@ use crate::hot::{ClassNames, Evicted, HotTier, Slot};
 use crate::options::InsertOptions;
 use crate::promotion::HitWindow;
 use crate::stats::{HierarchyStats, TierStats};
+use crate::tier::Tier;
 
 /// A typed cache over a hierarchy of tiers: an in-memory hot tier holding
 /// `V` itself, then any number of byte tiers (disk, Redis, ...) in order.
@@ -96,25 +97,6 @@ pub(crate) struct Parts<K, V, C> {
     pub(crate) evicted: Option<Arc<Evicted<K, V>>>,
 }
 
-/// A byte tier and its counters.
-struct Tier {
-    backend: Arc<dyn DynBackend>,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    errors: AtomicU64,
-    corrupted: AtomicU64,
-}
-
-impl Tier {
-    fn count_error(&self, kind: ErrorKind) {
-        if kind == ErrorKind::Corrupted {
-            self.corrupted.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 impl<K, V, C> Clone for Cache<K, V, C> {
     fn clone(&self) -> Self {
         Cache {
@@ -173,16 +155,7 @@ where
         Cache {
             inner: Arc::new(Inner {
                 hot,
-                tiers: tiers
-                    .into_iter()
-                    .map(|backend| Tier {
-                        backend,
-                        hits: AtomicU64::new(0),
-                        misses: AtomicU64::new(0),
-                        errors: AtomicU64::new(0),
-                        corrupted: AtomicU64::new(0),
-                    })
-                    .collect(),
+                tiers: tiers.into_iter().map(Tier::new).collect(),
                 codec,
                 clock,
                 time_to_live,
@@ -237,6 +210,13 @@ where
     /// Asks each byte tier in order; promotes the first hit.
     async fn get_lower(&self, key: &K, kb: &Bytes) -> Result<Option<V>> {
         for (i, tier) in self.inner.tiers.iter().enumerate() {
+            if tier.is_stale(kb) {
+                // A write or removal failed here earlier: what it holds
+                // for the key may be out of date, so it is not asked.
+                tier.settle(kb).await;
+                tier.misses.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let entry = match tier.backend.dyn_get(kb).await {
                 Ok(Lookup::Hit(entry)) => entry,
                 Ok(Lookup::Negative(_)) => {
@@ -310,8 +290,12 @@ where
             .iter()
             .map(|t| t.backend.dyn_insert(kb.clone(), entry.clone()));
         for (tier, result) in above.iter().zip(join_all(writes).await) {
-            if let Err(e) = result {
-                tier.count_error(e.kind());
+            match result {
+                Ok(()) => tier.mark_current(kb),
+                Err(e) => {
+                    tier.count_error(e.kind());
+                    tier.mark_stale(kb);
+                }
             }
         }
         self.demote_evicted().await;
@@ -353,11 +337,19 @@ where
             };
             let mut meta = Meta::new(slot.created_at_ms).expires_at(slot.expires_at_ms);
             meta.class = self.inner.class_names.class(slot.class);
-            match warm.backend.dyn_insert(kb, Entry::new(vb, meta)).await {
+            match warm
+                .backend
+                .dyn_insert(kb.clone(), Entry::new(vb, meta))
+                .await
+            {
                 Ok(()) => {
+                    warm.mark_current(&kb);
                     self.inner.demotions.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => warm.count_error(e.kind()),
+                Err(e) => {
+                    warm.count_error(e.kind());
+                    warm.mark_stale(&kb);
+                }
             }
         }
     }
@@ -449,10 +441,17 @@ where
             .map(|t| t.backend.dyn_insert(kb.clone(), entry.clone()));
         let results = join_all(writes).await;
         for (tier, result) in tiers.iter().zip(results) {
-            if let Err(e) = result {
-                tier.count_error(e.kind());
-                if tier.backend.dyn_remove(kb).await.is_err() {
-                    tier.errors.fetch_add(1, Ordering::Relaxed);
+            match result {
+                Ok(()) => tier.mark_current(kb),
+                Err(e) => {
+                    tier.count_error(e.kind());
+                    match tier.backend.dyn_remove(kb).await {
+                        Ok(_) => tier.mark_current(kb),
+                        Err(_) => {
+                            tier.errors.fetch_add(1, Ordering::Relaxed);
+                            tier.mark_stale(kb);
+                        }
+                    }
                 }
             }
         }
@@ -463,8 +462,12 @@ where
         let tiers = &self.inner.tiers;
         let results = join_all(tiers.iter().map(|t| t.backend.dyn_remove(kb))).await;
         for (tier, result) in tiers.iter().zip(results) {
-            if let Err(e) = result {
-                tier.count_error(e.kind());
+            match result {
+                Ok(_) => tier.mark_current(kb),
+                Err(e) => {
+                    tier.count_error(e.kind());
+                    tier.mark_stale(kb);
+                }
             }
         }
     }
@@ -490,6 +493,10 @@ where
         }
         let kb = self.encode_key(key)?;
         for tier in &self.inner.tiers {
+            if tier.is_stale(&kb) {
+                tier.settle(&kb).await;
+                continue;
+            }
             match tier.backend.dyn_contains(&kb).await {
                 Ok(true) => return Ok(true),
                 Ok(false) => {}
@@ -508,8 +515,9 @@ where
         let tiers = &self.inner.tiers;
         let results = join_all(tiers.iter().map(|t| t.backend.dyn_clear())).await;
         for (tier, result) in tiers.iter().zip(results) {
-            if let Err(e) = result {
-                tier.count_error(e.kind());
+            match result {
+                Ok(()) => tier.mark_all_current(),
+                Err(e) => tier.count_error(e.kind()),
             }
         }
         Ok(())

@@ -49,6 +49,8 @@ mod options;
 mod promotion;
 #[cfg(feature = "memory")]
 mod stats;
+#[cfg(feature = "memory")]
+mod tier;
 
 #[cfg(feature = "memory")]
 pub use builder::CacheBuilder;
