@@ -92,7 +92,7 @@ async fn a_lower_tier_never_brings_back_what_was_removed_or_expired_above() {
                     assert!(
                         held(tier, &format!("k{i}"))
                             .await
-                            .map_or(true, |(_, e)| e.meta.is_expired(s.clock.now_ms()))
+                            .is_none_or(|(_, e)| e.meta.is_expired(s.clock.now_ms()))
                     );
                 }
             }
