@@ -14,19 +14,23 @@ async fn evicted_entries_move_to_the_warm_tier_and_nothing_is_lost() {
     })
     .await;
     let c = &s.cache;
-    c.insert_with_class("first".into(), "1".into(), "answers")
-        .await
-        .unwrap();
-    assert!(
-        held(&s.tiers[0], "first").await.is_none(),
-        "not written through"
-    );
+    for i in 0..500 {
+        c.insert_with_class(format!("a{i}"), format!("{i}"), "answers")
+            .await
+            .unwrap();
+        if i == 0 {
+            assert!(
+                held(&s.tiers[0], "a0").await.is_none(),
+                "not written through"
+            );
+        }
+    }
     s.clock.advance(Duration::from_secs(100));
     for i in 0..500 {
         c.insert(format!("k{i}"), format!("v{i}")).await.unwrap();
     }
     let stats = c.hierarchy_stats();
-    assert!(stats.demotions >= 450, "{stats:?}");
+    assert!(stats.demotions >= 950, "{stats:?}");
     assert_eq!(stats.demotions_dropped, 0);
     assert!(
         held(&s.tiers[1], "k0").await.is_none(),
@@ -41,17 +45,22 @@ async fn evicted_entries_move_to_the_warm_tier_and_nothing_is_lost() {
         );
     }
     // A demoted entry keeps its class and its remaining time to live.
-    c.hot().remove(&"first".into());
-    if let Some((value, entry)) = held(&s.tiers[0], "first").await {
-        assert_eq!(value, "1");
-        assert_eq!(entry.meta.class, DataClass::named("answers"));
-        assert_eq!(
-            entry.meta.remaining_ttl(s.clock.now_ms()),
-            Some(Duration::from_secs(500))
-        );
-    } else {
-        panic!("the first entry was evicted long ago and should be in the warm tier");
+    let mut checked = 0;
+    for i in 0..500 {
+        if let Some((value, entry)) = held(&s.tiers[0], &format!("a{i}")).await {
+            assert_eq!(value, format!("{i}"));
+            assert_eq!(entry.meta.class, DataClass::named("answers"));
+            assert_eq!(
+                entry.meta.remaining_ttl(s.clock.now_ms()),
+                Some(Duration::from_secs(500))
+            );
+            checked += 1;
+        }
     }
+    assert!(
+        checked >= 450,
+        "{checked} class entries found in the warm tier"
+    );
 }
 
 #[tokio::test]
@@ -61,23 +70,26 @@ async fn a_reloaded_entry_is_not_written_back_when_evicted_again() {
     for i in 0..200 {
         c.insert(format!("k{i}"), format!("v{i}")).await.unwrap();
     }
-    let demoted = c.hierarchy_stats().demotions;
-    assert!(demoted >= 180);
-    // Read every key back (promoting from the warm tier), evicting others
-    // again; the warm tier already holds each, so none is written again.
-    for round in 0..3 {
+    assert!(c.hierarchy_stats().demotions >= 180);
+    // Read every key back, three times over: each read of a demoted key
+    // promotes it from the warm tier and evicts another. The warm tier
+    // already holds every promoted entry, so none is written again; only
+    // the entries that were never demoted (still in memory after the
+    // inserts) may be written, once each when first evicted.
+    for _ in 0..3 {
         for i in 0..200 {
             assert_eq!(
                 c.get(&format!("k{i}")).await.unwrap(),
                 Some(format!("v{i}"))
             );
         }
-        assert_eq!(
-            c.hierarchy_stats().demotions,
-            demoted,
-            "round {round}: reloaded entries were rewritten to disk"
-        );
     }
+    let stats = c.hierarchy_stats();
+    assert!(stats.promotions >= 180, "{stats:?}");
+    assert!(
+        stats.demotions <= 200,
+        "reloaded entries were written to disk again: {stats:?}"
+    );
 }
 
 #[tokio::test]
