@@ -126,10 +126,7 @@ async fn a_failing_tier_at_every_position_is_skipped_in_both_modes() {
                 }
             }
             let errors = c.tier_stats()[failing + 1].errors;
-            assert!(
-                errors > 0 || failing > 0,
-                "tier {failing}: failures counted"
-            );
+            assert!(errors > 0, "tier {failing}: failures counted");
             // Once it recovers it may still hold values removed while it
             // was down; the cache must never serve them.
             s.tiers[failing].set_failing(false);
