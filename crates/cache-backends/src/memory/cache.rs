@@ -13,7 +13,7 @@ use super::RemovalCause;
 use super::builder::MemoryCacheBuilder;
 use super::chooser::WindowChooser;
 use super::expiry::{ExpiryRule, NEVER};
-use super::shard::{Read, Removed, Shard};
+use super::shard::{Read, Removed, Shard, key_hash};
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
@@ -176,7 +176,7 @@ where
 
     #[inline]
     fn locate(&self, key: &K) -> (u32, &RwLock<Shard<K, V>>) {
-        let hash = self.inner.hasher.hash_one(key);
+        let hash = key_hash(&self.inner.hasher, key);
         let n = self.inner.shards.len();
         let idx = match &self.inner.partition_fn {
             Some(f) => f(key) % n,
