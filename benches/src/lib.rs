@@ -20,6 +20,7 @@
 //! ```
 
 mod classic;
+mod cli;
 mod concurrent;
 mod lru;
 mod opt;
@@ -29,6 +30,7 @@ mod slab;
 mod trace;
 
 pub use classic::{Arc, Lirs};
+pub use cli::{bench_main, parse_count, write_report};
 pub use concurrent::{CacheKind, ConcurrentCache};
 pub use lru::Lru;
 pub use opt::{Admission, NEVER, Opt, next_uses};

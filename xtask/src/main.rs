@@ -13,7 +13,10 @@
 //!   `docs/benchmarks/throughput.md` and its JSON;
 //! - `bench tiers`: the `tiers` binary of `benches/` measures the redb tier
 //!   against raw redb and the Redis tier against `redis-benchmark`, and
-//!   writes `docs/benchmarks/tiers.md` and its JSON.
+//!   writes `docs/benchmarks/tiers.md` and its JSON;
+//! - `bench compression`: the `compression` binary of `benches/` measures
+//!   each algorithm of `cache-compress` against its library's direct
+//!   calls, and writes `docs/benchmarks/compression.md` and its JSON.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -36,7 +39,10 @@ commands:
                      (arguments after it go to criterion, e.g. a filter: get/1t)
   bench tiers        the redb tier against raw redb, the Redis tier against
                      redis-benchmark: writes docs/benchmarks/tiers.{md,json}
-                     (arguments after it go to the binary, e.g. --only redb)";
+                     (arguments after it go to the binary, e.g. --only redb)
+  bench compression  lz4, gzip and zstd through cache-compress against their
+                     libraries' direct calls: writes docs/benchmarks/compression.{md,json}
+                     (arguments after it go to the binary, e.g. --runs 3)";
 
 /// Where the benches write their reports, relative to the workspace root.
 const BENCH_DIR: &str = "docs/benchmarks";
@@ -150,12 +156,14 @@ fn bench(args: &[String]) -> Result<()> {
         Some("hit-ratio") => hit_ratio(&args[1..]),
         Some("throughput") => throughput(&args[1..]),
         Some("tiers") => tiers(&args[1..]),
+        Some("compression") => compression(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
         // Every bench, in the order the documents were written.
         None => {
             hit_ratio(&[])?;
             throughput(&[])?;
-            tiers(&[])
+            tiers(&[])?;
+            compression(&[])
         }
     }
 }
@@ -286,6 +294,36 @@ fn tiers(extra: &[String]) -> Result<()> {
         // disk: a `/tmp` on tmpfs would make the inserts' `fsync`s free.
         .arg("--dir")
         .arg(target_dir().join("bench-tiers"));
+    bench.args(extra);
+    run(bench)?;
+    eprintln!(
+        "xtask: measured in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Builds the `compression` binary in release mode, then runs it: it
+/// measures the algorithms against their libraries and writes the report
+/// itself, with the time the measuring took.
+fn compression(extra: &[String]) -> Result<()> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "tiercache-benches",
+        "--bin",
+        "compression",
+    ]);
+    run(build)?;
+    let started = Instant::now();
+    let mut bench = release_bin("compression");
+    bench
+        .arg("--out")
+        .arg(format!("{BENCH_DIR}/compression.md"))
+        .arg("--json")
+        .arg(format!("{BENCH_DIR}/compression.json"));
     bench.args(extra);
     run(bench)?;
     eprintln!(

@@ -93,9 +93,7 @@ async fn main() -> Result<(), tiercache::Error> {
     // A call that missed memory, was not answered by the disk and did not
     // run its own loader waited for another caller's load of the same key
     // (single flight).
-    let waited = hot
-        .misses
-        .saturating_sub(disk.hits + loads.len() as u64);
+    let waited = hot.misses.saturating_sub(disk.hits + loads.len() as u64);
     let requests = samples.len() as u64;
 
     println!(

@@ -45,7 +45,29 @@ pub struct CacheBuilder<K, V, C = Postcard> {
     classes: Vec<(DataClass, Option<Duration>, Option<Placement>)>,
     promotion: Promotion,
     write_on_evict: bool,
+    #[cfg(feature = "compress")]
+    compression: Compression,
     _types: PhantomData<fn(K, V)>,
+}
+
+/// How the builder compresses the tiers it opens itself.
+#[cfg(feature = "compress")]
+#[derive(Clone, Debug)]
+struct Compression {
+    disk: Option<cache_compress::CompressionLayer>,
+    redis: Option<cache_compress::CompressionLayer>,
+}
+
+#[cfg(feature = "compress")]
+impl Default for Compression {
+    /// lz4 with the default rules on both tiers.
+    fn default() -> Self {
+        let layer = cache_compress::CompressionLayer::default();
+        Compression {
+            disk: Some(layer.clone()),
+            redis: Some(layer),
+        }
+    }
 }
 
 impl<K, V> Default for CacheBuilder<K, V, Postcard> {
@@ -65,6 +87,8 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
             classes: Vec::new(),
             promotion: Promotion::Always,
             write_on_evict: false,
+            #[cfg(feature = "compress")]
+            compression: Compression::default(),
             _types: PhantomData,
         }
     }
@@ -214,6 +238,34 @@ where
         self
     }
 
+    /// Compresses both the disk and the Redis tier with `layer` (`None`
+    /// turns compression off in both). By default, with the `compress`
+    /// feature, both use lz4 with the default rules: values over 1 KiB,
+    /// kept compressed only where that saves at least 10%. The hot tier
+    /// holds typed values and is never compressed; wrap a tier added with
+    /// [`tier`](Self::tier) yourself, with
+    /// [`Layer::layer`](cache_core::Layer::layer).
+    #[cfg(feature = "compress")]
+    pub fn compression(mut self, layer: Option<cache_compress::CompressionLayer>) -> Self {
+        self.compression.disk = layer.clone();
+        self.compression.redis = layer;
+        self
+    }
+
+    /// Compresses the disk tier with `layer`, or not at all with `None`.
+    #[cfg(feature = "compress")]
+    pub fn disk_compression(mut self, layer: Option<cache_compress::CompressionLayer>) -> Self {
+        self.compression.disk = layer;
+        self
+    }
+
+    /// Compresses the Redis tier with `layer`, or not at all with `None`.
+    #[cfg(feature = "compress")]
+    pub fn redis_compression(mut self, layer: Option<cache_compress::CompressionLayer>) -> Self {
+        self.compression.redis = layer;
+        self
+    }
+
     /// Encodes keys and values for the byte tiers with another codec.
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<K, V, C2> {
         CacheBuilder {
@@ -231,6 +283,8 @@ where
             classes: self.classes,
             promotion: self.promotion,
             write_on_evict: self.write_on_evict,
+            #[cfg(feature = "compress")]
+            compression: self.compression,
             _types: PhantomData,
         }
     }
@@ -272,6 +326,8 @@ where
         })?;
         #[allow(unused_mut)]
         let mut tiers: Vec<Arc<dyn DynBackend>> = Vec::with_capacity(self.tiers.len() + 2);
+        #[allow(unused_mut)]
+        let mut compressed = Vec::new();
         #[cfg(feature = "redb")]
         if let Some(path) = self.disk {
             let disk = cache_backends::redb::RedbBackend::builder(path)
@@ -279,7 +335,11 @@ where
                 .limits(self.limits)
                 .build()
                 .await?;
-            tiers.push(Arc::new(disk));
+            #[cfg(feature = "compress")]
+            let disk = maybe_compress(disk, self.compression.disk.as_ref(), &mut compressed);
+            #[cfg(not(feature = "compress"))]
+            let disk: Arc<dyn DynBackend> = Arc::new(disk);
+            tiers.push(disk);
         }
         #[cfg(feature = "redis")]
         if let Some(url) = self.redis {
@@ -288,7 +348,11 @@ where
                 .limits(self.limits)
                 .build()
                 .await?;
-            tiers.push(Arc::new(redis));
+            #[cfg(feature = "compress")]
+            let redis = maybe_compress(redis, self.compression.redis.as_ref(), &mut compressed);
+            #[cfg(not(feature = "compress"))]
+            let redis: Arc<dyn DynBackend> = Arc::new(redis);
+            tiers.push(redis);
         }
         tiers.extend(self.tiers);
         Ok(Cache::from_parts(Parts {
@@ -301,6 +365,31 @@ where
             classes,
             promotion,
             evicted,
+            compressed,
         }))
+    }
+}
+
+/// `tier` wrapped in `layer` if there is one; a wrapped tier's statistics
+/// are reachable through `compressed` afterwards, under the tier's name.
+#[cfg(feature = "compress")]
+fn maybe_compress<B: Backend>(
+    tier: B,
+    layer: Option<&cache_compress::CompressionLayer>,
+    compressed: &mut Vec<crate::cache::CompressedTier>,
+) -> Arc<dyn DynBackend> {
+    use cache_core::Layer;
+    match layer {
+        Some(layer) => {
+            let tier = Arc::new(layer.layer(tier));
+            let name = tier.name().to_string();
+            let stats = tier.clone();
+            compressed.push(crate::cache::CompressedTier {
+                name,
+                stats: Box::new(move || stats.stats()),
+            });
+            tier
+        }
+        None => Arc::new(tier),
     }
 }

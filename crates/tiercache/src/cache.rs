@@ -77,6 +77,8 @@ struct Inner<K, V, C> {
     /// Set with write-on-evict: what the hot tier evicted, waiting for the
     /// warm tier. `None` writes through.
     evicted: Option<Arc<Evicted<K, V>>>,
+    #[cfg_attr(not(feature = "compress"), allow(dead_code))]
+    compressed: Vec<CompressedTier>,
     flights: SingleFlight<K, V>,
     hot_hits: AtomicU64,
     hot_misses: AtomicU64,
@@ -95,6 +97,16 @@ pub(crate) struct Parts<K, V, C> {
     pub(crate) classes: Classes,
     pub(crate) promotion: Option<HitWindow>,
     pub(crate) evicted: Option<Arc<Evicted<K, V>>>,
+    pub(crate) compressed: Vec<CompressedTier>,
+}
+
+/// A tier the builder wrapped in compression, and how to read its
+/// statistics.
+pub(crate) struct CompressedTier {
+    #[cfg_attr(not(feature = "compress"), allow(dead_code))]
+    pub(crate) name: String,
+    #[cfg(feature = "compress")]
+    pub(crate) stats: Box<dyn Fn() -> cache_compress::CompressionStats + Send + Sync>,
 }
 
 impl<K, V, C> Clone for Cache<K, V, C> {
@@ -151,6 +163,7 @@ where
             classes,
             promotion,
             evicted,
+            compressed,
         } = parts;
         Cache {
             inner: Arc::new(Inner {
@@ -164,6 +177,7 @@ where
                 class_names: ClassNames::default(),
                 promotion,
                 evicted,
+                compressed,
                 flights: SingleFlight::new(),
                 hot_hits: AtomicU64::new(0),
                 hot_misses: AtomicU64::new(0),
@@ -594,6 +608,18 @@ where
     /// The hot tier, for direct synchronous access and inspection.
     pub fn hot(&self) -> &HotTier<K, V> {
         &self.inner.hot
+    }
+
+    /// The compression statistics of each tier the builder compressed (the
+    /// disk and Redis tiers, by default), by tier name: bytes in and out
+    /// and the ratio per algorithm, and the values stored uncompressed.
+    #[cfg(feature = "compress")]
+    pub fn compression_stats(&self) -> Vec<(String, cache_compress::CompressionStats)> {
+        self.inner
+            .compressed
+            .iter()
+            .map(|t| (t.name.clone(), (t.stats)()))
+            .collect()
     }
 
     /// Promotions and demotions between tiers since the cache was built.

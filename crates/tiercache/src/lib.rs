@@ -31,6 +31,8 @@
 //! - `redb`: the disk tier, [`CacheBuilder::disk`] and [`redb`].
 //! - `redis`: the Redis / Redis Cluster / Sentinel tier,
 //!   [`CacheBuilder::redis`] and [`redis`]; `redis-tls` adds `rediss://`.
+//! - `compress`: compression of the disk and Redis tiers, lz4 by default, and
+//!   [`compress`]; `zstd` adds zstd.
 //! - `bincode`: [`Bincode`], an alternative codec (bincode is unmaintained;
 //!   postcard is the default).
 //! - `test-utils`: the conformance suite and `FailingBackend`, for testing
@@ -79,6 +81,22 @@ pub use cache_core::{FailingBackend, conformance};
 pub mod memory {
     pub use cache_backends::memory::{
         MemoryBackend, MemoryBackendBuilder, MemoryCache, MemoryCacheBuilder, RemovalCause,
+    };
+}
+
+/// Compression of byte tiers: the algorithms, the [`Compressed`] layer and
+/// its statistics. With this feature the builder compresses the disk and
+/// Redis tiers with lz4 by default (see
+/// [`CacheBuilder::compression`](crate::CacheBuilder::compression)).
+///
+/// [`Compressed`]: cache_compress::Compressed
+#[cfg(feature = "compress")]
+pub mod compress {
+    #[cfg(feature = "zstd")]
+    pub use cache_compress::Zstd;
+    pub use cache_compress::{
+        AlgorithmStats, Compressed, CompressionLayer, CompressionStats, Compressor,
+        DEFAULT_MAX_DECOMPRESSED_LEN, FRAME_HEADER_LEN, Gzip, Lz4,
     };
 }
 

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use tiercache::redb::{Durability, RedbBackend};
 use tiercache::redis::RedisBackend;
 use tiercache::{Backend, Clock, Entry, Lookup, Meta};
-use tiercache_benches::write_file;
+use tiercache_benches::{bench_main, parse_count, write_report};
 use tiercache_tests::RedisServer;
 use tokio::runtime::Runtime;
 
@@ -120,19 +120,7 @@ impl Default for Settings {
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    match parse(std::env::args().skip(1)).and_then(|settings| match settings {
-        Some(settings) => run(&settings, started),
-        None => {
-            println!("{USAGE}");
-            Ok(())
-        }
-    }) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("tiers: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_main("tiers", USAGE, parse, |settings| run(&settings, started))
 }
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Settings>, String> {
@@ -143,10 +131,10 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Settings>, Str
         match arg.as_str() {
             "--seconds" => s.measure = seconds(&value("--seconds")?)?,
             "--warmup" => s.warmup = seconds(&value("--warmup")?)?,
-            "--runs" => s.runs = number(&value("--runs")?)?,
+            "--runs" => s.runs = parse_count(&value("--runs")?)?,
             "--sizes" => s.sizes = sizes(&value("--sizes")?)?,
-            "--redb-workers" => s.redb_workers = number(&value("--redb-workers")?)?,
-            "--redis-clients" => s.redis_clients = number(&value("--redis-clients")?)?,
+            "--redb-workers" => s.redb_workers = parse_count(&value("--redb-workers")?)?,
+            "--redis-clients" => s.redis_clients = parse_count(&value("--redis-clients")?)?,
             "--only" => match value("--only")?.as_str() {
                 "redb" => s.redis = false,
                 "redis" => s.redb = false,
@@ -165,12 +153,6 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Settings>, Str
     Ok(Some(s))
 }
 
-fn number(text: &str) -> Result<usize, String> {
-    text.replace('_', "")
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number"))
-}
-
 fn seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
@@ -186,8 +168,8 @@ fn sizes(text: &str) -> Result<Vec<Size>, String> {
                 .split_once(':')
                 .ok_or_else(|| format!("`{pair}` is not SIZE:KEYS"))?;
             let size = Size {
-                value_bytes: number(value)?,
-                keys: number(keys)?,
+                value_bytes: parse_count(value)?,
+                keys: parse_count(keys)?,
             };
             if size.value_bytes == 0 || size.keys == 0 {
                 return Err(format!("`{pair}`: sizes and key counts must be above zero"));
@@ -227,18 +209,13 @@ fn run(settings: &Settings, started: Instant) -> Result<(), String> {
     }
     report.elapsed_s = started.elapsed().as_secs_f64();
 
-    let doc = report.markdown();
-    match &settings.out {
-        Some(path) => {
-            write_file(path, &doc)?;
-            eprintln!("tiers: wrote {}", path.display());
-        }
-        None => print!("{doc}"),
-    }
-    if let Some(path) = &settings.json {
-        write_file(path, &report.json())?;
-        eprintln!("tiers: wrote {}", path.display());
-    }
+    write_report(
+        "tiers",
+        settings.out.as_deref(),
+        &report.markdown(),
+        settings.json.as_deref(),
+        &report.json(),
+    )?;
     eprintln!("tiers: done in {:.0} s", report.elapsed_s);
     Ok(())
 }

@@ -1,0 +1,354 @@
+//! [`Compressed`]: a tier whose values are compressed where it pays.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cache_core::{Backend, Entry, Lookup, Meta, Result};
+
+use crate::compressor::{Compressor, builtin};
+use crate::frame::corrupted;
+use crate::layer::CompressionLayer;
+use crate::policy::{Decision, Policy};
+use crate::stats::{CompressionStats, Counters, Outcome};
+
+/// A tier that stores values compressed where it pays, built by
+/// [`CompressionLayer`].
+///
+/// On the way in, a value is compressed by the layer's rules; a value
+/// stored compressed is a frame, and its entry's
+/// [`Flags::compression`](cache_core::Flags::compression) names the
+/// algorithm. On the way out, a frame is decompressed with the algorithm
+/// its flags name (the layer's own, or any other built-in one, so a
+/// change of algorithm leaves earlier entries readable) and the id is
+/// cleared, so callers see the value they stored.
+///
+/// Empty values and negative entries pass through untouched, and so do
+/// entries whose flags already name an algorithm: they are taken to be
+/// frames, and are decompressed on reads like the layer's own.
+///
+/// A frame that fails to decompress (truncated, damaged, of an unknown
+/// algorithm, or claiming more than the maximum) is treated as a corrupted
+/// record: the read answers [`Lookup::Miss`], the key is deleted from the
+/// tier underneath (on a best-effort basis), and
+/// [`CompressionStats::corrupted_frames`] counts it. `contains` asks the
+/// tier underneath without reading the value, so it reports such an entry
+/// until a read finds it.
+///
+/// Compression runs on the caller's task. Values are bounded by
+/// [`CompressionLayer::max_decompressed_len`], and lz4, the default,
+/// handles a megabyte in well under a millisecond.
+#[derive(Clone, Debug)]
+pub struct Compressed<B> {
+    inner: B,
+    compressor: Arc<dyn Compressor>,
+    policy: Policy,
+    counters: Arc<Counters>,
+}
+
+impl<B> Compressed<B> {
+    /// `inner`, compressed with `settings`' algorithm and rules.
+    pub fn new(inner: B, settings: &CompressionLayer) -> Self {
+        let compressor = settings.shared_compressor();
+        Compressed {
+            counters: Arc::new(Counters::new(&*compressor)),
+            inner,
+            compressor,
+            policy: settings.policy(),
+        }
+    }
+
+    /// The tier underneath, which holds the frames.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The tier underneath, unwrapped.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+
+    /// What this tier has done since it was built. Clones share their
+    /// counters.
+    pub fn stats(&self) -> CompressionStats {
+        self.counters.snapshot()
+    }
+
+    /// The entry to store for `entry`, and what happened to it.
+    fn pack(&self, entry: Entry) -> Result<(Entry, Outcome)> {
+        let meta = &entry.meta;
+        if entry.value.is_empty() || meta.is_negative() || meta.flags.compression() != 0 {
+            return Ok((entry, Outcome::Untouched));
+        }
+        match self.policy.decide(&*self.compressor, &entry.value)? {
+            Decision::Skipped(why) => Ok((entry, Outcome::Skipped(why))),
+            Decision::Compressed(frame) => {
+                let id = self.compressor.id();
+                let outcome = Outcome::Compressed {
+                    id,
+                    original: entry.value.len(),
+                    stored: frame.len(),
+                };
+                let meta = Meta {
+                    flags: entry.meta.flags.with_compression(id),
+                    ..entry.meta
+                };
+                Ok((Entry::new(frame, meta), outcome))
+            }
+        }
+    }
+
+    /// The entry as stored before compression.
+    fn unpack(&self, entry: Entry) -> Result<Entry> {
+        let id = entry.meta.flags.compression();
+        if id == 0 || entry.meta.is_negative() {
+            return Ok(entry);
+        }
+        let compressor = if id == self.compressor.id() {
+            &*self.compressor
+        } else {
+            builtin(id).ok_or_else(|| {
+                corrupted(format!(
+                    "an entry names compression algorithm {id}, which is unknown"
+                ))
+            })?
+        };
+        let value = compressor.decompress(&entry.value, self.policy.max_len)?;
+        self.counters.decompressed(id);
+        let meta = Meta {
+            flags: entry.meta.flags.with_compression(0),
+            ..entry.meta
+        };
+        Ok(Entry::new(value, meta))
+    }
+}
+
+impl<B: Backend> Compressed<B> {
+    /// A lookup of the tier underneath as the caller must see it.
+    async fn open(&self, key: &[u8], lookup: Lookup) -> Lookup {
+        let Lookup::Hit(entry) = lookup else {
+            return lookup;
+        };
+        match self.unpack(entry) {
+            Ok(entry) => Lookup::Hit(entry),
+            Err(_) => {
+                self.counters.corrupted();
+                // The frame can never be read, so it only takes space; if
+                // the delete fails, the next read finds it again.
+                let _ = self.inner.remove(key).await;
+                Lookup::Miss
+            }
+        }
+    }
+}
+
+impl<B: Backend> Backend for Compressed<B> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Lookup> {
+        let lookup = self.inner.get(key).await?;
+        Ok(self.open(key, lookup).await)
+    }
+
+    async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+        let (entry, outcome) = self.pack(entry)?;
+        self.inner.insert(key, entry).await?;
+        self.counters.record(outcome);
+        Ok(())
+    }
+
+    async fn remove(&self, key: &[u8]) -> Result<bool> {
+        self.inner.remove(key).await
+    }
+
+    async fn contains(&self, key: &[u8]) -> Result<bool> {
+        self.inner.contains(key).await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.inner.clear().await
+    }
+
+    async fn len(&self) -> Result<u64> {
+        self.inner.len().await
+    }
+
+    async fn get_many(&self, keys: &[Bytes]) -> Result<Vec<Lookup>> {
+        let lookups = self.inner.get_many(keys).await?;
+        let mut out = Vec::with_capacity(lookups.len());
+        for (key, lookup) in keys.iter().zip(lookups) {
+            out.push(self.open(key, lookup).await);
+        }
+        Ok(out)
+    }
+
+    async fn insert_many(&self, entries: Vec<(Bytes, Entry)>) -> Result<()> {
+        let mut packed = Vec::with_capacity(entries.len());
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            let (entry, outcome) = self.pack(entry)?;
+            packed.push((key, entry));
+            outcomes.push(outcome);
+        }
+        self.inner.insert_many(packed).await?;
+        for outcome in outcomes {
+            self.counters.record(outcome);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cache_core::conformance::ReferenceBackend;
+    use cache_core::{DataClass, ErrorKind, Flags, Layer, Limits, ManualClock};
+
+    use super::*;
+    use crate::{Gzip, Lz4};
+
+    fn tier(layer: &CompressionLayer) -> Compressed<Arc<ReferenceBackend>> {
+        let clock = ManualClock::new(1_000);
+        layer.layer(Arc::new(ReferenceBackend::new(
+            clock.clock(),
+            Limits::DEFAULT,
+        )))
+    }
+
+    fn text(len: usize) -> Bytes {
+        let line = b"{\"user\": 42, \"items\": [\"alpha\", \"beta\"], \"ok\": true}\n";
+        line.iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    fn key(k: &str) -> Bytes {
+        Bytes::copy_from_slice(k.as_bytes())
+    }
+
+    fn run<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn compressed_entries_keep_their_metadata_and_read_back_whole() {
+        run(async {
+            let tier = tier(&CompressionLayer::new(Gzip::default()));
+            let meta = Meta::with_ttl(1_000, Duration::from_secs(60))
+                .unwrap()
+                .class(DataClass::named("session"));
+            let value = text(10_000);
+            tier.insert(key("k"), Entry::new(value.clone(), meta.clone()))
+                .await
+                .unwrap();
+
+            let stored = tier.inner().get(b"k").await.unwrap().into_hit().unwrap();
+            assert_eq!(stored.meta.flags.compression(), Gzip::ID);
+            assert_eq!(stored.meta.flags(Flags::EMPTY), meta.clone());
+            assert!(stored.value.len() < 1_000, "{} bytes", stored.value.len());
+
+            let read = tier.get(b"k").await.unwrap().into_hit().unwrap();
+            assert_eq!(read, Entry::new(value, meta));
+            let gzip = tier.stats().algorithm(Gzip::ID).cloned().unwrap();
+            assert_eq!((gzip.values, gzip.decompressions), (1, 1));
+            assert_eq!(gzip.bytes_in, 10_000);
+            assert_eq!(gzip.bytes_out, stored.value.len() as u64);
+            assert_eq!(tier.name(), "reference");
+        });
+    }
+
+    #[test]
+    fn empty_negative_and_precompressed_entries_pass_through() {
+        run(async {
+            let tier = tier(&CompressionLayer::new(Lz4).threshold(0));
+            let negative = Entry::new(text(5_000), Meta::new(0).flags(Flags::NEGATIVE));
+            let empty = Entry::new(Bytes::new(), Meta::new(0));
+            let frame = Lz4.compress(&text(5_000)).unwrap();
+            let precompressed =
+                Entry::new(frame, Meta::new(0).flags(Flags::EMPTY.with_compression(1)));
+            for (k, e) in [
+                ("neg", &negative),
+                ("empty", &empty),
+                ("pre", &precompressed),
+            ] {
+                tier.insert(key(k), e.clone()).await.unwrap();
+                let stored = tier.inner().get(k.as_bytes()).await.unwrap().into_hit();
+                assert_eq!(stored.as_ref(), Some(e), "{k} is stored as it came");
+            }
+            assert_eq!(tier.get(b"neg").await.unwrap().into_hit(), Some(negative));
+            assert_eq!(tier.get(b"empty").await.unwrap().into_hit(), Some(empty));
+            let read = tier.get(b"pre").await.unwrap().into_hit().unwrap();
+            assert_eq!((read.value, read.meta.flags), (text(5_000), Flags::EMPTY));
+            let stats = tier.stats();
+            assert_eq!(stats.algorithm(Lz4::ID).unwrap().values, 0);
+            assert_eq!(stats.skipped_too_small + stats.skipped_incompressible(), 0);
+        });
+    }
+
+    #[test]
+    fn frames_of_another_builtin_algorithm_stay_readable() {
+        run(async {
+            let shared = Arc::new(ReferenceBackend::new(
+                ManualClock::new(0).clock(),
+                Limits::DEFAULT,
+            ));
+            let gzip = CompressionLayer::new(Gzip::default()).layer(Arc::clone(&shared));
+            let lz4 = CompressionLayer::new(Lz4).layer(shared);
+            gzip.insert(key("k"), Entry::new(text(4_000), Meta::new(0)))
+                .await
+                .unwrap();
+            let read = lz4.get(b"k").await.unwrap().into_hit().unwrap();
+            assert_eq!(read.value, text(4_000));
+            let stats = lz4.stats();
+            assert_eq!(stats.algorithm(Gzip::ID).unwrap().decompressions, 1);
+            assert_eq!(stats.algorithm(Lz4::ID).unwrap().decompressions, 0);
+        });
+    }
+
+    #[test]
+    fn a_refused_insert_is_not_counted() {
+        run(async {
+            let tier = tier(&CompressionLayer::default());
+            let long_key = Bytes::from(vec![b'k'; Limits::DEFAULT.max_key_len + 1]);
+            let err = tier
+                .insert(long_key, Entry::new(text(4_000), Meta::new(0)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::KeyTooLarge);
+            assert_eq!(tier.stats().algorithm(Lz4::ID).unwrap().values, 0);
+        });
+    }
+
+    #[test]
+    fn batches_compress_and_decompress_each_entry() {
+        run(async {
+            let tier = tier(&CompressionLayer::default());
+            let values = [text(100), text(3_000), text(50_000), Bytes::new()];
+            let entries = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (key(&format!("k{i}")), Entry::new(v.clone(), Meta::new(0))))
+                .collect();
+            tier.insert_many(entries).await.unwrap();
+            let keys: Vec<Bytes> = (0..5).map(|i| key(&format!("k{i}"))).collect();
+            let got = tier.get_many(&keys).await.unwrap();
+            for (i, v) in values.iter().enumerate() {
+                assert_eq!(got[i].clone().into_hit().map(|e| e.value).as_ref(), Some(v));
+            }
+            assert_eq!(got[4], Lookup::Miss);
+            let stats = tier.stats();
+            let lz4 = stats.algorithm(Lz4::ID).unwrap();
+            assert_eq!((lz4.values, lz4.decompressions), (2, 2));
+            assert_eq!(stats.skipped_too_small, 1);
+            assert!(lz4.ratio() < 0.1, "{lz4:?}");
+        });
+    }
+}
