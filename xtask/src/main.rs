@@ -270,43 +270,26 @@ fn throughput(extra: &[String]) -> Result<()> {
 }
 
 /// Builds the `tiers` binary in release mode, then runs it: it measures
-/// the byte tiers against their baselines and writes the report itself,
-/// with the time the measuring took.
+/// the byte tiers against their baselines and writes the report itself.
 fn tiers(extra: &[String]) -> Result<()> {
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--package",
-        "tiercache-benches",
-        "--bin",
-        "tiers",
-    ]);
-    run(build)?;
-    let started = Instant::now();
-    let mut bench = release_bin("tiers");
-    bench
-        .arg("--out")
-        .arg(format!("{BENCH_DIR}/tiers.md"))
-        .arg("--json")
-        .arg(format!("{BENCH_DIR}/tiers.json"))
-        // The redb files go under the target directory, on the workspace's
-        // disk: a `/tmp` on tmpfs would make the inserts' `fsync`s free.
-        .arg("--dir")
-        .arg(target_dir().join("bench-tiers"));
-    bench.args(extra);
-    run(bench)?;
-    eprintln!(
-        "xtask: measured in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    // The redb files go under the target directory, on the workspace's
+    // disk: a `/tmp` on tmpfs would make the inserts' `fsync`s free.
+    let dir = target_dir().join("bench-tiers");
+    let args = ["--dir".into(), dir.display().to_string()];
+    self_reporting_bench("tiers", &args, extra)
 }
 
 /// Builds the `compression` binary in release mode, then runs it: it
 /// measures the algorithms against their libraries and writes the report
-/// itself, with the time the measuring took.
+/// itself.
 fn compression(extra: &[String]) -> Result<()> {
+    self_reporting_bench("compression", &[], extra)
+}
+
+/// Builds the benches binary `name` in release mode and runs it with
+/// `--out docs/benchmarks/NAME.md --json docs/benchmarks/NAME.json`, then
+/// `args` and `extra`; the binary writes its report itself.
+fn self_reporting_bench(name: &str, args: &[String], extra: &[String]) -> Result<()> {
     let mut build = cargo();
     build.args([
         "build",
@@ -314,17 +297,18 @@ fn compression(extra: &[String]) -> Result<()> {
         "--package",
         "tiercache-benches",
         "--bin",
-        "compression",
+        name,
     ]);
     run(build)?;
     let started = Instant::now();
-    let mut bench = release_bin("compression");
+    let mut bench = release_bin(name);
     bench
         .arg("--out")
-        .arg(format!("{BENCH_DIR}/compression.md"))
+        .arg(format!("{BENCH_DIR}/{name}.md"))
         .arg("--json")
-        .arg(format!("{BENCH_DIR}/compression.json"));
-    bench.args(extra);
+        .arg(format!("{BENCH_DIR}/{name}.json"))
+        .args(args)
+        .args(extra);
     run(bench)?;
     eprintln!(
         "xtask: measured in {:.0} s",
