@@ -131,6 +131,10 @@ async fn main() -> Result<(), tiercache::Error> {
         cache.hierarchy_stats().promotions
     );
     println!("  wall time        {:.2?}", elapsed);
+    if let Some(stats) = cache.stats().await {
+        println!();
+        print!("{}", stats.report());
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{Cache, Parts};
-use crate::hot::{Evicted, HotTier, demote_on_evict};
+use crate::hot::{Evicted, HotTier, on_removal};
 use crate::promotion::{HitWindow, Promotion};
 
 /// The most evicted entries that wait for the warm tier at once under
@@ -47,6 +47,10 @@ pub struct CacheBuilder<K, V, C = Postcard> {
     write_on_evict: bool,
     #[cfg(feature = "compress")]
     compression: Compression,
+    /// One call in this many is timed and feeds the hot-key sketches; `None`
+    /// turns analytics off.
+    #[cfg(feature = "analytics")]
+    analytics: Option<u32>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -89,6 +93,8 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
             write_on_evict: false,
             #[cfg(feature = "compress")]
             compression: Compression::default(),
+            #[cfg(feature = "analytics")]
+            analytics: Some(crate::report::DEFAULT_SAMPLE),
             _types: PhantomData,
         }
     }
@@ -266,6 +272,25 @@ where
         self
     }
 
+    /// Turns analytics on or off (on by default with the `analytics`
+    /// feature): exact counts per tier and class, latency percentiles and
+    /// hot keys, read with [`Cache::stats`](crate::Cache::stats) and
+    /// exported with [`Cache::emit_metrics`](crate::Cache::emit_metrics).
+    #[cfg(feature = "analytics")]
+    pub fn analytics(mut self, on: bool) -> Self {
+        self.analytics = on.then_some(self.analytics.unwrap_or(crate::report::DEFAULT_SAMPLE));
+        self
+    }
+
+    /// Times one call in `one_in` and feeds one lookup in `one_in` to the
+    /// hot-key sketches (16 by default); counts stay exact. 1 samples every
+    /// call. Turns analytics on.
+    #[cfg(feature = "analytics")]
+    pub fn analytics_sampling(mut self, one_in: u32) -> Self {
+        self.analytics = Some(one_in.max(1));
+        self
+    }
+
     /// Encodes keys and values for the byte tiers with another codec.
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<K, V, C2> {
         CacheBuilder {
@@ -285,6 +310,8 @@ where
             write_on_evict: self.write_on_evict,
             #[cfg(feature = "compress")]
             compression: self.compression,
+            #[cfg(feature = "analytics")]
+            analytics: self.analytics,
             _types: PhantomData,
         }
     }
@@ -318,8 +345,20 @@ where
         let evicted = self
             .write_on_evict
             .then(|| Arc::new(Evicted::new(MAX_WAITING_DEMOTIONS)));
-        if let Some(evicted) = &evicted {
-            hot = hot.eviction_listener(demote_on_evict(evicted.clone()));
+        #[cfg(feature = "analytics")]
+        let hot_analytics = self
+            .analytics
+            .map(|n| Arc::new(crate::report::HotAnalytics::new(n)));
+        #[cfg(feature = "analytics")]
+        let listen = evicted.is_some() || hot_analytics.is_some();
+        #[cfg(not(feature = "analytics"))]
+        let listen = evicted.is_some();
+        if listen {
+            hot = hot.eviction_listener(on_removal(
+                evicted.clone(),
+                #[cfg(feature = "analytics")]
+                hot_analytics.clone(),
+            ));
         }
         let hot = hot.try_build().map_err(|e| {
             Error::new(ErrorKind::InvalidConfig, "invalid hot tier settings").with_source(e)
@@ -355,6 +394,30 @@ where
             tiers.push(redis);
         }
         tiers.extend(self.tiers);
+        // Analytics wraps each byte tier outermost, so it sees values as the
+        // cache gives them (before compression) and times everything below.
+        #[cfg(feature = "analytics")]
+        let (tiers, tier_analytics) = match self.analytics {
+            Some(n) => {
+                let wrapped: Vec<_> = tiers
+                    .into_iter()
+                    .map(|t| {
+                        let layer = cache_analytics::AnalyticsLayer::new()
+                            .tier(t.dyn_name().to_string())
+                            .latency_sample(n)
+                            .key_sample(n)
+                            .clock(self.clock.clone());
+                        cache_core::Layer::layer(&layer, t)
+                    })
+                    .collect();
+                let dyns = wrapped
+                    .iter()
+                    .map(|t| Arc::new(t.clone()) as Arc<dyn DynBackend>)
+                    .collect();
+                (dyns, wrapped)
+            }
+            None => (tiers, Vec::new()),
+        };
         Ok(Cache::from_parts(Parts {
             hot: HotTier { engine: hot },
             tiers,
@@ -366,6 +429,10 @@ where
             promotion,
             evicted,
             compressed,
+            #[cfg(feature = "analytics")]
+            hot_analytics,
+            #[cfg(feature = "analytics")]
+            tier_analytics,
         }))
     }
 }

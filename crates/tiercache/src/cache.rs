@@ -79,6 +79,10 @@ struct Inner<K, V, C> {
     evicted: Option<Arc<Evicted<K, V>>>,
     #[cfg_attr(not(feature = "compress"), allow(dead_code))]
     compressed: Vec<CompressedTier>,
+    #[cfg(feature = "analytics")]
+    hot_analytics: Option<Arc<crate::report::HotAnalytics>>,
+    #[cfg(feature = "analytics")]
+    tier_analytics: Vec<cache_analytics::Analytics<Arc<dyn DynBackend>>>,
     flights: SingleFlight<K, V>,
     hot_hits: AtomicU64,
     hot_misses: AtomicU64,
@@ -98,6 +102,10 @@ pub(crate) struct Parts<K, V, C> {
     pub(crate) promotion: Option<HitWindow>,
     pub(crate) evicted: Option<Arc<Evicted<K, V>>>,
     pub(crate) compressed: Vec<CompressedTier>,
+    #[cfg(feature = "analytics")]
+    pub(crate) hot_analytics: Option<Arc<crate::report::HotAnalytics>>,
+    #[cfg(feature = "analytics")]
+    pub(crate) tier_analytics: Vec<cache_analytics::Analytics<Arc<dyn DynBackend>>>,
 }
 
 /// A tier the builder wrapped in compression, and how to read its
@@ -164,6 +172,10 @@ where
             promotion,
             evicted,
             compressed,
+            #[cfg(feature = "analytics")]
+            hot_analytics,
+            #[cfg(feature = "analytics")]
+            tier_analytics,
         } = parts;
         Cache {
             inner: Arc::new(Inner {
@@ -178,6 +190,10 @@ where
                 promotion,
                 evicted,
                 compressed,
+                #[cfg(feature = "analytics")]
+                hot_analytics,
+                #[cfg(feature = "analytics")]
+                tier_analytics,
                 flights: SingleFlight::new(),
                 hot_hits: AtomicU64::new(0),
                 hot_misses: AtomicU64::new(0),
@@ -195,7 +211,55 @@ where
 
     /// The value for `key`, from the nearest tier that has it.
     pub async fn get(&self, key: &K) -> Result<Option<V>> {
-        if let Some(v) = self.inner.hot.get(key) {
+        let sample = self.sample_lookup(key);
+        let found = self.get_counted(key).await;
+        self.lookup_done(sample);
+        found
+    }
+
+    /// With analytics on, one lookup in the sampling rate is timed and its
+    /// key fed to the hot-key sketch: this starts that, returning when the
+    /// lookup began if it is sampled.
+    #[inline]
+    fn sample_lookup(&self, key: &K) -> Option<std::time::Instant> {
+        #[cfg(feature = "analytics")]
+        if let Some(a) = &self.inner.hot_analytics
+            && crate::report::sampled(a.sample)
+        {
+            if let Ok(kb) = self.encode_key(key) {
+                a.hot_keys.try_record(&kb);
+            }
+            return Some(std::time::Instant::now());
+        }
+        let _ = key;
+        None
+    }
+
+    /// Records a sampled lookup's latency.
+    #[inline]
+    fn lookup_done(&self, sample: Option<std::time::Instant>) {
+        #[cfg(feature = "analytics")]
+        if let (Some(started), Some(a)) = (sample, &self.inner.hot_analytics) {
+            a.get_latency.record_duration(started.elapsed());
+        }
+        let _ = sample;
+    }
+
+    /// A value from the hot tier, counting the hit's class when analytics
+    /// is on.
+    #[inline]
+    fn hot_get(&self, key: &K) -> Option<V> {
+        let slot = self.inner.hot.engine.get(key)?;
+        #[cfg(feature = "analytics")]
+        if let Some(a) = &self.inner.hot_analytics {
+            a.hit(slot.class);
+        }
+        Some(slot.value)
+    }
+
+    /// [`get`](Self::get), with the hot tier's counters.
+    async fn get_counted(&self, key: &K) -> Result<Option<V>> {
+        if let Some(v) = self.hot_get(key) {
             self.inner.hot_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(v));
         }
@@ -400,6 +464,21 @@ where
     /// because of the input (the time-to-live, the key's and value's sizes
     /// and encodings) is checked before any tier changes.
     pub async fn insert_with(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
+        #[cfg(feature = "analytics")]
+        if let Some(a) = &self.inner.hot_analytics {
+            a.inserts.fetch_add(1, Ordering::Relaxed);
+            if crate::report::sampled(a.sample) {
+                let started = std::time::Instant::now();
+                let stored = self.insert_unanalysed(key, value, options).await;
+                a.insert_latency.record_duration(started.elapsed());
+                return stored;
+            }
+        }
+        self.insert_unanalysed(key, value, options).await
+    }
+
+    /// [`insert_with`](Self::insert_with) without the analytics around it.
+    async fn insert_unanalysed(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
         let now = self.inner.clock.now_ms();
         let policy = self.inner.classes.policy(&options.class);
         let ttl = options
@@ -541,7 +620,15 @@ where
     /// its value in every tier and returns it. However many callers ask for
     /// the same key at once, one `init` runs and all share its value.
     pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
-        if let Some(v) = self.inner.hot.get(&key) {
+        let sample = self.sample_lookup(&key);
+        let found = self.get_with_counted(key, init).await;
+        self.lookup_done(sample);
+        found
+    }
+
+    /// [`get_with`](Self::get_with) without the analytics sample around it.
+    async fn get_with_counted(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
+        if let Some(v) = self.hot_get(&key) {
             self.inner.hot_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(v);
         }
@@ -586,7 +673,23 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        if let Some(v) = self.inner.hot.get(&key) {
+        let sample = self.sample_lookup(&key);
+        let found = self.try_get_with_counted(key, init).await;
+        self.lookup_done(sample);
+        found
+    }
+
+    /// [`try_get_with`](Self::try_get_with) without the analytics sample
+    /// around it.
+    async fn try_get_with_counted<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if let Some(v) = self.hot_get(&key) {
             self.inner.hot_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(v);
         }
@@ -620,6 +723,150 @@ where
             .iter()
             .map(|t| (t.name.clone(), (t.stats)()))
             .collect()
+    }
+
+    /// A snapshot of every tier (feature `analytics`, with analytics on):
+    /// hits, misses and errors, lookup and insert latency percentiles,
+    /// entries, bytes and compression ratio, hits per class, evictions and
+    /// expirations of the hot tier, and the hottest keys. Asks each byte
+    /// tier for its entry count. `None` when analytics is off.
+    #[cfg(feature = "analytics")]
+    pub async fn stats(&self) -> Option<crate::report::CacheStats> {
+        use crate::report::{CacheStats, HotKey, TierSummary};
+        use cache_analytics::{Op, Outcome};
+        let a = self.inner.hot_analytics.as_ref()?;
+        let counts = self.tier_stats();
+        let hot = &counts[0];
+        let class_hits = a
+            .class_hits()
+            .into_iter()
+            .map(|(i, n)| (self.inner.class_names.class(i).as_str().to_string(), n))
+            .collect();
+        let mut tiers = vec![TierSummary {
+            name: hot.name.clone(),
+            hits: hot.hits,
+            misses: hot.misses,
+            errors: 0,
+            hit_ratio: hot.hit_ratio(),
+            get_latency: a.get_latency.snapshot(),
+            insert_latency: a.insert_latency.snapshot(),
+            entries: Some(self.inner.hot.entry_count()),
+            bytes: None,
+            compression_ratio: None,
+            evictions: Some(a.evictions.load(Ordering::Relaxed)),
+            expirations: Some(a.expirations.load(Ordering::Relaxed)),
+            class_hits,
+        }];
+        #[cfg(feature = "compress")]
+        let compression = self.compression_stats();
+        for (counted, analysed) in counts[1..].iter().zip(&self.inner.tier_analytics) {
+            let stats = analysed.stats_with_entries().await;
+            #[cfg(feature = "compress")]
+            let compression_ratio = compression
+                .iter()
+                .find(|(name, _)| *name == counted.name)
+                .and_then(|(_, c)| {
+                    let (stored, given) = c
+                        .algorithms
+                        .iter()
+                        .fold((0, 0), |(o, i), a| (o + a.bytes_out, i + a.bytes_in));
+                    (given > 0).then(|| stored as f64 / given as f64)
+                });
+            #[cfg(not(feature = "compress"))]
+            let compression_ratio = None;
+            tiers.push(TierSummary {
+                name: counted.name.clone(),
+                hits: counted.hits,
+                misses: counted.misses,
+                errors: counted.errors,
+                hit_ratio: counted.hit_ratio(),
+                get_latency: stats.op(Op::Get).latency,
+                insert_latency: stats.op(Op::Insert).latency,
+                entries: stats.entries,
+                bytes: stats.bytes,
+                compression_ratio,
+                evictions: None,
+                expirations: None,
+                class_hits: stats
+                    .classes
+                    .iter()
+                    .filter(|c| c.hits > 0)
+                    .map(|c| (c.class.clone(), c.hits))
+                    .collect(),
+            });
+            debug_assert!(stats.count(Op::Get, Outcome::Hit) <= stats.op(Op::Get).results.total());
+        }
+        let answered: u64 = counts.iter().map(|t| t.hits).sum();
+        let asked = hot.hits + hot.misses;
+        Some(CacheStats {
+            tiers,
+            hot_keys: a
+                .hot_keys
+                .top(5)
+                .into_iter()
+                .map(|(k, n)| HotKey::new(&k, n))
+                .collect(),
+            hierarchy: self.hierarchy_stats(),
+            hit_ratio: if asked == 0 {
+                0.0
+            } else {
+                answered as f64 / asked as f64
+            },
+        })
+    }
+
+    /// Writes every tier's figures through the `metrics` crate, under the
+    /// names listed in `docs/metrics.md` (feature `analytics`, with
+    /// analytics on): requests by tier, operation and result, latency
+    /// percentiles, entries and bytes. Call it before each scrape, or on a
+    /// timer; recording on the call path would cost more than the analytics
+    /// itself.
+    #[cfg(feature = "analytics")]
+    pub async fn emit_metrics(&self) {
+        use cache_analytics::{Op, OpStats, ResultCounts, TierStats};
+        let Some(a) = &self.inner.hot_analytics else {
+            return;
+        };
+        let counts = self.tier_stats();
+        let hot = &counts[0];
+        let ops = Op::ALL
+            .iter()
+            .map(|&op| {
+                let (results, latency) = match op {
+                    Op::Get => (
+                        ResultCounts {
+                            hit: hot.hits,
+                            miss: hot.misses,
+                            ..ResultCounts::default()
+                        },
+                        a.get_latency.snapshot(),
+                    ),
+                    Op::Insert => (
+                        ResultCounts {
+                            ok: a.inserts.load(Ordering::Relaxed),
+                            ..ResultCounts::default()
+                        },
+                        a.insert_latency.snapshot(),
+                    ),
+                    _ => Default::default(),
+                };
+                OpStats {
+                    op,
+                    results,
+                    latency,
+                }
+            })
+            .collect();
+        cache_analytics::emit_metrics(&TierStats {
+            tier: "hot".into(),
+            ops,
+            classes: Vec::new(),
+            entries: Some(self.inner.hot.entry_count()),
+            bytes: None,
+        });
+        for tier in &self.inner.tier_analytics {
+            tier.emit().await;
+        }
     }
 
     /// Promotions and demotions between tiers since the cache was built.

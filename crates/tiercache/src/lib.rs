@@ -33,6 +33,9 @@
 //!   [`CacheBuilder::redis`] and [`redis`]; `redis-tls` adds `rediss://`.
 //! - `compress`: compression of the disk and Redis tiers, lz4 by default, and
 //!   [`compress`]; `zstd` adds zstd.
+//! - `analytics`: exact counts, latency percentiles and hot keys per tier,
+//!   [`Cache::stats`] and [`Cache::emit_metrics`] through the `metrics`
+//!   crate, and [`analytics`]; `prometheus` adds a `/metrics` endpoint.
 //! - `bincode`: [`Bincode`], an alternative codec (bincode is unmaintained;
 //!   postcard is the default).
 //! - `test-utils`: the conformance suite and `FailingBackend`, for testing
@@ -49,6 +52,8 @@ mod hot;
 mod options;
 #[cfg(feature = "memory")]
 mod promotion;
+#[cfg(feature = "analytics")]
+mod report;
 #[cfg(feature = "memory")]
 mod stats;
 #[cfg(feature = "memory")]
@@ -64,6 +69,8 @@ pub use hot::HotTier;
 pub use options::InsertOptions;
 #[cfg(feature = "memory")]
 pub use promotion::Promotion;
+#[cfg(feature = "analytics")]
+pub use report::{CacheStats, HotKey, TierSummary};
 #[cfg(feature = "memory")]
 pub use stats::{HierarchyStats, TierStats};
 
@@ -98,6 +105,22 @@ pub mod compress {
         AlgorithmStats, Compressed, CompressionLayer, CompressionStats, Compressor,
         DEFAULT_MAX_DECOMPRESSED_LEN, FRAME_HEADER_LEN, Gzip, Lz4,
     };
+}
+
+/// Analytics of byte tiers and of per-entry metadata: the layer, latency
+/// histograms, hot and cold keys, TTL effectiveness, cleanup, metric
+/// emission and (feature `prometheus`) the `/metrics` endpoint.
+#[cfg(feature = "analytics")]
+pub mod analytics {
+    pub use cache_analytics::{
+        Analytics, AnalyticsLayer, ClassCompression, ClassStats, CleanupHandle, CleanupOutcome,
+        CleanupPolicy, CleanupReason, ColdKey, ColdKeys, EntryRecord, EntryTracker, HotKeys,
+        LatencyHistogram, LatencySummary, Op, OpStats, Outcome, ResultCounts, TierStats,
+        TrackerSettings, TtlReport, cleanup_once, describe_metrics, emit_metrics,
+        set_compression_ratio, spawn_cleanup,
+    };
+    #[cfg(feature = "prometheus")]
+    pub use cache_analytics::{PrometheusHandle, serve_prometheus};
 }
 
 /// The disk tier: a crash-safe redb file.

@@ -29,7 +29,7 @@ impl TierStats {
 }
 
 /// How entries moved between tiers since the cache was built.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HierarchyStats {
     /// Lower-tier hits copied into the tiers above them.
     pub promotions: u64,

@@ -1,0 +1,244 @@
+//! Analytics of the typed cache (feature `analytics`): the hot tier's own
+//! counters, latencies and hot keys, and the readable snapshot of every
+//! tier, [`CacheStats`].
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cache_analytics::{HotKeys, LatencyHistogram, LatencySummary};
+use serde::Serialize;
+
+use crate::stats::HierarchyStats;
+
+/// Classes the hot tier counts one by one; the rest share the last slot.
+const CLASS_SLOTS: usize = 32;
+/// One call in this many is timed, and one lookup in this many feeds the
+/// hot-key sketch: the default sampling.
+pub(crate) const DEFAULT_SAMPLE: u32 = 16;
+/// Keys the hot-key sketch follows.
+const TOP_K: usize = 100;
+
+thread_local! {
+    /// A per-thread call counter for sampling: no shared state on the hot
+    /// path, and every thread samples evenly.
+    static CALLS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this call is one in `n` on this thread.
+#[inline]
+pub(crate) fn sampled(n: u32) -> bool {
+    CALLS.with(|c| {
+        let next = c.get().wrapping_add(1);
+        c.set(next);
+        n <= 1 || next % n == 0
+    })
+}
+
+/// The hot tier's analytics: what its own counters in `Cache` do not keep.
+pub(crate) struct HotAnalytics {
+    pub(crate) sample: u32,
+    pub(crate) get_latency: LatencyHistogram,
+    pub(crate) insert_latency: LatencyHistogram,
+    pub(crate) hot_keys: HotKeys,
+    /// Hits per class, by the hot tier's class number.
+    class_hits: [AtomicU64; CLASS_SLOTS],
+    pub(crate) inserts: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) expirations: AtomicU64,
+}
+
+impl HotAnalytics {
+    pub(crate) fn new(sample: u32) -> Self {
+        HotAnalytics {
+            sample,
+            get_latency: LatencyHistogram::new(),
+            insert_latency: LatencyHistogram::new(),
+            hot_keys: HotKeys::new(TOP_K),
+            class_hits: std::array::from_fn(|_| AtomicU64::new(0)),
+            inserts: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            expirations: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a hot hit of an entry of class number `class`.
+    #[inline]
+    pub(crate) fn hit(&self, class: u16) {
+        let slot = usize::from(class).min(CLASS_SLOTS - 1);
+        self.class_hits[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hits per class number, the last one shared by every number past it.
+    pub(crate) fn class_hits(&self) -> Vec<(u16, u64)> {
+        self.class_hits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as u16, c.load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+}
+
+/// One tier in [`CacheStats`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TierSummary {
+    /// `"hot"`, or the byte tier's name.
+    pub name: String,
+    /// Lookups this tier answered.
+    pub hits: u64,
+    /// Lookups it could not answer.
+    pub misses: u64,
+    /// Calls that failed and were skipped.
+    pub errors: u64,
+    /// Hits ÷ lookups, 0 when there were none.
+    pub hit_ratio: f64,
+    /// Lookup latency, nanoseconds, from the sampled calls.
+    pub get_latency: LatencySummary,
+    /// Insert latency, nanoseconds, from the sampled calls.
+    pub insert_latency: LatencySummary,
+    /// Entries held, when the tier could say.
+    pub entries: Option<u64>,
+    /// Bytes held, when known (estimated for byte tiers from the mean value
+    /// size written).
+    pub bytes: Option<u64>,
+    /// Stored ÷ original bytes of the values the tier stored compressed,
+    /// when it compresses.
+    pub compression_ratio: Option<f64>,
+    /// Entries evicted for room (hot tier).
+    pub evictions: Option<u64>,
+    /// Entries that expired (hot tier).
+    pub expirations: Option<u64>,
+    /// Hits per data class.
+    pub class_hits: Vec<(String, u64)>,
+}
+
+/// A key among the hottest, with its estimated count of sampled lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HotKey {
+    /// The key as the byte tiers store it, shown as text where it is
+    /// printable, otherwise in hex.
+    pub key: String,
+    /// Sampled lookups of it (about one in the sampling rate of all).
+    pub count: u64,
+}
+
+impl HotKey {
+    pub(crate) fn new(key: &[u8], count: u64) -> Self {
+        let printable = key.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+        let key = if printable && !key.is_empty() {
+            String::from_utf8_lossy(key).into_owned()
+        } else {
+            key.iter().fold(String::from("0x"), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
+        };
+        HotKey { key, count }
+    }
+}
+
+/// A snapshot of the whole cache, from [`Cache::stats`](crate::Cache::stats):
+/// serializable with serde, and printable with [`report`](Self::report).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CacheStats {
+    /// The hot tier, then each byte tier in order.
+    pub tiers: Vec<TierSummary>,
+    /// The hottest keys of the hot tier's lookups, hottest first.
+    pub hot_keys: Vec<HotKey>,
+    /// Promotions and demotions between tiers.
+    pub hierarchy: HierarchyStats,
+    /// Lookups answered by some tier ÷ all lookups.
+    pub hit_ratio: f64,
+}
+
+impl CacheStats {
+    /// The snapshot as a text table: per tier, the hit ratio, p50/p95/p99
+    /// lookup latency, entries, bytes and compression ratio; then the top
+    /// five hot keys.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "cache hit ratio {:.2} %", self.hit_ratio * 100.0);
+        let _ = writeln!(
+            out,
+            "{:<8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8}",
+            "tier", "hit %", "p50", "p95", "p99", "entries", "bytes", "ratio"
+        );
+        for t in &self.tiers {
+            let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+            let _ = writeln!(
+                out,
+                "{:<8} {:>8.2} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8}",
+                t.name,
+                t.hit_ratio * 100.0,
+                nanos(t.get_latency.p50),
+                nanos(t.get_latency.p95),
+                nanos(t.get_latency.p99),
+                opt(t.entries),
+                opt(t.bytes),
+                t.compression_ratio
+                    .map_or("-".to_string(), |r| format!("{r:.2}")),
+            );
+        }
+        if !self.hot_keys.is_empty() {
+            out.push_str("hot keys:");
+            for k in self.hot_keys.iter().take(5) {
+                let _ = write!(out, " {} ({})", k.key, k.count);
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `1.2 µs`-style text for nanoseconds.
+fn nanos(ns: u64) -> String {
+    let d = Duration::from_nanos(ns);
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
+        _ => format!("{:.2} ms", d.as_secs_f64() * 1e3),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_show_as_text_or_hex() {
+        assert_eq!(HotKey::new(b"user:1", 3).key, "user:1");
+        assert_eq!(HotKey::new(&[0, 255], 3).key, "0x00ff");
+    }
+
+    #[test]
+    fn sampling_takes_one_call_in_n_per_thread() {
+        let taken = (0..1_600).filter(|_| sampled(16)).count();
+        assert_eq!(taken, 100);
+        assert!((0..10).all(|_| sampled(1)));
+    }
+
+    #[test]
+    fn the_report_has_a_line_per_tier_and_the_hot_keys() {
+        let stats = CacheStats {
+            tiers: vec![TierSummary {
+                name: "hot".into(),
+                hit_ratio: 0.5,
+                entries: Some(10),
+                ..TierSummary::default()
+            }],
+            hot_keys: vec![HotKey::new(b"k1", 9), HotKey::new(b"k2", 4)],
+            hierarchy: HierarchyStats::default(),
+            hit_ratio: 0.75,
+        };
+        let text = stats.report();
+        assert!(text.contains("cache hit ratio 75.00 %"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("hot") && l.contains("50.00")),
+            "{text}"
+        );
+        assert!(text.contains("hot keys: k1 (9) k2 (4)"), "{text}");
+    }
+}

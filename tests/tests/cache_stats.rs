@@ -1,0 +1,84 @@
+//! `Cache::stats` (feature `analytics`): exact counts per tier and class on
+//! a deterministic workload, latencies, hot keys, and a serializable
+//! snapshot with a readable report.
+
+use std::time::Duration;
+
+use tiercache::Placement;
+use tiercache_tests::stack_with;
+
+#[tokio::test]
+async fn a_deterministic_workload_gives_exact_counts() {
+    let s = stack_with(10, 1, None, |b| {
+        b.analytics_sampling(1)
+            .class("rows", Duration::from_secs(60))
+            .class_placement("blob", Placement::DiskOnly)
+    })
+    .await;
+    let c = &s.cache;
+    for i in 0..5 {
+        c.insert_with_class(format!("r{i}"), "v".into(), "rows")
+            .await
+            .unwrap();
+    }
+    c.insert_with_class("b".into(), "big".into(), "blob")
+        .await
+        .unwrap();
+    // 5 × 3 hot hits on rows, 2 misses everywhere, 1 hit below memory.
+    for _ in 0..3 {
+        for i in 0..5 {
+            assert!(c.get(&format!("r{i}")).await.unwrap().is_some());
+        }
+    }
+    for k in ["absent1", "absent2"] {
+        assert!(c.get(&k.to_string()).await.unwrap().is_none());
+    }
+    assert!(c.get(&"b".to_string()).await.unwrap().is_some());
+    // Overfill the hot tier so it evicts.
+    for i in 0..40 {
+        c.insert(format!("fill{i}"), "x".into()).await.unwrap();
+    }
+
+    let stats = c.stats().await.expect("analytics is on");
+    let hot = &stats.tiers[0];
+    assert_eq!((hot.name.as_str(), hot.hits, hot.misses), ("hot", 15, 3));
+    assert_eq!(hot.class_hits, vec![("rows".to_string(), 15)]);
+    assert_eq!(hot.get_latency.count, 18, "sampling 1 times every lookup");
+    assert_eq!(hot.insert_latency.count, 46);
+    assert!(hot.get_latency.p50 > 0 && hot.get_latency.p99 >= hot.get_latency.p50);
+    assert!(hot.evictions.unwrap() >= 30, "{hot:?}");
+    let below = &stats.tiers[1];
+    assert_eq!((below.hits, below.misses), (1, 2));
+    assert_eq!(below.class_hits, vec![("blob".to_string(), 1)]);
+    assert_eq!(below.entries, Some(46));
+    assert_eq!(stats.hit_ratio, 16.0 / 18.0);
+    // The hottest keys are the rows, read three times each.
+    assert_eq!(stats.hot_keys.len(), 5);
+    // Keys as the byte tiers store them: postcard's length byte, then "r" (0x72).
+    assert!(
+        stats
+            .hot_keys
+            .iter()
+            .all(|k| k.count == 3 && k.key.starts_with("0x0272")),
+        "{:?}",
+        stats.hot_keys
+    );
+
+    let json = serde_json::to_value(&stats).unwrap();
+    assert_eq!(json["tiers"][0]["hits"], 15);
+    assert_eq!(json["tiers"][1]["entries"], 46);
+    let report = stats.report();
+    assert!(report.contains("cache hit ratio 88.89 %"), "{report}");
+    assert!(report.contains("hot keys:"), "{report}");
+}
+
+#[tokio::test]
+async fn analytics_can_be_turned_off() {
+    let s = stack_with(10, 1, None, |b| b.analytics(false)).await;
+    s.cache.insert("k".into(), "v".into()).await.unwrap();
+    assert!(s.cache.stats().await.is_none());
+    assert_eq!(
+        s.cache.get(&"k".into()).await.unwrap().as_deref(),
+        Some("v")
+    );
+}
