@@ -113,9 +113,11 @@ pub mod compress {
 #[cfg(feature = "analytics")]
 pub mod analytics {
     pub use cache_analytics::{
-        Analytics, AnalyticsLayer, ClassCompression, ClassStats, CleanupHandle, CleanupOutcome,
-        CleanupPolicy, CleanupReason, ColdKey, ColdKeys, EntryRecord, EntryTracker, HotKeys,
-        LatencyHistogram, LatencySummary, Op, OpStats, Outcome, ResultCounts, TierStats,
+        Analytics, AnalyticsLayer, BYTES, CLASS_BYTES_TOTAL, CLASS_INSERTS_TOTAL,
+        CLASS_REQUESTS_TOTAL, COMPRESSION_RATIO, ClassCompression, ClassStats, CleanupHandle,
+        CleanupOutcome, CleanupPolicy, CleanupReason, ColdKey, ColdKeys, ENTRIES, EntryRecord,
+        EntryTracker, HotKeys, LATENCY_SAMPLES_TOTAL, LATENCY_SECONDS, LatencyHistogram,
+        LatencySummary, Op, OpStats, Outcome, REQUESTS_TOTAL, ResultCounts, TierStats,
         TrackerSettings, TtlReport, cleanup_once, describe_metrics, emit_metrics,
         set_compression_ratio, spawn_cleanup,
     };

@@ -1,0 +1,65 @@
+//! With the `prometheus` feature, a cache's metrics are served over HTTP
+//! with tier labels for every tier. The `metrics` recorder is global, so
+//! this is the only test in this binary.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use tiercache::Cache;
+use tiercache_tests::unused_port;
+
+/// GETs `/metrics`, retrying while the listener starts.
+fn scrape(addr: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut stream = TcpStream::connect(addr)?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            stream.write_all(
+                b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )?;
+            let mut body = String::new();
+            stream.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match attempt {
+            Ok(body) if body.contains("tiercache_") => return body,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => panic!("no metrics from {addr}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tier_is_scraped_with_its_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache: Cache<u32, String> = Cache::builder()
+        .max_capacity(10)
+        .analytics_sampling(1)
+        .disk(dir.path().join("m.redb"))
+        .build()
+        .await
+        .unwrap();
+    for i in 0..50 {
+        cache.insert(i, format!("v{i}")).await.unwrap();
+    }
+    for i in 0..50 {
+        assert!(cache.get(&i).await.unwrap().is_some());
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], unused_port()));
+    tiercache::analytics::serve_prometheus(addr).unwrap();
+    cache.emit_metrics().await;
+    let body = tokio::task::spawn_blocking(move || scrape(addr))
+        .await
+        .unwrap();
+    for wanted in [
+        "tiercache_requests_total{tier=\"hot\",op=\"get\",result=\"hit\"}",
+        "tiercache_requests_total{tier=\"redb\",op=\"insert\",result=\"ok\"} 50",
+        "tiercache_latency_seconds{tier=\"redb\",op=\"get\",quantile=\"0.99\"}",
+        "tiercache_entries{tier=\"hot\"} 10",
+        "tiercache_entries{tier=\"redb\"} 50",
+    ] {
+        assert!(body.contains(wanted), "{wanted} missing from:\n{body}");
+    }
+}
