@@ -16,7 +16,10 @@
 //!   writes `docs/benchmarks/tiers.md` and its JSON;
 //! - `bench compression`: the `compression` binary of `benches/` measures
 //!   each algorithm of `cache-compress` against its library's direct
-//!   calls, and writes `docs/benchmarks/compression.md` and its JSON.
+//!   calls, and writes `docs/benchmarks/compression.md` and its JSON;
+//! - `bench analytics`: the `analytics` binary of `benches/` measures the
+//!   facade's throughput with analytics off and on, and writes
+//!   `docs/benchmarks/analytics.md` and its JSON.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -42,7 +45,10 @@ commands:
                      (arguments after it go to the binary, e.g. --only redb)
   bench compression  lz4, gzip and zstd through cache-compress against their
                      libraries' direct calls: writes docs/benchmarks/compression.{md,json}
-                     (arguments after it go to the binary, e.g. --runs 3)";
+                     (arguments after it go to the binary, e.g. --runs 3)
+  bench analytics    a memory-only Cache with analytics off and on: writes
+                     docs/benchmarks/analytics.{md,json}
+                     (arguments after it go to the binary, e.g. --runs 5)";
 
 /// Where the benches write their reports, relative to the workspace root.
 const BENCH_DIR: &str = "docs/benchmarks";
@@ -157,13 +163,15 @@ fn bench(args: &[String]) -> Result<()> {
         Some("throughput") => throughput(&args[1..]),
         Some("tiers") => tiers(&args[1..]),
         Some("compression") => compression(&args[1..]),
+        Some("analytics") => analytics(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
         // Every bench, in the order the documents were written.
         None => {
             hit_ratio(&[])?;
             throughput(&[])?;
             tiers(&[])?;
-            compression(&[])
+            compression(&[])?;
+            analytics(&[])
         }
     }
 }
@@ -277,6 +285,13 @@ fn tiers(extra: &[String]) -> Result<()> {
     let dir = target_dir().join("bench-tiers");
     let args = ["--dir".into(), dir.display().to_string()];
     self_reporting_bench("tiers", &args, extra)
+}
+
+/// Builds the `analytics` binary in release mode, then runs it: it
+/// measures what the facade's analytics cost on the hot path and writes the
+/// report itself.
+fn analytics(extra: &[String]) -> Result<()> {
+    self_reporting_bench("analytics", &[], extra)
 }
 
 /// Builds the `compression` binary in release mode, then runs it: it
