@@ -884,3 +884,35 @@ fn a_heavier_update_never_leaves_the_cache_over_capacity() {
     );
     cache.validate();
 }
+
+/// The cache counts what it evicted for room and what expired, apart from
+/// what the application removed or replaced.
+#[test]
+fn evictions_and_expirations_are_counted_apart() {
+    let clock = cache_core::ManualClock::default();
+    let cache: MemoryCache<u32, u32> = MemoryCache::builder()
+        .max_capacity(100)
+        .clock(clock.clock())
+        .build();
+    for i in 0..1_000 {
+        cache.insert(i, i);
+    }
+    assert_eq!(cache.evicted_count(), 1_000 - cache.entry_count());
+    assert_eq!(cache.expired_count(), 0);
+    let held: Vec<u32> = (0..1_000).filter(|i| cache.contains_key(i)).collect();
+    cache.remove(&held[0]);
+    cache.insert(held[1], 7);
+    for &k in &held[2..12] {
+        cache
+            .insert_with_ttl(k, k, std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+    clock.advance(std::time::Duration::from_secs(1));
+    assert_eq!(cache.purge_expired(), 10);
+    assert_eq!(cache.expired_count(), 10);
+    assert_eq!(
+        cache.evicted_count(),
+        1_000 - 100,
+        "removals and replacements are not evictions"
+    );
+}

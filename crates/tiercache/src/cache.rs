@@ -466,7 +466,7 @@ where
     pub async fn insert_with(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
         #[cfg(feature = "analytics")]
         if let Some(a) = &self.inner.hot_analytics {
-            a.inserts.fetch_add(1, Ordering::Relaxed);
+            a.insert();
             if crate::report::sampled(a.sample) {
                 let started = std::time::Instant::now();
                 let stored = self.insert_unanalysed(key, value, options).await;
@@ -738,7 +738,7 @@ where
         let counts = self.tier_stats();
         let hot = &counts[0];
         let class_hits = a
-            .class_hits()
+            .class_hits(hot.hits)
             .into_iter()
             .map(|(i, n)| (self.inner.class_names.class(i).as_str().to_string(), n))
             .collect();
@@ -753,8 +753,8 @@ where
             entries: Some(self.inner.hot.entry_count()),
             bytes: None,
             compression_ratio: None,
-            evictions: Some(a.evictions.load(Ordering::Relaxed)),
-            expirations: Some(a.expirations.load(Ordering::Relaxed)),
+            evictions: Some(self.inner.hot.engine.evicted_count()),
+            expirations: Some(self.inner.hot.engine.expired_count()),
             class_hits,
         }];
         #[cfg(feature = "compress")]
@@ -843,7 +843,7 @@ where
                     ),
                     Op::Insert => (
                         ResultCounts {
-                            ok: a.inserts.load(Ordering::Relaxed),
+                            ok: a.inserts(),
                             ..ResultCounts::default()
                         },
                         a.insert_latency.snapshot(),

@@ -112,38 +112,19 @@ impl<K, V> Evicted<K, V> {
     }
 }
 
-/// The hot tier's eviction listener: it queues what the hot tier evicts
-/// for the warm tier (write-on-evict) and counts evictions and expirations
-/// (analytics), whichever of the two the cache has.
-///
-/// Only entries evicted for room (not expired, removed or replaced), that
-/// may live below memory, and that the warm tier does not already hold are
-/// queued.
-pub(crate) fn on_removal<K, V>(
-    evicted: Option<Arc<Evicted<K, V>>>,
-    #[cfg(feature = "analytics")] analytics: Option<Arc<crate::report::HotAnalytics>>,
+/// The listener that queues what the hot tier evicts for the warm tier
+/// (write-on-evict): only entries evicted for room (not expired, removed
+/// or replaced), that may live below memory, and that the warm tier does
+/// not already hold.
+pub(crate) fn demote_on_evict<K, V>(
+    evicted: Arc<Evicted<K, V>>,
 ) -> impl Fn(K, Slot<V>, RemovalCause) + Send + Sync + 'static
 where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
     move |key, slot, cause| {
-        #[cfg(feature = "analytics")]
-        if let Some(a) = &analytics {
-            let counter = match cause {
-                RemovalCause::Size => Some(&a.evictions),
-                RemovalCause::Expired => Some(&a.expirations),
-                _ => None,
-            };
-            if let Some(counter) = counter {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        if let Some(evicted) = &evicted
-            && cause == RemovalCause::Size
-            && !slot.clean
-            && slot.placement.below_memory()
-        {
+        if cause == RemovalCause::Size && !slot.clean && slot.placement.below_memory() {
             evicted.push(key, slot);
         }
     }

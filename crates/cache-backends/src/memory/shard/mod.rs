@@ -64,6 +64,9 @@ pub(crate) struct Removed<K, V> {
     items: Vec<(K, V, RemovalCause)>,
     keep: bool,
     count: usize,
+    /// Of `count`, the entries evicted for room and those that expired.
+    pub(crate) evicted: u64,
+    pub(crate) expired: u64,
 }
 
 impl<K, V> Removed<K, V> {
@@ -72,11 +75,18 @@ impl<K, V> Removed<K, V> {
             items: Vec::new(),
             keep,
             count: 0,
+            evicted: 0,
+            expired: 0,
         }
     }
 
     fn push(&mut self, entry: (K, V, RemovalCause)) {
         self.count += 1;
+        match entry.2 {
+            RemovalCause::Size => self.evicted += 1,
+            RemovalCause::Expired => self.expired += 1,
+            RemovalCause::Explicit | RemovalCause::Replaced => {}
+        }
         if self.keep {
             self.items.push(entry);
         }
