@@ -161,39 +161,23 @@ where
     C: Codec,
 {
     pub(crate) fn from_parts(parts: Parts<K, V, C>) -> Self {
-        let Parts {
-            hot,
-            tiers,
-            codec,
-            clock,
-            time_to_live,
-            limits,
-            classes,
-            promotion,
-            evicted,
-            compressed,
-            #[cfg(feature = "analytics")]
-            hot_analytics,
-            #[cfg(feature = "analytics")]
-            tier_analytics,
-        } = parts;
         Cache {
             inner: Arc::new(Inner {
-                hot,
-                tiers: tiers.into_iter().map(Tier::new).collect(),
-                codec,
-                clock,
-                time_to_live,
-                limits,
-                classes,
+                tiers: parts.tiers.into_iter().map(Tier::new).collect(),
                 class_names: ClassNames::default(),
-                promotion,
-                evicted,
-                compressed,
+                hot: parts.hot,
+                codec: parts.codec,
+                clock: parts.clock,
+                time_to_live: parts.time_to_live,
+                limits: parts.limits,
+                classes: parts.classes,
+                promotion: parts.promotion,
+                evicted: parts.evicted,
+                compressed: parts.compressed,
                 #[cfg(feature = "analytics")]
-                hot_analytics,
+                hot_analytics: parts.hot_analytics,
                 #[cfg(feature = "analytics")]
-                tier_analytics,
+                tier_analytics: parts.tier_analytics,
                 flights: SingleFlight::new(),
                 hot_hits: AtomicU64::new(0),
                 hot_misses: AtomicU64::new(0),
