@@ -82,3 +82,29 @@ async fn analytics_can_be_turned_off() {
         Some("v")
     );
 }
+
+/// Ten entries with a 10 s TTL, four of them read; all expire; then five
+/// misses, three on keys that just expired and two on keys never cached:
+/// 60% expired unused, 60% of misses after expiry.
+#[tokio::test]
+async fn ttl_effectiveness_matches_the_hand_computed_figures() {
+    let s = stack_with(100, 1, Some(Duration::from_secs(10)), |b| {
+        b.analytics_sampling(1)
+    })
+    .await;
+    let c = &s.cache;
+    for i in 0..10 {
+        c.insert(format!("k{i}"), "v".into()).await.unwrap();
+    }
+    for i in 0..4 {
+        assert!(c.get(&format!("k{i}")).await.unwrap().is_some());
+    }
+    s.clock.advance(Duration::from_secs(11));
+    for k in ["k0", "k5", "k9", "never1", "never2"] {
+        assert!(c.get(&k.to_string()).await.unwrap().is_none());
+    }
+    let ttl = c.stats().await.unwrap().ttl;
+    assert_eq!((ttl.expired, ttl.expired_unused), (10, 6), "{ttl:?}");
+    assert_eq!((ttl.misses, ttl.misses_after_expiry), (5, 3), "{ttl:?}");
+    assert!((ttl.expired_unused_share() - 0.6).abs() < 1e-12);
+}

@@ -108,6 +108,14 @@ pub(crate) struct Parts<K, V, C> {
     pub(crate) tier_analytics: Vec<cache_analytics::Analytics<Arc<dyn DynBackend>>>,
 }
 
+/// What happened to a key, for the entry tracker.
+#[derive(Clone, Copy)]
+enum Tracked {
+    Hit,
+    Miss,
+    Removed,
+}
+
 /// A tier the builder wrapped in compression, and how to read its
 /// statistics.
 pub(crate) struct CompressedTier {
@@ -237,6 +245,9 @@ where
         #[cfg(feature = "analytics")]
         if let Some(a) = &self.inner.hot_analytics {
             a.hit(slot.class);
+            if slot.tracked {
+                self.track(key, None, Tracked::Hit);
+            }
         }
         Some(slot.value)
     }
@@ -249,10 +260,15 @@ where
         }
         self.inner.hot_misses.fetch_add(1, Ordering::Relaxed);
         if self.inner.tiers.is_empty() {
+            self.track(key, None, Tracked::Miss);
             return Ok(None);
         }
         let kb = self.encode_key(key)?;
-        self.get_lower(key, &kb).await
+        let found = self.get_lower(key, &kb).await;
+        if matches!(found, Ok(None)) {
+            self.track(key, Some(&kb), Tracked::Miss);
+        }
+        found
     }
 
     /// The leader of a load looks again, because another load may have
@@ -316,6 +332,9 @@ where
                 }
             };
             tier.hits.fetch_add(1, Ordering::Relaxed);
+            if self.is_tracked(key) {
+                self.track(key, Some(kb), Tracked::Hit);
+            }
             let due = match &self.inner.promotion {
                 Some(window) => window.hit(kb, now),
                 None => true,
@@ -341,7 +360,8 @@ where
         if placement.in_memory() {
             // The warm tier holds this value once the writes below are
             // done (or held it already), so evicting it writes nothing.
-            let slot = self.slot(value.clone(), &entry.meta, Placement::Everywhere, true);
+            let mut slot = self.slot(value.clone(), &entry.meta, Placement::Everywhere, true);
+            slot.tracked = self.is_tracked(key);
             self.inner
                 .hot
                 .engine
@@ -363,6 +383,16 @@ where
         self.demote_evicted().await;
     }
 
+    /// Whether the entry tracker follows `key`'s entries.
+    fn is_tracked(&self, key: &K) -> bool {
+        #[cfg(feature = "analytics")]
+        if let Some(a) = &self.inner.hot_analytics {
+            return a.follows(key);
+        }
+        let _ = key;
+        false
+    }
+
     /// A hot-tier slot for `value` with `meta`'s expiry and class.
     fn slot(&self, value: V, meta: &Meta, placement: Placement, clean: bool) -> Slot<V> {
         Slot {
@@ -372,7 +402,73 @@ where
             class: self.inner.class_names.index(&meta.class),
             placement,
             clean,
+            tracked: false,
         }
+    }
+
+    /// Reports an insert of `key` to the entry tracker if the key is in its
+    /// sample, returning whether it is (feature `analytics`). `kb` is the
+    /// encoded key when the caller has it; `size`, the encoded value's
+    /// length if known (the value is encoded for a sampled key otherwise).
+    fn track_insert(
+        &self,
+        key: &K,
+        kb: Option<&Bytes>,
+        value: &V,
+        size: Option<usize>,
+        meta: &Meta,
+    ) -> bool {
+        #[cfg(feature = "analytics")]
+        if let Some(a) = &self.inner.hot_analytics {
+            if !a.follows(key) {
+                return false;
+            }
+            let encoded;
+            let kb = match kb {
+                Some(kb) => kb,
+                None => match self.encode_key(key) {
+                    Ok(k) => {
+                        encoded = k;
+                        &encoded
+                    }
+                    Err(_) => return false,
+                },
+            };
+            let size = size.or_else(|| self.inner.codec.encode(value).ok().map(|v| v.len()));
+            let now = self.inner.clock.now_ms();
+            a.tracker.on_insert(kb, size.unwrap_or(0) as u64, meta, now);
+            return true;
+        }
+        let _ = (key, kb, value, size, meta);
+        false
+    }
+
+    /// Reports a hit, a miss or a removal of `key` to the entry tracker
+    /// (feature `analytics`); `kb` is the encoded key when the caller has it.
+    fn track(&self, key: &K, kb: Option<&Bytes>, event: Tracked) {
+        #[cfg(feature = "analytics")]
+        if let Some(a) = &self.inner.hot_analytics
+            && a.follows(key)
+        {
+            let encoded;
+            let kb = match kb {
+                Some(kb) => kb,
+                None => match self.encode_key(key) {
+                    Ok(k) => {
+                        encoded = k;
+                        &encoded
+                    }
+                    Err(_) => return,
+                },
+            };
+            let now = self.inner.clock.now_ms();
+            match event {
+                Tracked::Hit => a.tracker.on_hit(kb, now),
+                Tracked::Miss => a.tracker.on_miss(kb, now),
+                Tracked::Removed => a.tracker.on_remove(kb),
+            }
+        }
+        let _ = (key, kb, event);
     }
 
     /// Writes what the hot tier evicted into the warm tier (write-on-evict),
@@ -474,7 +570,9 @@ where
         meta.class = options.class;
         if self.inner.tiers.is_empty() {
             // With nothing below memory, every placement lives there.
-            let slot = self.slot(value, &meta, Placement::MemoryOnly, false);
+            let tracked = self.track_insert(&key, None, &value, None, &meta);
+            let mut slot = self.slot(value, &meta, Placement::MemoryOnly, false);
+            slot.tracked = tracked;
             self.inner
                 .hot
                 .engine
@@ -490,8 +588,10 @@ where
         }
         let through = placement == Placement::DiskOnly
             || (placement == Placement::Everywhere && self.inner.evicted.is_none());
+        let tracked = self.track_insert(&key, Some(&kb), &value, Some(vb.len()), &meta);
         if placement.in_memory() {
-            let slot = self.slot(value, &meta, placement, through);
+            let mut slot = self.slot(value, &meta, placement, through);
+            slot.tracked = tracked;
             self.inner
                 .hot
                 .engine
@@ -553,9 +653,11 @@ where
     pub async fn remove(&self, key: &K) -> Result<()> {
         self.inner.hot.engine.remove(key);
         if self.inner.tiers.is_empty() {
+            self.track(key, None, Tracked::Removed);
             return Ok(());
         }
         let kb = self.encode_key(key)?;
+        self.track(key, Some(&kb), Tracked::Removed);
         self.remove_lower(&kb).await;
         Ok(())
     }
@@ -628,6 +730,7 @@ where
                     if let Some(v) = self.get_uncounted(key_ref).await? {
                         return Ok(v);
                     }
+                    self.track(key_ref, None, Tracked::Miss);
                     let v = slot
                         .take()
                         .expect("a caller's loader runs at most once")
@@ -685,6 +788,7 @@ where
                 if let Some(v) = self.get_uncounted(key_ref).await? {
                     return Ok(v);
                 }
+                self.track(key_ref, None, Tracked::Miss);
                 let v = init.await.map_err(loader_error)?;
                 self.insert(key_ref.clone(), v.clone()).await?;
                 Ok(v)
@@ -791,6 +895,10 @@ where
                 .map(|(k, n)| HotKey::new(&k, n))
                 .collect(),
             hierarchy: self.hierarchy_stats(),
+            ttl: {
+                a.tracker.expire(self.inner.clock.now_ms());
+                a.tracker.ttl_report()
+            },
             hit_ratio: if asked == 0 {
                 0.0
             } else {

@@ -25,6 +25,10 @@ pub(crate) struct Slot<V> {
     /// The warm tier holds this very value: written through, or promoted
     /// from below.
     pub(crate) clean: bool,
+    /// The key is in the analytics' sample of entries whose use is followed
+    /// (so a hot hit of it is reported, and hits of other keys cost
+    /// nothing).
+    pub(crate) tracked: bool,
 }
 
 /// The class names the hot tier has seen, each under a small number.

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache_analytics::{HotKeys, LatencyHistogram, LatencySummary};
+use cache_analytics::{
+    EntryTracker, HotKeys, LatencyHistogram, LatencySummary, TrackerSettings, TtlReport,
+};
 use serde::Serialize;
 
 use crate::stats::HierarchyStats;
@@ -25,6 +27,10 @@ const STRIPES: usize = 16;
 /// 256 keeps that to a nanosecond or two on average. A byte tier's call
 /// takes microseconds, so one in 16 costs it nothing measurable.
 pub(crate) const DEFAULT_SAMPLING: (u32, u32) = (256, 16);
+/// One key in this many has its entries' use followed (hits, misses,
+/// expiry) for TTL effectiveness. A hot hit of a followed key encodes the
+/// key and takes a short lock, so the share is kept small.
+const TRACKED_ONE_IN: u64 = 64;
 /// Keys the hot-key sketch follows.
 const TOP_K: usize = 100;
 
@@ -71,6 +77,12 @@ pub(crate) struct HotAnalytics {
     /// The default class (number 0) is not counted here: its hits are the
     /// hot tier's hits less these. Slot 0 counts inserts instead.
     class_hits: Vec<ClassCounters>,
+    /// Metadata of a sample of the entries, for TTL effectiveness. The
+    /// cache picks the sample itself, by a hash of the typed key, so that
+    /// keys outside it are never encoded for the tracker.
+    pub(crate) tracker: EntryTracker,
+    follow_one_in: u64,
+    key_hasher: foldhash::fast::FixedState,
 }
 
 impl HotAnalytics {
@@ -83,7 +95,25 @@ impl HotAnalytics {
             class_hits: (0..STRIPES)
                 .map(|_| ClassCounters(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
+            tracker: EntryTracker::new(TrackerSettings {
+                sample_one_in: 1,
+                ..TrackerSettings::default()
+            }),
+            // Sampling every call follows every entry too.
+            follow_one_in: if sample <= 1 { 1 } else { TRACKED_ONE_IN },
+            key_hasher: foldhash::fast::FixedState::with_seed(0x666f_6c6c_6f77),
         }
+    }
+
+    /// Whether the tracker follows `key`'s entries.
+    #[inline]
+    pub(crate) fn follows<K: std::hash::Hash>(&self, key: &K) -> bool {
+        use std::hash::BuildHasher;
+        self.follow_one_in <= 1
+            || self
+                .key_hasher
+                .hash_one(key)
+                .is_multiple_of(self.follow_one_in)
     }
 
     /// This thread's stripe of the counters.
@@ -208,6 +238,10 @@ pub struct CacheStats {
     pub hot_keys: Vec<HotKey>,
     /// Promotions and demotions between tiers.
     pub hierarchy: HierarchyStats,
+    /// TTL effectiveness over the followed sample of entries (one key in
+    /// 64): the share that expired unused, and the share of misses on keys
+    /// that had just expired.
+    pub ttl: TtlReport,
     /// Lookups answered by some tier ÷ all lookups.
     pub hit_ratio: f64,
 }
@@ -240,6 +274,14 @@ impl CacheStats {
                     .map_or("-".to_string(), |r| format!("{r:.2}")),
             );
         }
+        let _ = writeln!(
+            out,
+            "ttl: {:.1} % of {} sampled entries expired unused; {:.1} % of {} sampled misses fell on a key expired in the last 5 minutes",
+            self.ttl.expired_unused_share() * 100.0,
+            self.ttl.expired,
+            self.ttl.misses_after_expiry_share() * 100.0,
+            self.ttl.misses
+        );
         if !self.hot_keys.is_empty() {
             out.push_str("hot keys:");
             for k in self.hot_keys.iter().take(5) {
@@ -289,6 +331,7 @@ mod tests {
             }],
             hot_keys: vec![HotKey::new(b"k1", 9), HotKey::new(b"k2", 4)],
             hierarchy: HierarchyStats::default(),
+            ttl: TtlReport::default(),
             hit_ratio: 0.75,
         };
         let text = stats.report();
