@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tiercache::Placement;
+use tiercache::{Backend, Placement};
 use tiercache_tests::stack_with;
 
 #[tokio::test]
@@ -107,4 +107,44 @@ async fn ttl_effectiveness_matches_the_hand_computed_figures() {
     assert_eq!((ttl.expired, ttl.expired_unused), (10, 6), "{ttl:?}");
     assert_eq!((ttl.misses, ttl.misses_after_expiry), (5, 3), "{ttl:?}");
     assert!((ttl.expired_unused_share() - 0.6).abs() < 1e-12);
+}
+
+/// The cleanup task removes idle entries from every tier below memory, a
+/// bounded number per run, until it is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleanup_task_removes_idle_entries_below_memory() {
+    use tiercache::analytics::CleanupPolicy;
+    use tiercache_tests::held;
+    let s = stack_with(100, 2, None, |b| b.entry_tracking(1)).await;
+    let c = &s.cache;
+    for i in 0..20 {
+        c.insert(format!("k{i}"), "v".into()).await.unwrap();
+    }
+    s.clock.advance(Duration::from_secs(10));
+    for i in 0..5 {
+        assert!(c.get(&format!("k{i}")).await.unwrap().is_some());
+    }
+    let policy = CleanupPolicy {
+        idle_after: Some(Duration::from_secs(5)),
+        max_entry_bytes: None,
+        max_per_run: 4,
+    };
+    let handle = c
+        .spawn_cleanup(Duration::from_millis(5), policy)
+        .expect("a tier below memory");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.tiers[1].inner().len().await.unwrap() > 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cleanup did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let totals = handle.stop().await;
+    assert_eq!(totals.idle, 15);
+    for i in 0..20 {
+        for tier in &s.tiers {
+            assert_eq!(held(tier, &format!("k{i}")).await.is_some(), i < 5, "k{i}");
+        }
+    }
 }

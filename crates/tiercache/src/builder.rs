@@ -51,6 +51,10 @@ pub struct CacheBuilder<K, V, C = Postcard> {
     /// the hot tier and in the byte tiers; `None` turns analytics off.
     #[cfg(feature = "analytics")]
     analytics: Option<(u32, u32)>,
+    /// One key in this many has its entries followed; `None` is the
+    /// default.
+    #[cfg(feature = "analytics")]
+    entry_tracking: Option<u64>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -95,6 +99,8 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
             compression: Compression::default(),
             #[cfg(feature = "analytics")]
             analytics: Some(crate::report::DEFAULT_SAMPLING),
+            #[cfg(feature = "analytics")]
+            entry_tracking: None,
             _types: PhantomData,
         }
     }
@@ -295,6 +301,18 @@ where
         self
     }
 
+    /// Follows the entries of one key in `one_in` (64 by default; 1 follows
+    /// every key, up to 100,000 entries at once): their use, for TTL
+    /// effectiveness in [`Cache::stats`](crate::Cache::stats), and what
+    /// [`Cache::spawn_cleanup`](crate::Cache::spawn_cleanup) may remove.
+    /// Turns analytics on.
+    #[cfg(feature = "analytics")]
+    pub fn entry_tracking(mut self, one_in: u64) -> Self {
+        self.entry_tracking = Some(one_in.max(1));
+        self.analytics = self.analytics.or(Some(crate::report::DEFAULT_SAMPLING));
+        self
+    }
+
     /// Encodes keys and values for the byte tiers with another codec.
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<K, V, C2> {
         CacheBuilder {
@@ -316,6 +334,8 @@ where
             compression: self.compression,
             #[cfg(feature = "analytics")]
             analytics: self.analytics,
+            #[cfg(feature = "analytics")]
+            entry_tracking: self.entry_tracking,
             _types: PhantomData,
         }
     }
@@ -352,7 +372,7 @@ where
         #[cfg(feature = "analytics")]
         let hot_analytics = self
             .analytics
-            .map(|(n, _)| Arc::new(crate::report::HotAnalytics::new(n)));
+            .map(|(n, _)| Arc::new(crate::report::HotAnalytics::new(n, self.entry_tracking)));
         if let Some(evicted) = &evicted {
             hot = hot.eviction_listener(demote_on_evict(evicted.clone()));
         }

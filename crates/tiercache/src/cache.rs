@@ -907,6 +907,36 @@ where
         })
     }
 
+    /// Starts a background task on the current tokio runtime that removes,
+    /// every `every`, what the followed entries' metadata makes eligible
+    /// under `policy` (expired, idle past its threshold, or too large), at
+    /// most `policy.max_per_run` entries a run, from every tier below
+    /// memory (the hot tier evicts on its own). Only followed entries are
+    /// seen: one key in 64 by default, every key with
+    /// [`entry_tracking(1)`](crate::CacheBuilder::entry_tracking). `None`
+    /// when analytics is off or there is no tier below memory. Stop it with
+    /// [`CleanupHandle::stop`](cache_analytics::CleanupHandle::stop).
+    #[cfg(feature = "analytics")]
+    pub fn spawn_cleanup(
+        &self,
+        every: Duration,
+        policy: cache_analytics::CleanupPolicy,
+    ) -> Option<cache_analytics::CleanupHandle> {
+        let a = self.inner.hot_analytics.as_ref()?;
+        if self.inner.tiers.is_empty() {
+            return None;
+        }
+        let below =
+            crate::tier::BelowMemory(self.inner.tiers.iter().map(|t| t.backend.clone()).collect());
+        Some(cache_analytics::spawn_cleanup(
+            a.tracker.clone(),
+            Arc::new(below),
+            self.inner.clock.clone(),
+            every,
+            policy,
+        ))
+    }
+
     /// Writes every tier's figures through the `metrics` crate, under the
     /// names listed in `docs/metrics.md` (feature `analytics`, with
     /// analytics on): requests by tier, operation and result, latency

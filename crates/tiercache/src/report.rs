@@ -27,8 +27,8 @@ const STRIPES: usize = 16;
 /// 256 keeps that to a nanosecond or two on average. A byte tier's call
 /// takes microseconds, so one in 16 costs it nothing measurable.
 pub(crate) const DEFAULT_SAMPLING: (u32, u32) = (256, 16);
-/// One key in this many has its entries' use followed (hits, misses,
-/// expiry) for TTL effectiveness. A hot hit of a followed key encodes the
+/// By default one key in this many has its entries' use followed (hits,
+/// misses, expiry) for TTL effectiveness and cleanup. A hot hit of a followed key encodes the
 /// key and takes a short lock, so the share is kept small.
 const TRACKED_ONE_IN: u64 = 64;
 /// Keys the hot-key sketch follows.
@@ -80,13 +80,16 @@ pub(crate) struct HotAnalytics {
     /// Metadata of a sample of the entries, for TTL effectiveness. The
     /// cache picks the sample itself, by a hash of the typed key, so that
     /// keys outside it are never encoded for the tracker.
-    pub(crate) tracker: EntryTracker,
+    pub(crate) tracker: std::sync::Arc<EntryTracker>,
     follow_one_in: u64,
     key_hasher: foldhash::fast::FixedState,
 }
 
 impl HotAnalytics {
-    pub(crate) fn new(sample: u32) -> Self {
+    /// Analytics sampling one call in `sample`, following one key in
+    /// `follow` (by default one in 64, or every key when every call is
+    /// sampled).
+    pub(crate) fn new(sample: u32, follow: Option<u64>) -> Self {
         HotAnalytics {
             sample,
             get_latency: LatencyHistogram::new(),
@@ -95,12 +98,16 @@ impl HotAnalytics {
             class_hits: (0..STRIPES)
                 .map(|_| ClassCounters(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
-            tracker: EntryTracker::new(TrackerSettings {
+            tracker: std::sync::Arc::new(EntryTracker::new(TrackerSettings {
                 sample_one_in: 1,
                 ..TrackerSettings::default()
-            }),
+            })),
             // Sampling every call follows every entry too.
-            follow_one_in: if sample <= 1 { 1 } else { TRACKED_ONE_IN },
+            follow_one_in: match follow {
+                Some(n) => n.max(1),
+                None if sample <= 1 => 1,
+                None => TRACKED_ONE_IN,
+            },
             key_hasher: foldhash::fast::FixedState::with_seed(0x666f_6c6c_6f77),
         }
     }

@@ -115,6 +115,64 @@ impl Tier {
     }
 }
 
+/// Every tier below memory as one [`Backend`](cache_core::Backend), for
+/// work that acts on all of them by key (the cleanup task): a write or a
+/// removal reaches every tier, a lookup answers from the nearest that has
+/// the key.
+#[cfg(feature = "analytics")]
+pub(crate) struct BelowMemory(pub(crate) Vec<Arc<dyn DynBackend>>);
+
+#[cfg(feature = "analytics")]
+impl cache_core::Backend for BelowMemory {
+    fn name(&self) -> &str {
+        "below-memory"
+    }
+
+    async fn get(&self, key: &[u8]) -> cache_core::Result<cache_core::Lookup> {
+        for tier in &self.0 {
+            if let found @ cache_core::Lookup::Hit(_) = tier.dyn_get(key).await? {
+                return Ok(found);
+            }
+        }
+        Ok(cache_core::Lookup::Miss)
+    }
+
+    async fn insert(&self, key: Bytes, entry: cache_core::Entry) -> cache_core::Result<()> {
+        for tier in &self.0 {
+            tier.dyn_insert(key.clone(), entry.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes from every tier, even past one that fails; the first failure
+    /// is returned, so the cleanup keeps the key for its next run.
+    async fn remove(&self, key: &[u8]) -> cache_core::Result<bool> {
+        let mut removed = false;
+        let mut failed = None;
+        for tier in &self.0 {
+            match tier.dyn_remove(key).await {
+                Ok(r) => removed |= r,
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        failed.map_or(Ok(removed), Err)
+    }
+
+    async fn clear(&self) -> cache_core::Result<()> {
+        for tier in &self.0 {
+            tier.dyn_clear().await?;
+        }
+        Ok(())
+    }
+
+    async fn len(&self) -> cache_core::Result<u64> {
+        match self.0.first() {
+            Some(tier) => tier.dyn_len().await,
+            None => Ok(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
