@@ -41,6 +41,12 @@ async fn the_disk_tier_stores_large_values_compressed_and_reads_them_back() {
     assert_eq!(lz4.values, 20, "the 20 large values, not the small one");
     assert!(lz4.ratio() < 0.2, "ratio {}", lz4.ratio());
     assert!(stats[0].1.bytes_saved() > 20 * 6_000);
+    // Per class: every value of the default class judged, the small one
+    // stored as it was.
+    let by_class = cache.compression_by_class();
+    assert_eq!(by_class.len(), 1, "{by_class:?}");
+    assert_eq!(by_class[0].0, "default");
+    assert!(by_class[0].1 < 0.2, "{by_class:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,6 +97,21 @@ impl<B> Compressed<B> {
         }
     }
 
+    /// [`pack`](Self::pack), with the value's original length.
+    fn pack_counted(&self, entry: Entry) -> Result<(Entry, Outcome, usize)> {
+        let given = entry.value.len();
+        let (entry, outcome) = self.pack(entry)?;
+        Ok((entry, outcome, given))
+    }
+
+    /// Counts what happened to a value of `class` once it is stored.
+    fn count(&self, outcome: Outcome, class: &cache_core::DataClass, given: usize, stored: usize) {
+        if outcome != Outcome::Untouched {
+            self.counters.class(class, given, stored);
+        }
+        self.counters.record(outcome);
+    }
+
     /// The entry as stored before compression.
     fn unpack(&self, entry: Entry) -> Result<Entry> {
         let id = entry.meta.flags.compression();
@@ -152,9 +167,11 @@ impl<B: Backend> Backend for Compressed<B> {
     }
 
     async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
-        let (entry, outcome) = self.pack(entry)?;
+        let (entry, outcome, given) = self.pack_counted(entry)?;
+        let class = entry.meta.class.clone();
+        let stored = entry.value.len();
         self.inner.insert(key, entry).await?;
-        self.counters.record(outcome);
+        self.count(outcome, &class, given, stored);
         Ok(())
     }
 
@@ -187,13 +204,13 @@ impl<B: Backend> Backend for Compressed<B> {
         let mut packed = Vec::with_capacity(entries.len());
         let mut outcomes = Vec::with_capacity(entries.len());
         for (key, entry) in entries {
-            let (entry, outcome) = self.pack(entry)?;
+            let (entry, outcome, given) = self.pack_counted(entry)?;
+            outcomes.push((outcome, entry.meta.class.clone(), given, entry.value.len()));
             packed.push((key, entry));
-            outcomes.push(outcome);
         }
         self.inner.insert_many(packed).await?;
-        for outcome in outcomes {
-            self.counters.record(outcome);
+        for (outcome, class, given, stored) in outcomes {
+            self.count(outcome, &class, given, stored);
         }
         Ok(())
     }
@@ -236,6 +253,42 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn stored_and_given_bytes_are_counted_per_class() {
+        run(async {
+            let tier = tier(&CompressionLayer::new(Lz4));
+            let of = |class: &str| Meta::new(1_000).class(DataClass::named(class));
+            // An xorshift sequence: bytes no compressor can shrink.
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            let noise: Vec<u8> = (0..5_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            tier.insert(key("a"), Entry::new(text(8_000), of("json")))
+                .await
+                .unwrap();
+            tier.insert(key("b"), Entry::new(&b"tiny"[..], of("json")))
+                .await
+                .unwrap();
+            let batch = vec![(key("c"), Entry::new(noise, of("media")))];
+            tier.insert_many(batch).await.unwrap();
+            let classes = tier.stats().classes;
+            assert_eq!(classes.len(), 2);
+            let (json, media) = (&classes[0], &classes[1]);
+            assert_eq!(
+                (json.class.as_str(), json.values, json.bytes_in),
+                ("json", 2, 8_004)
+            );
+            assert!(json.ratio() < 0.2, "{json:?}");
+            assert_eq!((media.class.as_str(), media.values), ("media", 1));
+            assert_eq!(media.ratio(), 1.0, "stored as it was");
+        });
     }
 
     #[test]

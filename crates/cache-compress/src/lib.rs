@@ -59,6 +59,6 @@ pub use frame::{DEFAULT_MAX_DECOMPRESSED_LEN, FRAME_HEADER_LEN};
 pub use gzip::Gzip;
 pub use layer::CompressionLayer;
 pub use lz4::Lz4;
-pub use stats::{AlgorithmStats, CompressionStats};
+pub use stats::{AlgorithmStats, ClassCompressionStats, CompressionStats, OTHER_CLASSES};
 #[cfg(feature = "zstd")]
 pub use zstandard::Zstd;

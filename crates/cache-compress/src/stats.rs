@@ -2,7 +2,11 @@
 //! and their snapshot, [`CompressionStats`].
 
 use std::array;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use cache_core::DataClass;
 
 use crate::compressor::{Compressor, builtin};
 
@@ -60,7 +64,17 @@ pub(crate) struct Counters {
     sample: AtomicU64,
     not_paying: AtomicU64,
     corrupted: AtomicU64,
+    /// Given and stored bytes by data class, of every value the layer
+    /// judged (compressed or not).
+    classes: Mutex<HashMap<DataClass, ClassCompressionStats>>,
 }
+
+/// The most data classes counted one by one; later ones share the class
+/// named [`OTHER_CLASSES`].
+const MAX_CLASSES: usize = 64;
+
+/// The class under which values of classes past the first 64 are counted.
+pub const OTHER_CLASSES: &str = "other";
 
 impl Counters {
     /// Counters for a tier that compresses with `writer`.
@@ -77,7 +91,27 @@ impl Counters {
             sample: AtomicU64::new(0),
             not_paying: AtomicU64::new(0),
             corrupted: AtomicU64::new(0),
+            classes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Counts a value of `class`, `given` bytes long, stored in `stored`.
+    pub(crate) fn class(&self, class: &DataClass, given: usize, stored: usize) {
+        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if classes.contains_key(class) || classes.len() < MAX_CLASSES {
+            class.clone()
+        } else {
+            DataClass::named(OTHER_CLASSES)
+        };
+        let entry = classes
+            .entry(key)
+            .or_insert_with_key(|c| ClassCompressionStats {
+                class: c.as_str().to_string(),
+                ..ClassCompressionStats::default()
+            });
+        entry.values += 1;
+        entry.bytes_in += given as u64;
+        entry.bytes_out += stored as u64;
     }
 
     fn slot(&self, id: u8) -> &PerAlgorithm {
@@ -140,6 +174,12 @@ impl Counters {
             skipped_by_sample: load(&self.sample),
             skipped_not_paying: load(&self.not_paying),
             corrupted_frames: load(&self.corrupted),
+            classes: {
+                let classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+                let mut list: Vec<_> = classes.values().cloned().collect();
+                list.sort_by(|a, b| a.class.cmp(&b.class));
+                list
+            },
         }
     }
 }
@@ -206,6 +246,34 @@ pub struct CompressionStats {
     /// unknown algorithm, or claiming too much); each was answered as a
     /// miss and deleted.
     pub corrupted_frames: u64,
+    /// Given and stored bytes per data class, of every value the layer
+    /// judged, compressed or not, by class name.
+    pub classes: Vec<ClassCompressionStats>,
+}
+
+/// The values of one data class that a [`Compressed`](crate::Compressed)
+/// tier judged: compressed, or stored as they were.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassCompressionStats {
+    /// The class name.
+    pub class: String,
+    /// Values judged.
+    pub values: u64,
+    /// Their original bytes.
+    pub bytes_in: u64,
+    /// Their stored bytes.
+    pub bytes_out: u64,
+}
+
+impl ClassCompressionStats {
+    /// Stored ÷ original bytes, 1.0 when nothing was stored.
+    pub fn ratio(&self) -> f64 {
+        if self.bytes_in == 0 {
+            1.0
+        } else {
+            self.bytes_out as f64 / self.bytes_in as f64
+        }
+    }
 }
 
 impl CompressionStats {

@@ -895,6 +895,10 @@ where
                 .map(|(k, n)| HotKey::new(&k, n))
                 .collect(),
             hierarchy: self.hierarchy_stats(),
+            #[cfg(feature = "compress")]
+            compression_by_class: self.compression_by_class(),
+            #[cfg(not(feature = "compress"))]
+            compression_by_class: Vec::new(),
             ttl: {
                 a.tracker.expire(self.inner.clock.now_ms());
                 a.tracker.ttl_report()
@@ -989,6 +993,28 @@ where
         for tier in &self.inner.tier_analytics {
             tier.emit().await;
         }
+        #[cfg(feature = "compress")]
+        for (class, ratio) in self.compression_by_class() {
+            cache_analytics::set_compression_ratio(&class, ratio);
+        }
+    }
+
+    /// Stored ÷ original bytes per data class, over every tier the builder
+    /// compressed (feature `compress`), by class name.
+    #[cfg(feature = "compress")]
+    pub fn compression_by_class(&self) -> Vec<(String, f64)> {
+        let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        for (_, stats) in self.compression_stats() {
+            for c in stats.classes {
+                let held = by.entry(c.class).or_default();
+                held.0 += c.bytes_in;
+                held.1 += c.bytes_out;
+            }
+        }
+        by.into_iter()
+            .filter(|(_, (given, _))| *given > 0)
+            .map(|(class, (given, stored))| (class, stored as f64 / given as f64))
+            .collect()
     }
 
     /// Promotions and demotions between tiers since the cache was built.

@@ -245,6 +245,8 @@ pub struct CacheStats {
     pub hot_keys: Vec<HotKey>,
     /// Promotions and demotions between tiers.
     pub hierarchy: HierarchyStats,
+    /// Stored ÷ original bytes per data class over the compressed tiers.
+    pub compression_by_class: Vec<(String, f64)>,
     /// TTL effectiveness over the followed sample of entries (one key in
     /// 64): the share that expired unused, and the share of misses on keys
     /// that had just expired.
@@ -289,6 +291,13 @@ impl CacheStats {
             self.ttl.misses_after_expiry_share() * 100.0,
             self.ttl.misses
         );
+        if !self.compression_by_class.is_empty() {
+            out.push_str("compression by class:");
+            for (class, ratio) in &self.compression_by_class {
+                let _ = write!(out, " {class} {ratio:.2}");
+            }
+            out.push('\n');
+        }
         if !self.hot_keys.is_empty() {
             out.push_str("hot keys:");
             for k in self.hot_keys.iter().take(5) {
@@ -338,6 +347,7 @@ mod tests {
             }],
             hot_keys: vec![HotKey::new(b"k1", 9), HotKey::new(b"k2", 4)],
             hierarchy: HierarchyStats::default(),
+            compression_by_class: vec![("json".into(), 0.25)],
             ttl: TtlReport::default(),
             hit_ratio: 0.75,
         };
@@ -349,5 +359,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hot keys: k1 (9) k2 (4)"), "{text}");
+        assert!(text.contains("compression by class: json 0.25"), "{text}");
     }
 }
