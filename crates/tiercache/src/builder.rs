@@ -455,7 +455,7 @@ where
 
 /// `tier` wrapped in `layer` if there is one; a wrapped tier's statistics
 /// are reachable through `compressed` afterwards, under the tier's name.
-#[cfg(feature = "compress")]
+#[cfg(all(feature = "compress", any(feature = "redb", feature = "redis")))]
 fn maybe_compress<B: Backend>(
     tier: B,
     layer: Option<&cache_compress::CompressionLayer>,

@@ -23,6 +23,10 @@ use crate::promotion::HitWindow;
 use crate::stats::{HierarchyStats, TierStats};
 use crate::tier::Tier;
 
+mod observe;
+
+use observe::Tracked;
+
 /// A typed cache over a hierarchy of tiers: an in-memory hot tier holding
 /// `V` itself, then any number of byte tiers (disk, Redis, ...) in order.
 ///
@@ -106,14 +110,6 @@ pub(crate) struct Parts<K, V, C> {
     pub(crate) hot_analytics: Option<Arc<crate::report::HotAnalytics>>,
     #[cfg(feature = "analytics")]
     pub(crate) tier_analytics: Vec<cache_analytics::Analytics<Arc<dyn DynBackend>>>,
-}
-
-/// What happened to a key, for the entry tracker.
-#[derive(Clone, Copy)]
-enum Tracked {
-    Hit,
-    Miss,
-    Removed,
 }
 
 /// A tier the builder wrapped in compression, and how to read its
@@ -383,16 +379,6 @@ where
         self.demote_evicted().await;
     }
 
-    /// Whether the entry tracker follows `key`'s entries.
-    fn is_tracked(&self, key: &K) -> bool {
-        #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics {
-            return a.follows(key);
-        }
-        let _ = key;
-        false
-    }
-
     /// A hot-tier slot for `value` with `meta`'s expiry and class.
     fn slot(&self, value: V, meta: &Meta, placement: Placement, clean: bool) -> Slot<V> {
         Slot {
@@ -404,71 +390,6 @@ where
             clean,
             tracked: false,
         }
-    }
-
-    /// Reports an insert of `key` to the entry tracker if the key is in its
-    /// sample, returning whether it is (feature `analytics`). `kb` is the
-    /// encoded key when the caller has it; `size`, the encoded value's
-    /// length if known (the value is encoded for a sampled key otherwise).
-    fn track_insert(
-        &self,
-        key: &K,
-        kb: Option<&Bytes>,
-        value: &V,
-        size: Option<usize>,
-        meta: &Meta,
-    ) -> bool {
-        #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics {
-            if !a.follows(key) {
-                return false;
-            }
-            let encoded;
-            let kb = match kb {
-                Some(kb) => kb,
-                None => match self.encode_key(key) {
-                    Ok(k) => {
-                        encoded = k;
-                        &encoded
-                    }
-                    Err(_) => return false,
-                },
-            };
-            let size = size.or_else(|| self.inner.codec.encode(value).ok().map(|v| v.len()));
-            let now = self.inner.clock.now_ms();
-            a.tracker.on_insert(kb, size.unwrap_or(0) as u64, meta, now);
-            return true;
-        }
-        let _ = (key, kb, value, size, meta);
-        false
-    }
-
-    /// Reports a hit, a miss or a removal of `key` to the entry tracker
-    /// (feature `analytics`); `kb` is the encoded key when the caller has it.
-    fn track(&self, key: &K, kb: Option<&Bytes>, event: Tracked) {
-        #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics
-            && a.follows(key)
-        {
-            let encoded;
-            let kb = match kb {
-                Some(kb) => kb,
-                None => match self.encode_key(key) {
-                    Ok(k) => {
-                        encoded = k;
-                        &encoded
-                    }
-                    Err(_) => return,
-                },
-            };
-            let now = self.inner.clock.now_ms();
-            match event {
-                Tracked::Hit => a.tracker.on_hit(kb, now),
-                Tracked::Miss => a.tracker.on_miss(kb, now),
-                Tracked::Removed => a.tracker.on_remove(kb),
-            }
-        }
-        let _ = (key, kb, event);
     }
 
     /// Writes what the hot tier evicted into the warm tier (write-on-evict),
@@ -810,210 +731,6 @@ where
             .compressed
             .iter()
             .map(|t| (t.name.clone(), (t.stats)()))
-            .collect()
-    }
-
-    /// A snapshot of every tier (feature `analytics`, with analytics on):
-    /// hits, misses and errors, lookup and insert latency percentiles,
-    /// entries, bytes and compression ratio, hits per class, evictions and
-    /// expirations of the hot tier, and the hottest keys. Asks each byte
-    /// tier for its entry count. `None` when analytics is off.
-    #[cfg(feature = "analytics")]
-    pub async fn stats(&self) -> Option<crate::report::CacheStats> {
-        use crate::report::{CacheStats, HotKey, TierSummary};
-        use cache_analytics::{Op, Outcome};
-        let a = self.inner.hot_analytics.as_ref()?;
-        let counts = self.tier_stats();
-        let hot = &counts[0];
-        let class_hits = a
-            .class_hits(hot.hits)
-            .into_iter()
-            .map(|(i, n)| (self.inner.class_names.class(i).as_str().to_string(), n))
-            .collect();
-        let mut tiers = vec![TierSummary {
-            name: hot.name.clone(),
-            hits: hot.hits,
-            misses: hot.misses,
-            errors: 0,
-            hit_ratio: hot.hit_ratio(),
-            get_latency: a.get_latency.snapshot(),
-            insert_latency: a.insert_latency.snapshot(),
-            entries: Some(self.inner.hot.entry_count()),
-            bytes: None,
-            compression_ratio: None,
-            evictions: Some(self.inner.hot.engine.evicted_count()),
-            expirations: Some(self.inner.hot.engine.expired_count()),
-            class_hits,
-        }];
-        #[cfg(feature = "compress")]
-        let compression = self.compression_stats();
-        for (counted, analysed) in counts[1..].iter().zip(&self.inner.tier_analytics) {
-            let stats = analysed.stats_with_entries().await;
-            #[cfg(feature = "compress")]
-            let compression_ratio = compression
-                .iter()
-                .find(|(name, _)| *name == counted.name)
-                .and_then(|(_, c)| {
-                    let (stored, given) = c
-                        .algorithms
-                        .iter()
-                        .fold((0, 0), |(o, i), a| (o + a.bytes_out, i + a.bytes_in));
-                    (given > 0).then(|| stored as f64 / given as f64)
-                });
-            #[cfg(not(feature = "compress"))]
-            let compression_ratio = None;
-            tiers.push(TierSummary {
-                name: counted.name.clone(),
-                hits: counted.hits,
-                misses: counted.misses,
-                errors: counted.errors,
-                hit_ratio: counted.hit_ratio(),
-                get_latency: stats.op(Op::Get).latency,
-                insert_latency: stats.op(Op::Insert).latency,
-                entries: stats.entries,
-                bytes: stats.bytes,
-                compression_ratio,
-                evictions: None,
-                expirations: None,
-                class_hits: stats
-                    .classes
-                    .iter()
-                    .filter(|c| c.hits > 0)
-                    .map(|c| (c.class.clone(), c.hits))
-                    .collect(),
-            });
-            debug_assert!(stats.count(Op::Get, Outcome::Hit) <= stats.op(Op::Get).results.total());
-        }
-        let answered: u64 = counts.iter().map(|t| t.hits).sum();
-        let asked = hot.hits + hot.misses;
-        Some(CacheStats {
-            tiers,
-            hot_keys: a
-                .hot_keys
-                .top(5)
-                .into_iter()
-                .map(|(k, n)| HotKey::new(&k, n))
-                .collect(),
-            hierarchy: self.hierarchy_stats(),
-            #[cfg(feature = "compress")]
-            compression_by_class: self.compression_by_class(),
-            #[cfg(not(feature = "compress"))]
-            compression_by_class: Vec::new(),
-            ttl: {
-                a.tracker.expire(self.inner.clock.now_ms());
-                a.tracker.ttl_report()
-            },
-            hit_ratio: if asked == 0 {
-                0.0
-            } else {
-                answered as f64 / asked as f64
-            },
-        })
-    }
-
-    /// Starts a background task on the current tokio runtime that removes,
-    /// every `every`, what the followed entries' metadata makes eligible
-    /// under `policy` (expired, idle past its threshold, or too large), at
-    /// most `policy.max_per_run` entries a run, from every tier below
-    /// memory (the hot tier evicts on its own). Only followed entries are
-    /// seen: one key in 64 by default, every key with
-    /// [`entry_tracking(1)`](crate::CacheBuilder::entry_tracking). `None`
-    /// when analytics is off or there is no tier below memory. Stop it with
-    /// [`CleanupHandle::stop`](cache_analytics::CleanupHandle::stop).
-    #[cfg(feature = "analytics")]
-    pub fn spawn_cleanup(
-        &self,
-        every: Duration,
-        policy: cache_analytics::CleanupPolicy,
-    ) -> Option<cache_analytics::CleanupHandle> {
-        let a = self.inner.hot_analytics.as_ref()?;
-        if self.inner.tiers.is_empty() {
-            return None;
-        }
-        let below =
-            crate::tier::BelowMemory(self.inner.tiers.iter().map(|t| t.backend.clone()).collect());
-        Some(cache_analytics::spawn_cleanup(
-            a.tracker.clone(),
-            Arc::new(below),
-            self.inner.clock.clone(),
-            every,
-            policy,
-        ))
-    }
-
-    /// Writes every tier's figures through the `metrics` crate, under the
-    /// names listed in `docs/metrics.md` (feature `analytics`, with
-    /// analytics on): requests by tier, operation and result, latency
-    /// percentiles, entries and bytes. Call it before each scrape, or on a
-    /// timer; recording on the call path would cost more than the analytics
-    /// itself.
-    #[cfg(feature = "analytics")]
-    pub async fn emit_metrics(&self) {
-        use cache_analytics::{Op, OpStats, ResultCounts, TierStats};
-        let Some(a) = &self.inner.hot_analytics else {
-            return;
-        };
-        let counts = self.tier_stats();
-        let hot = &counts[0];
-        let ops = Op::ALL
-            .iter()
-            .map(|&op| {
-                let (results, latency) = match op {
-                    Op::Get => (
-                        ResultCounts {
-                            hit: hot.hits,
-                            miss: hot.misses,
-                            ..ResultCounts::default()
-                        },
-                        a.get_latency.snapshot(),
-                    ),
-                    Op::Insert => (
-                        ResultCounts {
-                            ok: a.inserts(),
-                            ..ResultCounts::default()
-                        },
-                        a.insert_latency.snapshot(),
-                    ),
-                    _ => Default::default(),
-                };
-                OpStats {
-                    op,
-                    results,
-                    latency,
-                }
-            })
-            .collect();
-        cache_analytics::emit_metrics(&TierStats {
-            tier: "hot".into(),
-            ops,
-            classes: Vec::new(),
-            entries: Some(self.inner.hot.entry_count()),
-            bytes: None,
-        });
-        for tier in &self.inner.tier_analytics {
-            tier.emit().await;
-        }
-        #[cfg(feature = "compress")]
-        for (class, ratio) in self.compression_by_class() {
-            cache_analytics::set_compression_ratio(&class, ratio);
-        }
-    }
-
-    /// Stored ÷ original bytes per data class, over every tier the builder
-    /// compressed (feature `compress`), by class name.
-    #[cfg(feature = "compress")]
-    pub fn compression_by_class(&self) -> Vec<(String, f64)> {
-        let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-        for (_, stats) in self.compression_stats() {
-            for c in stats.classes {
-                let held = by.entry(c.class).or_default();
-                held.0 += c.bytes_in;
-                held.1 += c.bytes_out;
-            }
-        }
-        by.into_iter()
-            .filter(|(_, (given, _))| *given > 0)
-            .map(|(class, (given, stored))| (class, stored as f64 / given as f64))
             .collect()
     }
 
