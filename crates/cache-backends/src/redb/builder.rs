@@ -187,7 +187,6 @@ impl RedbBackendBuilder {
             self.clock,
             self.access_batch,
             opened.used_bytes,
-            opened.next_tick,
         ));
         let settings = Settings {
             max_bytes: self.max_bytes,
@@ -199,9 +198,10 @@ impl RedbBackendBuilder {
         let readers = Readers::spawn(&shared, self.read_threads).map_err(|e| {
             Error::new(ErrorKind::Backend, "cannot start the redb reader threads").with_source(e)
         })?;
-        let (tx, thread) = writer::spawn(shared.clone(), settings).map_err(|e| {
-            Error::new(ErrorKind::Backend, "cannot start the redb writer thread").with_source(e)
-        })?;
+        let (tx, thread) =
+            writer::spawn(shared.clone(), settings, opened.next_tick).map_err(|e| {
+                Error::new(ErrorKind::Backend, "cannot start the redb writer thread").with_source(e)
+            })?;
         Ok(RedbBackend::new(
             shared,
             readers,

@@ -2,7 +2,6 @@
 //! the clock, the batch of reads and the counters; and the read path.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ::redb::{Database, ReadOnlyTable, ReadableDatabase};
 use bytes::Bytes;
@@ -53,21 +52,16 @@ pub(super) struct Shared {
     pub(super) clock: Clock,
     pub(super) access: Line<AccessBuffer>,
     pub(super) counters: Counters,
-    /// The logical clock of accesses: reads and writes each take the next
-    /// tick, so the least recently used entry has the smallest one.
-    tick: AtomicU64,
 }
 
 impl Shared {
-    /// State around a database whose entries total `used_bytes` and whose
-    /// newest access tick is below `next_tick`.
+    /// State around a database whose entries total `used_bytes`.
     pub(super) fn new(
         db: Database,
         path: PathBuf,
         clock: Clock,
         access_batch: usize,
         used_bytes: u64,
-        next_tick: u64,
     ) -> Self {
         Shared {
             db,
@@ -75,13 +69,7 @@ impl Shared {
             clock,
             access: Line(AccessBuffer::new(access_batch)),
             counters: Counters::new(used_bytes),
-            tick: AtomicU64::new(next_tick),
         }
-    }
-
-    /// The next access tick.
-    pub(super) fn next_tick(&self) -> u64 {
-        self.tick.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Looks up several callers' keys in one read transaction. Returns

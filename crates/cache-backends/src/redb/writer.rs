@@ -2,6 +2,7 @@
 //! every write waiting in its queue into one transaction, and runs the
 //! sweeper, the access-time flush and the periodic durable commit.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
@@ -107,10 +108,12 @@ pub(super) struct Settings {
     pub(super) access_flush_interval: Duration,
 }
 
-/// Starts the writer thread over an open file.
+/// Starts the writer thread over an open file whose newest access tick is
+/// below `next_tick`.
 pub(super) fn spawn(
     shared: Arc<Shared>,
     settings: Settings,
+    next_tick: u64,
 ) -> std::io::Result<(Sender<Command>, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel();
     let now = Instant::now();
@@ -123,6 +126,7 @@ pub(super) fn spawn(
         access_wanted: false,
         next_durable: settings.durability.period().map(|p| now + p),
         not_durable: false,
+        tick: Cell::new(next_tick),
     };
     let thread = std::thread::Builder::new()
         .name("tiercache-redb".into())
@@ -135,6 +139,10 @@ pub(super) fn spawn(
 struct Writer {
     shared: Arc<Shared>,
     settings: Settings,
+    /// The logical clock of accesses: writes and flushed reads each take
+    /// the next tick, so the least recently used entry has the smallest
+    /// one. Only this thread hands ticks out.
+    tick: Cell<u64>,
     next_sweep: Instant,
     next_access_flush: Instant,
     /// The earliest moment a batch of access times may be written before
@@ -173,6 +181,13 @@ impl Writer {
             }
             self.step(batch, stopping);
         }
+    }
+
+    /// The next access tick.
+    fn next_tick(&self) -> u64 {
+        let tick = self.tick.get();
+        self.tick.set(tick + 1);
+        tick
     }
 
     /// The earliest moment a timer needs the writer.
@@ -318,12 +333,12 @@ impl Writer {
         outcomes: &mut Vec<Outcome>,
     ) -> std::result::Result<Option<u64>, ::redb::Error> {
         let now = self.shared.clock.now_ms();
-        tables.record_access(access, || self.shared.next_tick())?;
+        tables.record_access(access, || self.next_tick())?;
         for command in batch {
             let outcome = match command {
                 Command::Insert { records, .. } => {
                     for r in records {
-                        let tick = self.shared.next_tick();
+                        let tick = self.next_tick();
                         tables.insert(&r.key, &r.record, tick, now)?;
                     }
                     Outcome::Done
