@@ -301,7 +301,7 @@ where
         self
     }
 
-    /// Follows the entries of one key in `one_in` (64 by default; 1 follows
+    /// Follows the entries of one key in `one_in` (256 by default; 1 follows
     /// every key, up to 100,000 entries at once): their use, for TTL
     /// effectiveness in [`Cache::stats`](crate::Cache::stats), and what
     /// [`Cache::spawn_cleanup`](crate::Cache::spawn_cleanup) may remove.

@@ -30,7 +30,7 @@ pub(crate) const DEFAULT_SAMPLING: (u32, u32) = (256, 16);
 /// By default one key in this many has its entries' use followed (hits,
 /// misses, expiry) for TTL effectiveness and cleanup. A hot hit of a followed key encodes the
 /// key and takes a short lock, so the share is kept small.
-const TRACKED_ONE_IN: u64 = 64;
+const TRACKED_ONE_IN: u64 = 256;
 /// Keys the hot-key sketch follows.
 const TOP_K: usize = 100;
 
@@ -87,7 +87,7 @@ pub(crate) struct HotAnalytics {
 
 impl HotAnalytics {
     /// Analytics sampling one call in `sample`, following one key in
-    /// `follow` (by default one in 64, or every key when every call is
+    /// `follow` (by default one in 256, or every key when every call is
     /// sampled).
     pub(crate) fn new(sample: u32, follow: Option<u64>) -> Self {
         HotAnalytics {
@@ -248,7 +248,7 @@ pub struct CacheStats {
     /// Stored ÷ original bytes per data class over the compressed tiers.
     pub compression_by_class: Vec<(String, f64)>,
     /// TTL effectiveness over the followed sample of entries (one key in
-    /// 64): the share that expired unused, and the share of misses on keys
+    /// 256): the share that expired unused, and the share of misses on keys
     /// that had just expired.
     pub ttl: TtlReport,
     /// Lookups answered by some tier ÷ all lookups.
