@@ -47,6 +47,8 @@ const HIT_KEYS: u64 = 50_000;
 const MIXED_KEYS: u64 = 500_000;
 /// Keys drawn per thread, cycled.
 const SEQUENCE: usize = 1 << 20;
+/// One turn of one setting within a run.
+const SLICE: Duration = Duration::from_millis(20);
 /// The issue's bound on what analytics may cost at the default sampling.
 const MAX_COST: f64 = 0.05;
 
@@ -149,21 +151,26 @@ fn now<T>(future: impl Future<Output = T>) -> T {
     }
 }
 
-/// Operations per second of `scenario` on `cache` from one thread per core.
+/// Operations per second of `scenario` on `cache` from one thread per core,
+/// each thread going on through its key sequence from its place in
+/// `cursors`.
 fn measure(
     cache: &Cache<u64, u64>,
     scenario: Scenario,
     keys: &[Arc<Vec<u64>>],
+    cursors: &mut [usize],
     time: Duration,
 ) -> f64 {
-    let end = Instant::now() + time;
+    let started = Instant::now();
+    let end = started + time;
     let done: u64 = std::thread::scope(|scope| {
         let handles: Vec<_> = keys
             .iter()
-            .map(|keys| {
+            .zip(cursors.iter_mut())
+            .map(|(keys, cursor)| {
                 scope.spawn(move || {
                     let mut n = 0u64;
-                    let mut i = 0;
+                    let mut i = *cursor;
                     while Instant::now() < end {
                         // A batch between clock reads keeps the timing out
                         // of the measured path.
@@ -183,6 +190,7 @@ fn measure(
                         }
                         n += 256;
                     }
+                    *cursor = i;
                     n
                 })
             })
@@ -192,7 +200,7 @@ fn measure(
             .map(|h| h.join().expect("a worker panicked"))
             .sum()
     });
-    done as f64 / time.as_secs_f64()
+    done as f64 / started.elapsed().as_secs_f64()
 }
 
 fn run(s: &Settings) -> Result<(), String> {
@@ -212,29 +220,37 @@ fn run(s: &Settings) -> Result<(), String> {
             .iter()
             .map(|&m| cache(m))
             .collect::<Result<Vec<_>, _>>()?;
-        for c in &caches {
+        let mut cursors = vec![vec![0usize; threads]; caches.len()];
+        for (c, cursors) in caches.iter().zip(&mut cursors) {
             // Warm each cache: every hit key present, the mix settled.
             for k in 0..=HIT_KEYS {
                 now(c.insert(k, k)).map_err(|e| e.to_string())?;
             }
-            measure(c, scenario, &keys, s.measure / 2);
+            measure(c, scenario, &keys, cursors, s.measure / 2);
         }
         let mut runs: Vec<Vec<f64>> = vec![Vec::new(); Mode::ALL.len()];
+        let rounds = (s.measure.as_millis() / SLICE.as_millis()).max(1) as usize;
         for run in 1..=s.runs {
-            // Each run starts with another setting, so that whatever favours
-            // a place in the order (a warmer core, a quieter moment) falls
-            // on each setting alike.
-            for turn in 0..caches.len() {
-                let i = (turn + run) % caches.len();
-                let c = &caches[i];
-                let ops = measure(c, scenario, &keys, s.measure);
+            // The settings take turns in short slices, each round starting
+            // with the next one, so that a change in the machine's speed
+            // (it varies by 2x over seconds here) falls on every setting
+            // alike instead of on whichever ran at that moment.
+            let mut ops = vec![0.0; caches.len()];
+            for round in 0..rounds {
+                for turn in 0..caches.len() {
+                    let i = (turn + round + run) % caches.len();
+                    ops[i] += measure(&caches[i], scenario, &keys, &mut cursors[i], SLICE);
+                }
+            }
+            for (i, total) in ops.into_iter().enumerate() {
+                let rate = total / rounds as f64;
                 eprintln!(
                     "analytics: {} run {run}: {} {:.0} ops/s",
                     scenario.label(),
                     Mode::ALL[i].label(),
-                    ops
+                    rate
                 );
-                runs[i].push(ops);
+                runs[i].push(rate);
             }
         }
         rows.push((scenario, runs));
@@ -272,12 +288,13 @@ fn report(
          and on with every call sampled (`.analytics_sampling(1)`). {threads} OS threads (one per \
          core) call it without a runtime, each cycling through its own sequence of {} keys drawn \
          in advance; a call that completes at once is polled once, as a hot hit does. Each \
-         measurement is {} ms after a warm-up of half that; the three settings take turns in each \
-         of {} runs, each run starting with the next setting, and the tables give the median throughput and the median over the runs of each run's ratio to analytics off. The target: analytics at the \
+         measurement is {} ms after a warm-up of half that, made of {}-ms slices: the three settings take turns slice by slice, each round starting with the next setting, so that the machine's changes of speed fall on all three alike. There are \
+         {} runs, and the tables give the median throughput and the median over the runs of each run's ratio to analytics off. The target: analytics at the \
          default sampling costs less than {:.0}% of the throughput with it off.\n\n",
         thousands(CAPACITY),
         thousands(SEQUENCE as u64),
         s.measure.as_millis(),
+        SLICE.as_millis(),
         s.runs,
         MAX_COST * 100.0
     ));

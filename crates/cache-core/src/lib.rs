@@ -38,6 +38,7 @@ mod flight;
 mod layer;
 mod limits;
 mod meta;
+mod striped;
 
 /// The conformance suite and its reference backend (feature `test-utils`).
 #[cfg(feature = "test-utils")]
@@ -58,3 +59,4 @@ pub use flight::{SingleFlight, loader_error};
 pub use layer::{Either, Layer};
 pub use limits::Limits;
 pub use meta::{DataClass, Flags, Meta, expiry_after, validate_ttl};
+pub use striped::StripedCounters;

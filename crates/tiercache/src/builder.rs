@@ -301,8 +301,9 @@ where
         self
     }
 
-    /// Follows the entries of one key in `one_in` (256 by default; 1 follows
-    /// every key, up to 100,000 entries at once): their use, for TTL
+    /// Follows the entries of one key in `one_in`, rounded up to a power of
+    /// two (256 by default; 1 follows every key, up to 100,000 entries at
+    /// once): their use, for TTL
     /// effectiveness in [`Cache::stats`](crate::Cache::stats), and what
     /// [`Cache::spawn_cleanup`](crate::Cache::spawn_cleanup) may remove.
     /// Turns analytics on.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_core::{
     Classes, Clock, Codec, DynBackend, Entry, ErrorKind, Flags, Limits, Lookup, Meta, Placement,
-    Postcard, Result, SingleFlight, expiry_after, loader_error,
+    Postcard, Result, SingleFlight, StripedCounters, expiry_after, loader_error,
 };
 use futures::future::join_all;
 use serde::Serialize;
@@ -88,11 +88,19 @@ struct Inner<K, V, C> {
     #[cfg(feature = "analytics")]
     tier_analytics: Vec<cache_analytics::Analytics<Arc<dyn DynBackend>>>,
     flights: SingleFlight<K, V>,
-    hot_hits: AtomicU64,
-    hot_misses: AtomicU64,
-    promotions: AtomicU64,
-    demotions: AtomicU64,
+    /// Hot hits and misses, promotions and demotions, by the indexes
+    /// below. Striped: every hot lookup adds to one, from every thread.
+    counters: StripedCounters<4>,
 }
+
+/// Lookups the hot tier answered.
+const HOT_HITS: usize = 0;
+/// Lookups it could not answer.
+const HOT_MISSES: usize = 1;
+/// Lower-tier hits copied into the tiers above.
+const PROMOTIONS: usize = 2;
+/// Hot-tier evictions written into the warm tier.
+const DEMOTIONS: usize = 3;
 
 /// Everything [`Cache::from_parts`] assembles, from the builder.
 pub(crate) struct Parts<K, V, C> {
@@ -183,10 +191,7 @@ where
                 #[cfg(feature = "analytics")]
                 tier_analytics: parts.tier_analytics,
                 flights: SingleFlight::new(),
-                hot_hits: AtomicU64::new(0),
-                hot_misses: AtomicU64::new(0),
-                promotions: AtomicU64::new(0),
-                demotions: AtomicU64::new(0),
+                counters: StripedCounters::new(),
             }),
         }
     }
@@ -207,30 +212,52 @@ where
 
     /// With analytics on, one lookup in the sampling rate is timed and its
     /// key fed to the hot-key sketch: this starts that, returning when the
-    /// lookup began if it is sampled.
-    #[inline]
+    /// lookup began if it is sampled. Only the countdown is inlined into
+    /// every lookup; the sampled call's work is out of line, so that the
+    /// lookup's own code stays small.
+    #[inline(always)]
     fn sample_lookup(&self, key: &K) -> Option<std::time::Instant> {
         #[cfg(feature = "analytics")]
         if let Some(a) = &self.inner.hot_analytics
             && crate::report::sampled(a.sample)
         {
-            if let Ok(kb) = self.encode_key(key) {
-                a.hot_keys.try_record(&kb);
-            }
-            return Some(std::time::Instant::now());
+            return self.start_sample(a, key);
         }
         let _ = key;
         None
     }
 
+    /// The sampled lookup's start: its key to the hot-key sketch, and the
+    /// time.
+    #[cfg(feature = "analytics")]
+    #[cold]
+    #[inline(never)]
+    fn start_sample(&self, a: &crate::report::HotAnalytics, key: &K) -> Option<std::time::Instant> {
+        if let Ok(kb) = self.encode_key(key) {
+            a.hot_keys.try_record(&kb);
+        }
+        Some(std::time::Instant::now())
+    }
+
     /// Records a sampled lookup's latency.
-    #[inline]
+    #[inline(always)]
     fn lookup_done(&self, sample: Option<std::time::Instant>) {
         #[cfg(feature = "analytics")]
-        if let (Some(started), Some(a)) = (sample, &self.inner.hot_analytics) {
-            a.get_latency.record_duration(started.elapsed());
+        if let Some(started) = sample {
+            self.record_lookup(started);
         }
         let _ = sample;
+    }
+
+    /// Records a sampled lookup's latency, out of line.
+    #[cfg(feature = "analytics")]
+    #[cold]
+    #[inline(never)]
+    fn record_lookup(&self, started: std::time::Instant) {
+        let elapsed = started.elapsed();
+        if let Some(a) = &self.inner.hot_analytics {
+            a.get_latency.record_duration(elapsed);
+        }
     }
 
     /// A value from the hot tier, counting the hit's class when analytics
@@ -242,7 +269,7 @@ where
         if let Some(a) = &self.inner.hot_analytics {
             a.hit(slot.class);
             if slot.tracked {
-                self.track(key, None, Tracked::Hit);
+                self.track_followed(key, None, Tracked::Hit);
             }
         }
         Some(slot.value)
@@ -251,10 +278,10 @@ where
     /// [`get`](Self::get), with the hot tier's counters.
     async fn get_counted(&self, key: &K) -> Result<Option<V>> {
         if let Some(v) = self.hot_get(key) {
-            self.inner.hot_hits.fetch_add(1, Ordering::Relaxed);
+            self.inner.counters.add(HOT_HITS, 1);
             return Ok(Some(v));
         }
-        self.inner.hot_misses.fetch_add(1, Ordering::Relaxed);
+        self.inner.counters.add(HOT_MISSES, 1);
         if self.inner.tiers.is_empty() {
             self.track(key, None, Tracked::Miss);
             return Ok(None);
@@ -347,7 +374,7 @@ where
     /// placement allows, keeping its absolute expiry (and so its remaining
     /// time to live).
     async fn promote(&self, found_in: usize, key: &K, kb: &Bytes, value: &V, entry: Entry) {
-        self.inner.promotions.fetch_add(1, Ordering::Relaxed);
+        self.inner.counters.add(PROMOTIONS, 1);
         let placement = if entry.meta.flags.contains(Flags::LOWER_ONLY) {
             Placement::DiskOnly
         } else {
@@ -423,7 +450,7 @@ where
             {
                 Ok(()) => {
                     warm.mark_current(&kb);
-                    self.inner.demotions.fetch_add(1, Ordering::Relaxed);
+                    self.inner.counters.add(DEMOTIONS, 1);
                 }
                 Err(e) => {
                     warm.count_error(e.kind());
@@ -465,17 +492,39 @@ where
     /// because of the input (the time-to-live, the key's and value's sizes
     /// and encodings) is checked before any tier changes.
     pub async fn insert_with(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
+        let sample = self.sample_insert();
+        let stored = self.insert_unanalysed(key, value, options).await;
+        #[cfg(feature = "analytics")]
+        if let Some(started) = sample {
+            self.record_insert(started);
+        }
+        let _ = sample;
+        stored
+    }
+
+    /// With analytics on, counts an insert and, for one in the sampling
+    /// rate, returns when it began.
+    #[inline(always)]
+    fn sample_insert(&self) -> Option<std::time::Instant> {
         #[cfg(feature = "analytics")]
         if let Some(a) = &self.inner.hot_analytics {
             a.insert();
             if crate::report::sampled(a.sample) {
-                let started = std::time::Instant::now();
-                let stored = self.insert_unanalysed(key, value, options).await;
-                a.insert_latency.record_duration(started.elapsed());
-                return stored;
+                return Some(std::time::Instant::now());
             }
         }
-        self.insert_unanalysed(key, value, options).await
+        None
+    }
+
+    /// Records a sampled insert's latency, out of line.
+    #[cfg(feature = "analytics")]
+    #[cold]
+    #[inline(never)]
+    fn record_insert(&self, started: std::time::Instant) {
+        let elapsed = started.elapsed();
+        if let Some(a) = &self.inner.hot_analytics {
+            a.insert_latency.record_duration(elapsed);
+        }
     }
 
     /// [`insert_with`](Self::insert_with) without the analytics around it.
@@ -636,10 +685,10 @@ where
     /// [`get_with`](Self::get_with) without the analytics sample around it.
     async fn get_with_counted(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
         if let Some(v) = self.hot_get(&key) {
-            self.inner.hot_hits.fetch_add(1, Ordering::Relaxed);
+            self.inner.counters.add(HOT_HITS, 1);
             return Ok(v);
         }
-        self.inner.hot_misses.fetch_add(1, Ordering::Relaxed);
+        self.inner.counters.add(HOT_MISSES, 1);
         let mut init = Some(init);
         let key_ref = &key;
         loop {
@@ -698,10 +747,10 @@ where
         E: std::error::Error + Send + Sync + 'static,
     {
         if let Some(v) = self.hot_get(&key) {
-            self.inner.hot_hits.fetch_add(1, Ordering::Relaxed);
+            self.inner.counters.add(HOT_HITS, 1);
             return Ok(v);
         }
-        self.inner.hot_misses.fetch_add(1, Ordering::Relaxed);
+        self.inner.counters.add(HOT_MISSES, 1);
         let key_ref = &key;
         self.inner
             .flights
@@ -736,10 +785,9 @@ where
 
     /// Promotions and demotions between tiers since the cache was built.
     pub fn hierarchy_stats(&self) -> HierarchyStats {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         HierarchyStats {
-            promotions: load(&self.inner.promotions),
-            demotions: load(&self.inner.demotions),
+            promotions: self.inner.counters.get(PROMOTIONS),
+            demotions: self.inner.counters.get(DEMOTIONS),
             demotions_dropped: self.inner.evicted.as_ref().map_or(0, |e| e.dropped()),
         }
     }
@@ -754,8 +802,8 @@ where
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = vec![TierStats {
             name: "hot".to_string(),
-            hits: load(&self.inner.hot_hits),
-            misses: load(&self.inner.hot_misses),
+            hits: self.inner.counters.get(HOT_HITS),
+            misses: self.inner.counters.get(HOT_MISSES),
             errors: 0,
             corrupted: 0,
         }];

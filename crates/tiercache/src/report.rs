@@ -4,33 +4,29 @@
 
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cache_analytics::{
     EntryTracker, HotKeys, LatencyHistogram, LatencySummary, TrackerSettings, TtlReport,
 };
+use cache_core::StripedCounters;
 use serde::Serialize;
 
 use crate::stats::HierarchyStats;
 
 /// Classes the hot tier counts one by one; the rest share the last slot.
 const CLASS_SLOTS: usize = 32;
-/// Independent copies of the class counters, so that threads counting hits
-/// of one class do not fight over one cache line (measured: a single shared
-/// counter cost a third of a hot hit's throughput on two cores).
-const STRIPES: usize = 16;
 /// The default sampling, (hot tier, byte tiers): one call in this many is
 /// timed, and one lookup in this many feeds the hot-key sketch. A sampled
 /// hot lookup costs a few hundred nanoseconds (two clock reads, the key's
 /// encoding, two short locks) on a path that takes about a hundred; one in
 /// 256 keeps that to a nanosecond or two on average. A byte tier's call
 /// takes microseconds, so one in 16 costs it nothing measurable.
-pub(crate) const DEFAULT_SAMPLING: (u32, u32) = (256, 16);
-/// By default one key in this many has its entries' use followed (hits,
+pub(crate) const DEFAULT_SAMPLING: (u32, u32) = (1024, 16);
+/// By default one key in this many (a power of two) has its entries' use followed (hits,
 /// misses, expiry) for TTL effectiveness and cleanup. A hot hit of a followed key encodes the
 /// key and takes a short lock, so the share is kept small.
-const TRACKED_ONE_IN: u64 = 256;
+const TRACKED_ONE_IN: u64 = 1024;
 /// Keys the hot-key sketch follows.
 const TOP_K: usize = 100;
 
@@ -38,17 +34,7 @@ thread_local! {
     /// Calls left on this thread until the next sampled one: no shared
     /// state on the hot path, and every thread samples evenly.
     static CALLS: Cell<u32> = const { Cell::new(0) };
-    /// This thread's stripe of the class counters.
-    static STRIPE: usize = {
-        use std::sync::atomic::AtomicUsize;
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES
-    };
 }
-
-/// One stripe of class counters, on cache lines of its own.
-#[repr(align(128))]
-struct ClassCounters([AtomicU64; CLASS_SLOTS]);
 
 /// Whether this call is one in `n` on this thread. A countdown rather
 /// than a counter and a remainder: a division on every hot hit cost more
@@ -73,15 +59,19 @@ pub(crate) struct HotAnalytics {
     pub(crate) get_latency: LatencyHistogram,
     pub(crate) insert_latency: LatencyHistogram,
     pub(crate) hot_keys: HotKeys,
-    /// Hits per named class, by the hot tier's class number, in stripes.
-    /// The default class (number 0) is not counted here: its hits are the
-    /// hot tier's hits less these. Slot 0 counts inserts instead.
-    class_hits: Vec<ClassCounters>,
+    /// Hits per named class, by the hot tier's class number. The default
+    /// class (number 0) is not counted here: its hits are the hot tier's
+    /// hits less these. Slot 0 counts inserts instead. Striped (measured:
+    /// a single shared counter cost a third of a hot hit's throughput on
+    /// two cores).
+    class_hits: StripedCounters<CLASS_SLOTS>,
     /// Metadata of a sample of the entries, for TTL effectiveness. The
     /// cache picks the sample itself, by a hash of the typed key, so that
     /// keys outside it are never encoded for the tracker.
     pub(crate) tracker: std::sync::Arc<EntryTracker>,
-    follow_one_in: u64,
+    /// A key is followed when its hash has these bits clear: one key in
+    /// (mask + 1), a power of two, so that deciding takes no division.
+    follow_mask: u64,
     key_hasher: foldhash::fast::FixedState,
 }
 
@@ -95,18 +85,16 @@ impl HotAnalytics {
             get_latency: LatencyHistogram::new(),
             insert_latency: LatencyHistogram::new(),
             hot_keys: HotKeys::new(TOP_K),
-            class_hits: (0..STRIPES)
-                .map(|_| ClassCounters(std::array::from_fn(|_| AtomicU64::new(0))))
-                .collect(),
+            class_hits: StripedCounters::new(),
             tracker: std::sync::Arc::new(EntryTracker::new(TrackerSettings {
                 sample_one_in: 1,
                 ..TrackerSettings::default()
             })),
             // Sampling every call follows every entry too.
-            follow_one_in: match follow {
-                Some(n) => n.max(1),
-                None if sample <= 1 => 1,
-                None => TRACKED_ONE_IN,
+            follow_mask: match follow {
+                Some(n) => n.max(1).checked_next_power_of_two().unwrap_or(1 << 63) - 1,
+                None if sample <= 1 => 0,
+                None => TRACKED_ONE_IN - 1,
             },
             key_hasher: foldhash::fast::FixedState::with_seed(0x666f_6c6c_6f77),
         }
@@ -116,31 +104,18 @@ impl HotAnalytics {
     #[inline]
     pub(crate) fn follows<K: std::hash::Hash>(&self, key: &K) -> bool {
         use std::hash::BuildHasher;
-        self.follow_one_in <= 1
-            || self
-                .key_hasher
-                .hash_one(key)
-                .is_multiple_of(self.follow_one_in)
-    }
-
-    /// This thread's stripe of the counters.
-    #[inline]
-    fn stripe(&self) -> &[AtomicU64; CLASS_SLOTS] {
-        &self.class_hits[STRIPE.with(|s| *s)].0
+        self.follow_mask == 0 || self.key_hasher.hash_one(key) & self.follow_mask == 0
     }
 
     /// Counts an insert.
     #[inline]
     pub(crate) fn insert(&self) {
-        self.stripe()[0].fetch_add(1, Ordering::Relaxed);
+        self.class_hits.add(0, 1);
     }
 
     /// Inserts counted.
     pub(crate) fn inserts(&self) -> u64 {
-        self.class_hits
-            .iter()
-            .map(|s| s.0[0].load(Ordering::Relaxed))
-            .sum()
+        self.class_hits.get(0)
     }
 
     /// Counts a hot hit of an entry of class number `class`.
@@ -150,19 +125,15 @@ impl HotAnalytics {
             return;
         }
         let slot = usize::from(class).min(CLASS_SLOTS - 1);
-        self.stripe()[slot].fetch_add(1, Ordering::Relaxed);
+        self.class_hits.add(slot, 1);
     }
 
     /// Hits per class number, given the hot tier's `hits` in all: the
     /// default class's are what the named ones leave. The last number
     /// stands for every number past it.
     pub(crate) fn class_hits(&self, hits: u64) -> Vec<(u16, u64)> {
-        let mut named = [0u64; CLASS_SLOTS];
-        for stripe in &self.class_hits {
-            for (total, c) in named.iter_mut().zip(&stripe.0) {
-                *total += c.load(Ordering::Relaxed);
-            }
-        }
+        let mut named = self.class_hits.snapshot();
+        named[0] = 0;
         let default = hits.saturating_sub(named.iter().sum());
         std::iter::once((0, default))
             .chain(

@@ -4,10 +4,9 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cache_core::{Clock, Result, SingleFlight, expiry_after, loader_error};
+use cache_core::{Clock, Result, SingleFlight, StripedCounters, expiry_after, loader_error};
 use parking_lot::RwLock;
 
 use super::RemovalCause;
@@ -73,7 +72,8 @@ struct Inner<K, V> {
     chooser: Option<WindowChooser>,
     /// Evictions and expirations, counted after each write's lock is
     /// released.
-    removals: Box<[RemovalCounts]>,
+    /// Evicted (0) and expired (1) entries.
+    removals: StripedCounters<2>,
 }
 
 impl<K, V> Clone for MemoryCache<K, V> {
@@ -174,7 +174,7 @@ where
                 flights: SingleFlight::new(),
                 exact_reads: b.exact_reads,
                 chooser,
-                removals: removal_stripes(),
+                removals: StripedCounters::new(),
             }),
         }
     }
@@ -203,9 +203,8 @@ where
 
     fn notify(&self, removed: Removed<K, V>) {
         if removed.evicted > 0 || removed.expired > 0 {
-            let stripe = &self.inner.removals[removal_stripe()];
-            stripe.evicted.fetch_add(removed.evicted, Ordering::Relaxed);
-            stripe.expired.fetch_add(removed.expired, Ordering::Relaxed);
+            self.inner.removals.add(EVICTED, removed.evicted);
+            self.inner.removals.add(EXPIRED, removed.expired);
         }
         if let Some(listener) = &self.inner.listener {
             for (k, v, cause) in removed.into_items() {
@@ -407,20 +406,12 @@ where
     /// Entries evicted to keep the cache within capacity (or refused
     /// admission) since it was built.
     pub fn evicted_count(&self) -> u64 {
-        self.inner
-            .removals
-            .iter()
-            .map(|s| s.evicted.load(Ordering::Relaxed))
-            .sum()
+        self.inner.removals.get(EVICTED)
     }
 
     /// Entries removed because they expired, since the cache was built.
     pub fn expired_count(&self) -> u64 {
-        self.inner
-            .removals
-            .iter()
-            .map(|s| s.expired.load(Ordering::Relaxed))
-            .sum()
+        self.inner.removals.get(EXPIRED)
     }
 
     /// The configured capacity.
@@ -565,31 +556,7 @@ where
     }
 }
 
-/// Copies of the removal counters, so that threads evicting at once do not
-/// fight over one cache line.
-const REMOVAL_STRIPES: usize = 16;
-
-/// One copy of the removal counters, on cache lines of its own.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct RemovalCounts {
-    evicted: AtomicU64,
-    expired: AtomicU64,
-}
-
-pub(crate) fn removal_stripes() -> Box<[RemovalCounts]> {
-    (0..REMOVAL_STRIPES)
-        .map(|_| RemovalCounts::default())
-        .collect()
-}
-
-/// The stripe of the removal counters this thread adds to.
-fn removal_stripe() -> usize {
-    thread_local! {
-        static STRIPE: usize = {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            NEXT.fetch_add(1, Ordering::Relaxed) % REMOVAL_STRIPES
-        };
-    }
-    STRIPE.with(|s| *s)
-}
+/// The removal counter of evictions.
+const EVICTED: usize = 0;
+/// The removal counter of expirations.
+const EXPIRED: usize = 1;

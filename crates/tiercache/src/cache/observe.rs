@@ -29,6 +29,7 @@ where
     C: Codec,
 {
     /// Whether the entry tracker follows `key`'s entries.
+    #[inline]
     pub(super) fn is_tracked(&self, key: &K) -> bool {
         #[cfg(feature = "analytics")]
         if let Some(a) = &self.inner.hot_analytics {
@@ -42,6 +43,7 @@ where
     /// sample, returning whether it is (feature `analytics`). `kb` is the
     /// encoded key when the caller has it; `size`, the encoded value's
     /// length if known (the value is encoded for a sampled key otherwise).
+    #[inline]
     pub(super) fn track_insert(
         &self,
         key: &K,
@@ -50,11 +52,27 @@ where
         size: Option<usize>,
         meta: &Meta,
     ) -> bool {
+        if !self.is_tracked(key) {
+            return false;
+        }
+        self.track_followed_insert(key, kb, value, size, meta);
+        true
+    }
+
+    /// [`track_insert`](Self::track_insert) of a followed key, out of line:
+    /// few keys are followed.
+    #[cold]
+    #[inline(never)]
+    fn track_followed_insert(
+        &self,
+        key: &K,
+        kb: Option<&Bytes>,
+        value: &V,
+        size: Option<usize>,
+        meta: &Meta,
+    ) {
         #[cfg(feature = "analytics")]
         if let Some(a) = &self.inner.hot_analytics {
-            if !a.follows(key) {
-                return false;
-            }
             let encoded;
             let kb = match kb {
                 Some(kb) => kb,
@@ -63,25 +81,31 @@ where
                         encoded = k;
                         &encoded
                     }
-                    Err(_) => return false,
+                    Err(_) => return,
                 },
             };
             let size = size.or_else(|| self.inner.codec.encode(value).ok().map(|v| v.len()));
             let now = self.inner.clock.now_ms();
             a.tracker.on_insert(kb, size.unwrap_or(0) as u64, meta, now);
-            return true;
         }
         let _ = (key, kb, value, size, meta);
-        false
     }
 
     /// Reports a hit, a miss or a removal of `key` to the entry tracker
     /// (feature `analytics`); `kb` is the encoded key when the caller has it.
+    #[inline]
     pub(super) fn track(&self, key: &K, kb: Option<&Bytes>, event: Tracked) {
+        if self.is_tracked(key) {
+            self.track_followed(key, kb, event);
+        }
+    }
+
+    /// [`track`](Self::track) of a followed key, out of line.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn track_followed(&self, key: &K, kb: Option<&Bytes>, event: Tracked) {
         #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics
-            && a.follows(key)
-        {
+        if let Some(a) = &self.inner.hot_analytics {
             let encoded;
             let kb = match kb {
                 Some(kb) => kb,
