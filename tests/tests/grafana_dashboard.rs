@@ -51,6 +51,7 @@ fn the_dashboard_queries_only_documented_metrics() {
         a::CLASS_INSERTS_TOTAL,
         a::CLASS_BYTES_TOTAL,
         a::COMPRESSION_RATIO,
+        a::REMOVALS_TOTAL,
     ];
     for panel in panels {
         for target in panel["targets"].as_array().expect("targets") {

@@ -59,6 +59,9 @@ async fn every_tier_is_scraped_with_its_label() {
         "tiercache_latency_seconds{tier=\"redb\",op=\"get\",quantile=\"0.99\"}",
         "tiercache_entries{tier=\"hot\"} 10",
         "tiercache_entries{tier=\"redb\"} 50",
+        // 50 inserted and 40 promoted back from disk into room for 10: 80
+        // evicted, all of the default class.
+        "tiercache_removals_total{tier=\"hot\",class=\"default\",cause=\"evicted\"} 80",
     ] {
         assert!(body.contains(wanted), "{wanted} missing from:\n{body}");
     }

@@ -16,7 +16,7 @@ use crate::hot::HotKeys;
 use crate::layer::{AnalyticsLayer, MissClassifier};
 use crate::op::{Op, Outcome};
 use crate::shard::one_in;
-use crate::stats::TierStats;
+use crate::stats::{RemovalStats, TierStats};
 
 /// The class misses are counted under when the layer has no
 /// [`classify_misses`](AnalyticsLayer::classify_misses) function.
@@ -136,8 +136,13 @@ impl<B> Analytics<B> {
 
     /// What this tier has done since it was built, without asking the tier
     /// anything (so [`TierStats::entries`] is `None`).
-    pub fn stats(&self) -> TierStats {
-        self.shared.counters.snapshot(&self.shared.tier)
+    pub fn stats(&self) -> TierStats
+    where
+        B: Backend,
+    {
+        let mut stats = self.shared.counters.snapshot(&self.shared.tier);
+        stats.removals = self.inner.removals().as_ref().map(RemovalStats::from);
+        stats
     }
 
     /// The `n` most requested keys, most first, with their estimated
@@ -337,6 +342,10 @@ impl<B: Backend> Backend for Analytics<B> {
             Err(_) => self.request(Op::InsertMany, Outcome::Error, stored.len()),
         }
         result
+    }
+
+    fn removals(&self) -> Option<cache_core::Removals> {
+        self.inner.removals()
     }
 }
 

@@ -191,6 +191,7 @@ impl TierCounters {
             classes,
             entries: None,
             bytes: None,
+            removals: None,
         }
     }
 }

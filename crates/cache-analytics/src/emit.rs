@@ -4,7 +4,7 @@
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 
 use crate::op::{Op, Outcome};
-use crate::stats::TierStats;
+use crate::stats::{RemovalStats, TierStats};
 
 /// `tiercache_requests_total{tier,op,result}`: counter of calls (keys, for
 /// batches) by operation and outcome.
@@ -27,6 +27,11 @@ pub const CLASS_INSERTS_TOTAL: &str = "tiercache_class_inserts_total";
 /// `tiercache_class_bytes_total{tier,class,direction}`: counter of value
 /// bytes stored (`direction="in"`) and returned by hits (`"out"`).
 pub const CLASS_BYTES_TOTAL: &str = "tiercache_class_bytes_total";
+/// `tiercache_removals_total{tier,class,cause}`: counter of the entries a
+/// tier removed on its own, `cause` being `evicted` or `expired`.
+pub const REMOVALS_TOTAL: &str = "tiercache_removals_total";
+/// The `class` label of removals whose class the tier could not read.
+const UNKNOWN_REMOVAL_CLASS: &str = "unknown";
 /// `tiercache_compression_ratio{class}`: gauge of the stored size over the
 /// original size of a class's values.
 pub const COMPRESSION_RATIO: &str = "tiercache_compression_ratio";
@@ -75,6 +80,11 @@ pub fn describe_metrics() {
         Unit::Bytes,
         "Value bytes stored (in) and returned (out) by data class."
     );
+    describe_counter!(
+        REMOVALS_TOTAL,
+        Unit::Count,
+        "Entries a tier evicted or expired on its own, by data class."
+    );
     describe_gauge!(
         COMPRESSION_RATIO,
         "Stored size over original size of a data class's values."
@@ -115,6 +125,9 @@ pub fn emit_metrics(stats: &TierStats) {
     if let Some(bytes) = stats.bytes {
         gauge!(BYTES, "tier" => tier.clone()).set(bytes as f64);
     }
+    if let Some(removals) = &stats.removals {
+        emit_removals(&tier, removals);
+    }
     for class in &stats.classes {
         let name = class.class.clone();
         for (result, n) in [
@@ -134,6 +147,32 @@ pub fn emit_metrics(stats: &TierStats) {
         for (direction, n) in [("in", class.bytes_in), ("out", class.bytes_out)] {
             if n > 0 {
                 counter!(CLASS_BYTES_TOTAL, "tier" => tier.clone(), "class" => name.clone(), "direction" => direction)
+                    .absolute(n);
+            }
+        }
+    }
+}
+
+/// Writes `tiercache_removals_total` for each class and cause; what the
+/// tier removed without knowing the class goes under `class="unknown"`, so
+/// the series of a tier add up to its totals.
+fn emit_removals(tier: &str, removals: &RemovalStats) {
+    let (mut evicted, mut expired) = (0u64, 0u64);
+    let known = removals.classes.iter().map(|c| {
+        evicted += c.evicted;
+        expired += c.expired;
+        (c.class.clone(), c.evicted, c.expired)
+    });
+    let mut rows: Vec<(String, u64, u64)> = known.collect();
+    rows.push((
+        UNKNOWN_REMOVAL_CLASS.to_owned(),
+        removals.evicted.saturating_sub(evicted),
+        removals.expired.saturating_sub(expired),
+    ));
+    for (class, evicted, expired) in rows {
+        for (cause, n) in [("evicted", evicted), ("expired", expired)] {
+            if n > 0 {
+                counter!(REMOVALS_TOTAL, "tier" => tier.to_owned(), "class" => class.clone(), "cause" => cause)
                     .absolute(n);
             }
         }

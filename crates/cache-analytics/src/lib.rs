@@ -66,8 +66,8 @@ pub use cold::{ColdKey, ColdKeys};
 pub use counters::OTHER_CLASSES;
 pub use emit::{
     BYTES, CLASS_BYTES_TOTAL, CLASS_INSERTS_TOTAL, CLASS_REQUESTS_TOTAL, COMPRESSION_RATIO,
-    ENTRIES, LATENCY_SAMPLES_TOTAL, LATENCY_SECONDS, REQUESTS_TOTAL, describe_metrics,
-    emit_metrics, set_compression_ratio,
+    ENTRIES, LATENCY_SAMPLES_TOTAL, LATENCY_SECONDS, REMOVALS_TOTAL, REQUESTS_TOTAL,
+    describe_metrics, emit_metrics, set_compression_ratio,
 };
 pub use hot::HotKeys;
 pub use latency::{LatencyHistogram, LatencySummary, MAX_LATENCY_NANOS, SIGNIFICANT_FIGURES};
@@ -81,4 +81,4 @@ pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use op::{Op, Outcome};
 #[cfg(feature = "prometheus")]
 pub use prometheus::serve_prometheus;
-pub use stats::{ClassStats, OpStats, ResultCounts, TierStats};
+pub use stats::{ClassRemovalStats, ClassStats, OpStats, RemovalStats, ResultCounts, TierStats};

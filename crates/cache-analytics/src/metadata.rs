@@ -15,6 +15,8 @@ use foldhash::fast::FixedState;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::cold::ColdKey;
+
 /// What the tracker knows of one sampled entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EntryRecord {
@@ -378,6 +380,35 @@ impl EntryTracker {
     /// How many entries are tracked.
     pub fn tracked(&self) -> usize {
         self.state.lock().entries.len()
+    }
+
+    /// Up to `limit` tracked entries, live at `now_ms`, that nothing has
+    /// read or written within `window`, coldest first: the cold keys of
+    /// what the tracker follows. Each has every hit and write recorded, so
+    /// a key reported cold really was untouched.
+    pub fn cold(&self, now_ms: u64, window: Duration, limit: usize) -> Vec<ColdKey> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let state = self.state.lock();
+        let mut found: Vec<ColdKey> = state
+            .entries
+            .iter()
+            .filter(|(_, r)| {
+                r.expires_at_ms().is_none_or(|at| at > now_ms)
+                    && now_ms.saturating_sub(r.last_access_ms) >= window_ms
+            })
+            .map(|(key, r)| ColdKey {
+                key: key.clone(),
+                last_touch_ms: r.last_access_ms,
+            })
+            .collect();
+        drop(state);
+        found.sort_by(|a, b| {
+            a.last_touch_ms
+                .cmp(&b.last_touch_ms)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        found.truncate(limit);
+        found
     }
 
     /// Up to `policy.max_per_run` tracked entries a cleanup may remove at

@@ -1,6 +1,7 @@
 //! [`TierStats`] and its parts: the serializable snapshot of one tier's
 //! analytics.
 
+use cache_core::Removals;
 use serde::{Deserialize, Serialize};
 
 use crate::latency::LatencySummary;
@@ -27,6 +28,52 @@ pub struct TierStats {
     /// size of the values inserted through the layer. `None` when the
     /// entries were not asked or nothing was inserted yet to size them.
     pub bytes: Option<u64>,
+    /// What the tier evicted and expired on its own
+    /// ([`Backend::removals`](cache_core::Backend::removals)); `None` when
+    /// it cannot tell.
+    #[serde(default)]
+    pub removals: Option<RemovalStats>,
+}
+
+/// Entries a tier removed on its own, in all and per data class.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalStats {
+    /// Entries evicted for room.
+    pub evicted: u64,
+    /// Expired entries deleted.
+    pub expired: u64,
+    /// The same per class, sorted by class name, for the removals whose
+    /// class the tier knew. The sums may fall short of the totals.
+    pub classes: Vec<ClassRemovalStats>,
+}
+
+/// One class's share of [`RemovalStats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassRemovalStats {
+    /// The class name (`default` for the default class).
+    pub class: String,
+    /// Entries of the class evicted for room.
+    pub evicted: u64,
+    /// Expired entries of the class deleted.
+    pub expired: u64,
+}
+
+impl From<&Removals> for RemovalStats {
+    fn from(r: &Removals) -> Self {
+        RemovalStats {
+            evicted: r.evicted,
+            expired: r.expired,
+            classes: r
+                .by_class
+                .iter()
+                .map(|(class, share)| ClassRemovalStats {
+                    class: class.clone(),
+                    evicted: share.evicted,
+                    expired: share.expired,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl TierStats {
@@ -168,6 +215,7 @@ mod tests {
             classes: Vec::new(),
             entries: None,
             bytes: None,
+            removals: None,
         }
     }
 

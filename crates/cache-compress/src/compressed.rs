@@ -214,6 +214,10 @@ impl<B: Backend> Backend for Compressed<B> {
         }
         Ok(())
     }
+
+    fn removals(&self) -> Option<cache_core::Removals> {
+        self.inner.removals()
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::entry::{Entry, Lookup};
 use crate::error::Result;
+use crate::removals::Removals;
 
 /// A tier (or a layer wrapping a tier) that stores bytes with [`Meta`](crate::Meta).
 ///
@@ -71,6 +72,13 @@ pub trait Backend: Send + Sync + 'static {
             Ok(())
         }
     }
+
+    /// What the tier evicted and expired on its own since it was opened,
+    /// per data class where it knows; `None` for a tier that cannot tell
+    /// (the default). A layer passes on its inner tier's answer.
+    fn removals(&self) -> Option<Removals> {
+        None
+    }
 }
 
 /// A shared backend is a backend, so a tier can be held by a test or a
@@ -102,5 +110,8 @@ impl<B: Backend> Backend for Arc<B> {
     }
     fn insert_many(&self, entries: Vec<(Bytes, Entry)>) -> impl Future<Output = Result<()>> + Send {
         (**self).insert_many(entries)
+    }
+    fn removals(&self) -> Option<Removals> {
+        (**self).removals()
     }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::backend::Backend;
 use crate::entry::{Entry, Lookup};
 use crate::error::Result;
+use crate::removals::Removals;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -39,6 +40,8 @@ pub trait DynBackend: Send + Sync + 'static {
     fn dyn_get_many<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Vec<Lookup>>>;
     /// See [`Backend::insert_many`].
     fn dyn_insert_many(&self, entries: Vec<(Bytes, Entry)>) -> BoxFuture<'_, Result<()>>;
+    /// See [`Backend::removals`].
+    fn dyn_removals(&self) -> Option<Removals>;
 }
 
 impl<B: Backend> DynBackend for B {
@@ -69,6 +72,9 @@ impl<B: Backend> DynBackend for B {
     fn dyn_insert_many(&self, entries: Vec<(Bytes, Entry)>) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.insert_many(entries))
     }
+    fn dyn_removals(&self) -> Option<Removals> {
+        self.removals()
+    }
 }
 
 impl Backend for Arc<dyn DynBackend> {
@@ -98,5 +104,8 @@ impl Backend for Arc<dyn DynBackend> {
     }
     fn insert_many(&self, entries: Vec<(Bytes, Entry)>) -> impl Future<Output = Result<()>> + Send {
         (**self).dyn_insert_many(entries)
+    }
+    fn removals(&self) -> Option<Removals> {
+        (**self).dyn_removals()
     }
 }

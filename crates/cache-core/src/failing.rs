@@ -152,4 +152,8 @@ impl<B: Backend> Backend for FailingBackend<B> {
         self.gate("insert_many").await?;
         self.inner.insert_many(entries).await
     }
+
+    fn removals(&self) -> Option<crate::Removals> {
+        self.inner.removals()
+    }
 }

@@ -90,6 +90,13 @@ impl<A: Backend, B: Backend> Backend for Either<A, B> {
             Either::Plain(b) => b.insert_many(entries).await,
         }
     }
+
+    fn removals(&self) -> Option<crate::Removals> {
+        match self {
+            Either::Wrapped(a) => a.removals(),
+            Either::Plain(b) => b.removals(),
+        }
+    }
 }
 
 impl<B: Backend, L: Layer<B>> Layer<B> for Option<L> {

@@ -38,6 +38,7 @@ mod flight;
 mod layer;
 mod limits;
 mod meta;
+mod removals;
 mod striped;
 
 /// The conformance suite and its reference backend (feature `test-utils`).
@@ -59,4 +60,5 @@ pub use flight::{SingleFlight, loader_error};
 pub use layer::{Either, Layer};
 pub use limits::Limits;
 pub use meta::{DataClass, Flags, Meta, expiry_after, validate_ttl};
+pub use removals::{ClassRemovals, Removals};
 pub use striped::StripedCounters;

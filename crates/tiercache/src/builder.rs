@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{Cache, Parts};
-use crate::hot::{Evicted, HotTier, demote_on_evict};
+use crate::hot::{Evicted, HotTier, Slot, demote_on_evict};
 use crate::promotion::{HitWindow, Promotion};
 
 /// The most evicted entries that wait for the warm tier at once under
@@ -374,8 +374,23 @@ where
         let hot_analytics = self
             .analytics
             .map(|(n, _)| Arc::new(crate::report::HotAnalytics::new(n, self.entry_tracking)));
-        if let Some(evicted) = &evicted {
-            hot = hot.eviction_listener(demote_on_evict(evicted.clone()));
+        // The hot tier tells analytics the class of what it evicts and
+        // expires, and (write-on-evict) hands the evicted to the warm tier.
+        let demote = evicted.clone().map(demote_on_evict);
+        #[cfg(feature = "analytics")]
+        let counted = hot_analytics.clone();
+        #[cfg(not(feature = "analytics"))]
+        let counted: Option<()> = None;
+        if demote.is_some() || counted.is_some() {
+            hot = hot.eviction_listener(move |key: K, slot: Slot<V>, cause| {
+                #[cfg(feature = "analytics")]
+                if let Some(a) = &counted {
+                    a.removed(slot.class, cause);
+                }
+                if let Some(demote) = &demote {
+                    demote(key, slot, cause);
+                }
+            });
         }
         let hot = hot.try_build().map_err(|e| {
             Error::new(ErrorKind::InvalidConfig, "invalid hot tier settings").with_source(e)

@@ -70,15 +70,16 @@ pub use options::InsertOptions;
 #[cfg(feature = "memory")]
 pub use promotion::Promotion;
 #[cfg(feature = "analytics")]
-pub use report::{CacheStats, HotKey, TierSummary};
+pub use report::{COLD_WINDOW, CacheStats, ColdKeySummary, HotKey, TierSummary};
 #[cfg(feature = "memory")]
 pub use stats::{HierarchyStats, TierStats};
 
 #[cfg(feature = "bincode")]
 pub use cache_core::Bincode;
 pub use cache_core::{
-    Backend, BoxFuture, ClassPolicy, Classes, Clock, Codec, DataClass, DynBackend, Either, Entry,
-    Error, ErrorKind, Flags, Layer, Limits, Lookup, ManualClock, Meta, Placement, Postcard, Result,
+    Backend, BoxFuture, ClassPolicy, ClassRemovals, Classes, Clock, Codec, DataClass, DynBackend,
+    Either, Entry, Error, ErrorKind, Flags, Layer, Limits, Lookup, ManualClock, Meta, Placement,
+    Postcard, Removals, Result,
 };
 #[cfg(feature = "test-utils")]
 pub use cache_core::{FailingBackend, conformance};
@@ -114,12 +115,12 @@ pub mod compress {
 pub mod analytics {
     pub use cache_analytics::{
         Analytics, AnalyticsLayer, BYTES, CLASS_BYTES_TOTAL, CLASS_INSERTS_TOTAL,
-        CLASS_REQUESTS_TOTAL, COMPRESSION_RATIO, ClassCompression, ClassStats, CleanupHandle,
-        CleanupOutcome, CleanupPolicy, CleanupReason, ColdKey, ColdKeys, ENTRIES, EntryRecord,
-        EntryTracker, HotKeys, LATENCY_SAMPLES_TOTAL, LATENCY_SECONDS, LatencyHistogram,
-        LatencySummary, Op, OpStats, Outcome, REQUESTS_TOTAL, ResultCounts, TierStats,
-        TrackerSettings, TtlReport, cleanup_once, describe_metrics, emit_metrics,
-        set_compression_ratio, spawn_cleanup,
+        CLASS_REQUESTS_TOTAL, COMPRESSION_RATIO, ClassCompression, ClassRemovalStats, ClassStats,
+        CleanupHandle, CleanupOutcome, CleanupPolicy, CleanupReason, ColdKey, ColdKeys, ENTRIES,
+        EntryRecord, EntryTracker, HotKeys, LATENCY_SAMPLES_TOTAL, LATENCY_SECONDS,
+        LatencyHistogram, LatencySummary, Op, OpStats, Outcome, REMOVALS_TOTAL, REQUESTS_TOTAL,
+        RemovalStats, ResultCounts, TierStats, TrackerSettings, TtlReport, cleanup_once,
+        describe_metrics, emit_metrics, set_compression_ratio, spawn_cleanup,
     };
     #[cfg(feature = "prometheus")]
     pub use cache_analytics::{PrometheusHandle, serve_prometheus};

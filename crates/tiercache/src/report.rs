@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use cache_analytics::{
-    EntryTracker, HotKeys, LatencyHistogram, LatencySummary, TrackerSettings, TtlReport,
+    ClassRemovalStats, EntryTracker, HotKeys, LatencyHistogram, LatencySummary, TrackerSettings,
+    TtlReport,
 };
 use cache_core::StripedCounters;
 use serde::Serialize;
@@ -65,6 +66,9 @@ pub(crate) struct HotAnalytics {
     /// a single shared counter cost a third of a hot hit's throughput on
     /// two cores).
     class_hits: StripedCounters<CLASS_SLOTS>,
+    /// Per class number, entries the hot tier evicted (at `2 * class`)
+    /// and expired (at `2 * class + 1`), from its removal listener.
+    removals: StripedCounters<{ 2 * CLASS_SLOTS }>,
     /// Metadata of a sample of the entries, for TTL effectiveness. The
     /// cache picks the sample itself, by a hash of the typed key, so that
     /// keys outside it are never encoded for the tracker.
@@ -86,6 +90,7 @@ impl HotAnalytics {
             insert_latency: LatencyHistogram::new(),
             hot_keys: HotKeys::new(TOP_K),
             class_hits: StripedCounters::new(),
+            removals: StripedCounters::new(),
             tracker: std::sync::Arc::new(EntryTracker::new(TrackerSettings {
                 sample_one_in: 1,
                 ..TrackerSettings::default()
@@ -126,6 +131,30 @@ impl HotAnalytics {
         }
         let slot = usize::from(class).min(CLASS_SLOTS - 1);
         self.class_hits.add(slot, 1);
+    }
+
+    /// Counts an entry of class number `class` that the hot tier removed
+    /// on its own: evicted for room or expired.
+    pub(crate) fn removed(&self, class: u16, cause: cache_backends::memory::RemovalCause) {
+        use cache_backends::memory::RemovalCause;
+        let slot = usize::from(class).min(CLASS_SLOTS - 1);
+        match cause {
+            RemovalCause::Size => self.removals.add(2 * slot, 1),
+            RemovalCause::Expired => self.removals.add(2 * slot + 1, 1),
+            _ => {}
+        }
+    }
+
+    /// Evictions and expirations per class number, for the classes that
+    /// had any. The last number stands for every number past it.
+    pub(crate) fn removals_by_class(&self) -> Vec<(u16, u64, u64)> {
+        let counts = self.removals.snapshot();
+        counts
+            .chunks(2)
+            .enumerate()
+            .filter(|(_, c)| c[0] > 0 || c[1] > 0)
+            .map(|(i, c)| (i as u16, c[0], c[1]))
+            .collect()
     }
 
     /// Hits per class number, given the hot tier's `hits` in all: the
@@ -173,12 +202,37 @@ pub struct TierSummary {
     /// Stored ÷ original bytes of the values the tier stored compressed,
     /// when it compresses.
     pub compression_ratio: Option<f64>,
-    /// Entries evicted for room (hot tier).
+    /// Entries the tier evicted for room, when it can tell (the hot tier,
+    /// redb and memory tiers; Redis with removal tracking on).
     pub evictions: Option<u64>,
-    /// Entries that expired (hot tier).
+    /// Expired entries the tier deleted, when it can tell.
     pub expirations: Option<u64>,
+    /// Evictions and expirations per data class, where the tier knew the
+    /// class.
+    pub removals_by_class: Vec<ClassRemovalStats>,
     /// Hits per data class.
     pub class_hits: Vec<(String, u64)>,
+}
+
+/// How long a key must go untouched to be among [`CacheStats::cold_keys`].
+pub const COLD_WINDOW: Duration = Duration::from_secs(300);
+
+/// A key gone cold: untouched since `last_touch_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ColdKeySummary {
+    /// The key as the byte tiers store it, shown as [`HotKey::key`] is.
+    pub key: String,
+    /// When it was last read or written, in unix milliseconds.
+    pub last_touch_ms: u64,
+}
+
+impl ColdKeySummary {
+    pub(crate) fn new(cold: &cache_analytics::ColdKey) -> Self {
+        ColdKeySummary {
+            key: HotKey::new(&cold.key, 0).key,
+            last_touch_ms: cold.last_touch_ms,
+        }
+    }
 }
 
 /// A key among the hottest, with its estimated count of sampled lookups.
@@ -218,8 +272,16 @@ pub struct CacheStats {
     pub hierarchy: HierarchyStats,
     /// Stored ÷ original bytes per data class over the compressed tiers.
     pub compression_by_class: Vec<(String, f64)>,
+    /// Keys of the cache untouched for [`COLD_WINDOW`], coldest first (at
+    /// most five), among the followed sample of entries (one key in 1024
+    /// by default): every hit and write of a followed key is seen, so
+    /// these really were idle. They may live in any tier.
+    pub cold_keys: Vec<ColdKeySummary>,
+    /// Keys each byte tier saw untouched for its analytics layer's cold
+    /// window, by tier name (at most five per tier).
+    pub tier_cold_keys: Vec<(String, Vec<ColdKeySummary>)>,
     /// TTL effectiveness over the followed sample of entries (one key in
-    /// 256): the share that expired unused, and the share of misses on keys
+    /// 1024 by default): the share that expired unused, and the share of misses on keys
     /// that had just expired.
     pub ttl: TtlReport,
     /// Lookups answered by some tier ÷ all lookups.
@@ -235,14 +297,14 @@ impl CacheStats {
         let _ = writeln!(out, "cache hit ratio {:.2} %", self.hit_ratio * 100.0);
         let _ = writeln!(
             out,
-            "{:<8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8}",
-            "tier", "hit %", "p50", "p95", "p99", "entries", "bytes", "ratio"
+            "{:<8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8} {:>9} {:>9}",
+            "tier", "hit %", "p50", "p95", "p99", "entries", "bytes", "ratio", "evicted", "expired"
         );
         for t in &self.tiers {
             let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
             let _ = writeln!(
                 out,
-                "{:<8} {:>8.2} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8}",
+                "{:<8} {:>8.2} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8} {:>9} {:>9}",
                 t.name,
                 t.hit_ratio * 100.0,
                 nanos(t.get_latency.p50),
@@ -252,6 +314,8 @@ impl CacheStats {
                 opt(t.bytes),
                 t.compression_ratio
                     .map_or("-".to_string(), |r| format!("{r:.2}")),
+                opt(t.evictions),
+                opt(t.expirations),
             );
         }
         let _ = writeln!(
@@ -273,6 +337,17 @@ impl CacheStats {
             out.push_str("hot keys:");
             for k in self.hot_keys.iter().take(5) {
                 let _ = write!(out, " {} ({})", k.key, k.count);
+            }
+            out.push('\n');
+        }
+        if !self.cold_keys.is_empty() {
+            let _ = write!(
+                out,
+                "cold keys (untouched {} s, sampled):",
+                COLD_WINDOW.as_secs()
+            );
+            for k in &self.cold_keys {
+                let _ = write!(out, " {}", k.key);
             }
             out.push('\n');
         }
@@ -314,11 +389,18 @@ mod tests {
                 name: "hot".into(),
                 hit_ratio: 0.5,
                 entries: Some(10),
+                evictions: Some(7),
+                expirations: Some(3),
                 ..TierSummary::default()
             }],
             hot_keys: vec![HotKey::new(b"k1", 9), HotKey::new(b"k2", 4)],
             hierarchy: HierarchyStats::default(),
             compression_by_class: vec![("json".into(), 0.25)],
+            cold_keys: vec![ColdKeySummary {
+                key: "old".into(),
+                last_touch_ms: 1,
+            }],
+            tier_cold_keys: Vec::new(),
             ttl: TtlReport::default(),
             hit_ratio: 0.75,
         };
@@ -330,6 +412,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hot keys: k1 (9) k2 (4)"), "{text}");
+        assert!(
+            text.contains("cold keys (untouched 300 s, sampled): old"),
+            "{text}"
+        );
+        let hot = text.lines().find(|l| l.starts_with("hot ")).unwrap();
+        assert!(hot.trim_end().ends_with("7         3"), "{text}");
         assert!(text.contains("compression by class: json 0.25"), "{text}");
     }
 }

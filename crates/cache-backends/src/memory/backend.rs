@@ -1,8 +1,12 @@
 //! [`MemoryBackend`]: the memory engine as a byte-level tier.
 
-use bytes::Bytes;
-use cache_core::{Backend, Clock, Entry, Limits, Lookup, Result};
+use std::sync::Arc;
 
+use bytes::Bytes;
+use cache_core::{Backend, Clock, Entry, Limits, Lookup, Removals, Result};
+use parking_lot::Mutex;
+
+use super::RemovalCause;
 use super::cache::{MemoryCache, default_partitions};
 
 /// Bytes each entry costs beyond its key and value, counted against the
@@ -34,6 +38,8 @@ fn entry_weight(len: usize) -> u32 {
 pub struct MemoryBackend {
     cache: MemoryCache<Bytes, Entry>,
     limits: Limits,
+    /// Evictions and expirations per class, from the engine's listener.
+    classes: Arc<Mutex<Removals>>,
 }
 
 /// Builds a [`MemoryBackend`].
@@ -91,15 +97,23 @@ impl MemoryBackendBuilder {
         let partitions = self
             .partitions
             .unwrap_or_else(|| default_partitions(self.max_bytes).min(fitting).max(1));
+        let classes = Arc::new(Mutex::new(Removals::default()));
+        let counted = classes.clone();
         let cache = MemoryCache::builder()
             .max_capacity(self.max_bytes)
             .clock(self.clock)
             .weigher(|k: &Bytes, e: &Entry| entry_weight(k.len().saturating_add(e.value.len())))
             .partitions(partitions)
+            .eviction_listener(move |_, entry: Entry, cause| match cause {
+                RemovalCause::Size => counted.lock().add(entry.meta.class.as_str(), 1, 0),
+                RemovalCause::Expired => counted.lock().add(entry.meta.class.as_str(), 0, 1),
+                RemovalCause::Explicit | RemovalCause::Replaced => {}
+            })
             .build();
         MemoryBackend {
             cache,
             limits: self.limits,
+            classes,
         }
     }
 }
@@ -159,5 +173,13 @@ impl Backend for MemoryBackend {
 
     async fn len(&self) -> Result<u64> {
         Ok(self.cache.entry_count())
+    }
+
+    fn removals(&self) -> Option<Removals> {
+        let mut removals = Removals::default();
+        removals.evicted = self.cache.evicted_count();
+        removals.expired = self.cache.expired_count();
+        removals.by_class = self.classes.lock().by_class.clone();
+        Some(removals)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use cache_core::{Backend, Entry, Error, ErrorKind, Limits, Lookup, Result};
+use cache_core::{Backend, Entry, Error, ErrorKind, Limits, Lookup, Removals, Result};
 use tokio::sync::oneshot;
 
 use super::builder::RedbBackendBuilder;
@@ -302,5 +302,9 @@ impl Backend for RedbBackend {
             return Ok(());
         }
         self.call(|ack| Command::Insert { records, ack }).await
+    }
+
+    fn removals(&self) -> Option<Removals> {
+        Some(self.inner.shared.counters.removals())
     }
 }

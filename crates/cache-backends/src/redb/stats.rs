@@ -2,6 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cache_core::Removals;
+use parking_lot::Mutex;
+
 /// A snapshot of the disk tier's counters, from [`RedbBackend::stats`].
 ///
 /// [`RedbBackend::stats`]: super::RedbBackend::stats
@@ -30,11 +33,13 @@ pub struct RedbStats {
 
 /// What one write transaction changed in the counters, applied only once
 /// it has committed so that a failed commit counts nothing.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Delta {
     pub(super) corrupted: u64,
     pub(super) evicted: u64,
     pub(super) expired: u64,
+    /// The evicted and expired entries by class, where the record said.
+    pub(super) classes: Removals,
 }
 
 /// The live counters behind [`RedbStats`].
@@ -46,6 +51,9 @@ pub(super) struct Counters {
     expired: AtomicU64,
     durable_commits: AtomicU64,
     handed_off: AtomicU64,
+    /// Evictions and expirations per class; written once per commit that
+    /// removed something, on the writer thread.
+    classes: Mutex<Removals>,
 }
 
 impl Counters {
@@ -62,6 +70,9 @@ impl Counters {
         self.corrupted.fetch_add(delta.corrupted, Ordering::Relaxed);
         self.evicted.fetch_add(delta.evicted, Ordering::Relaxed);
         self.expired.fetch_add(delta.expired, Ordering::Relaxed);
+        if !delta.classes.by_class.is_empty() {
+            self.classes.lock().merge(&delta.classes);
+        }
         if durable {
             self.durable_commits.fetch_add(1, Ordering::Release);
         }
@@ -70,6 +81,16 @@ impl Counters {
     /// Records `keys` lookups served by a reader thread.
     pub(super) fn handed_off(&self, keys: usize) {
         self.handed_off.fetch_add(keys as u64, Ordering::Relaxed);
+    }
+
+    /// Evictions and expirations, in all and per class.
+    pub(super) fn removals(&self) -> Removals {
+        let by_class = self.classes.lock().by_class.clone();
+        let mut removals = Removals::default();
+        removals.evicted = self.evicted.load(Ordering::Relaxed);
+        removals.expired = self.expired.load(Ordering::Relaxed);
+        removals.by_class = by_class;
+        removals
     }
 
     /// The current values.

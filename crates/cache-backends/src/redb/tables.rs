@@ -5,7 +5,7 @@ use ::redb::{
     Error as RedbError, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     WriteTransaction,
 };
-use cache_core::Entry;
+use cache_core::{DataClass, Entry};
 
 use super::stats::Delta;
 use crate::envelope;
@@ -220,7 +220,9 @@ impl<'txn> Tables<'txn> {
         for (expiry, key) in due {
             let held = self.keys.get(key.as_slice())?.map(|v| v.value());
             if held.is_some_and(|(_, at, _)| at == expiry) {
-                self.unlink(&key, |_| ())?;
+                if let Some(Some(class)) = self.unlink(&key, class_of)? {
+                    self.delta.classes.add(class.as_str(), 0, 1);
+                }
                 swept += 1;
             } else {
                 // An index row whose entry has gone or moved: drop the row
@@ -246,8 +248,11 @@ impl<'txn> Tables<'txn> {
                 // index rather than loop forever.
                 break;
             };
-            if self.unlink(&key, |_| ())?.is_some() {
+            if let Some(class) = self.unlink(&key, class_of)? {
                 self.delta.evicted += 1;
+                if let Some(class) = class {
+                    self.delta.classes.add(class.as_str(), 1, 0);
+                }
             } else {
                 self.by_access.remove((tick, key.as_slice()))?;
                 self.dirty = true;
@@ -308,6 +313,12 @@ impl<'txn> Tables<'txn> {
         self.dirty = true;
         Ok(Some(seen))
     }
+}
+
+/// The data class a record was stored with; `None` for one too damaged to
+/// say (it is removed all the same, and counted only in the totals).
+fn class_of(record: &[u8]) -> Option<DataClass> {
+    envelope::decode(record).ok().map(|entry| entry.meta.class)
 }
 
 #[cfg(test)]
@@ -420,12 +431,12 @@ mod tests {
             t.insert(b"k", &good, 1, 0).unwrap();
             // A reader saw other bytes, since replaced by `good`.
             t.drop_corrupted(b"k", &seen).unwrap();
-            t.delta
+            t.delta.clone()
         });
         assert_eq!(delta.corrupted, 0);
         let delta = write(&db, |t| {
             t.drop_corrupted(b"k", &good).unwrap();
-            t.delta
+            t.delta.clone()
         });
         assert_eq!(delta.corrupted, 1);
         assert_consistent(&db);

@@ -134,7 +134,7 @@ where
     /// tier for its entry count. `None` when analytics is off.
     #[cfg(feature = "analytics")]
     pub async fn stats(&self) -> Option<crate::report::CacheStats> {
-        use crate::report::{CacheStats, HotKey, TierSummary};
+        use crate::report::{CacheStats, ColdKeySummary, HotKey, TierSummary};
         use cache_analytics::Op;
         let a = self.inner.hot_analytics.as_ref()?;
         let counts = self.tier_stats();
@@ -157,6 +157,7 @@ where
             compression_ratio: None,
             evictions: Some(self.inner.hot.engine.evicted_count()),
             expirations: Some(self.inner.hot.engine.expired_count()),
+            removals_by_class: self.hot_removals(a).classes,
             class_hits,
         }];
         #[cfg(feature = "compress")]
@@ -187,8 +188,9 @@ where
                 entries: stats.entries,
                 bytes: stats.bytes,
                 compression_ratio,
-                evictions: None,
-                expirations: None,
+                evictions: stats.removals.as_ref().map(|r| r.evicted),
+                expirations: stats.removals.as_ref().map(|r| r.expired),
+                removals_by_class: stats.removals.map(|r| r.classes).unwrap_or_default(),
                 class_hits: stats
                     .classes
                     .iter()
@@ -216,12 +218,44 @@ where
                 a.tracker.expire(self.inner.clock.now_ms());
                 a.tracker.ttl_report()
             },
+            cold_keys: self
+                .cold_keys(crate::report::COLD_WINDOW, 5)
+                .iter()
+                .map(ColdKeySummary::new)
+                .collect(),
+            tier_cold_keys: self
+                .inner
+                .tier_analytics
+                .iter()
+                .map(|t| {
+                    let cold = t.cold_keys(5).iter().map(ColdKeySummary::new).collect();
+                    (t.tier().to_string(), cold)
+                })
+                .collect(),
             hit_ratio: if asked == 0 {
                 0.0
             } else {
                 answered as f64 / asked as f64
             },
         })
+    }
+
+    /// Up to `limit` keys of the cache that nothing has read or written for
+    /// `window`, coldest first (feature `analytics`, with analytics on;
+    /// empty otherwise). Only followed keys are seen: one in 1024 by
+    /// default, every key with
+    /// [`entry_tracking(1)`](crate::CacheBuilder::entry_tracking). A key
+    /// followed has every hit and write seen, so one reported cold really
+    /// was untouched; it may live in any tier (the hot tier may have
+    /// evicted it to the tiers below).
+    #[cfg(feature = "analytics")]
+    pub fn cold_keys(&self, window: Duration, limit: usize) -> Vec<cache_analytics::ColdKey> {
+        let Some(a) = &self.inner.hot_analytics else {
+            return Vec::new();
+        };
+        let now = self.inner.clock.now_ms();
+        a.tracker.expire(now);
+        a.tracker.cold(now, window, limit)
     }
 
     /// Starts a background task on the current tokio runtime that removes,
@@ -302,6 +336,7 @@ where
             classes: Vec::new(),
             entries: Some(self.inner.hot.entry_count()),
             bytes: None,
+            removals: Some(self.hot_removals(a)),
         });
         for tier in &self.inner.tier_analytics {
             tier.emit().await;
@@ -309,6 +344,26 @@ where
         #[cfg(feature = "compress")]
         for (class, ratio) in self.compression_by_class() {
             cache_analytics::set_compression_ratio(&class, ratio);
+        }
+    }
+
+    /// What the hot tier evicted and expired, in all and per class name.
+    #[cfg(feature = "analytics")]
+    fn hot_removals(&self, a: &crate::report::HotAnalytics) -> cache_analytics::RemovalStats {
+        let mut classes: Vec<cache_analytics::ClassRemovalStats> = a
+            .removals_by_class()
+            .into_iter()
+            .map(|(i, evicted, expired)| cache_analytics::ClassRemovalStats {
+                class: self.inner.class_names.class(i).as_str().to_string(),
+                evicted,
+                expired,
+            })
+            .collect();
+        classes.sort_by(|x, y| x.class.cmp(&y.class));
+        cache_analytics::RemovalStats {
+            evicted: self.inner.hot.engine.evicted_count(),
+            expired: self.inner.hot.engine.expired_count(),
+            classes,
         }
     }
 
