@@ -135,5 +135,7 @@ pub mod redb {
 /// The Redis tier: Redis, Redis Cluster or Sentinel, on fred.
 #[cfg(feature = "redis")]
 pub mod redis {
-    pub use cache_backends::redis::{RedisBackend, RedisBackendBuilder, RedisStats};
+    pub use cache_backends::redis::{
+        RedisBackend, RedisBackendBuilder, RedisStats, RemovalTracking,
+    };
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cache_core::{Backend, Clock, Entry, Error, ErrorKind, Limits, Lookup, Result};
+use cache_core::{Backend, Clock, Entry, Error, ErrorKind, Limits, Lookup, Removals, Result};
 use fred::clients::Pipeline;
 use fred::interfaces::{KeysInterface, LuaInterface};
 use fred::types::{Expiration, Value};
@@ -18,6 +18,7 @@ use super::join::join_all;
 use super::node::Node;
 use super::routing::{NodeBatch, Routing};
 use super::stats::RedisStats;
+use super::tracking::{RemovalTracking, Tracking};
 use crate::envelope;
 
 /// Keys asked for per `SCAN` page.
@@ -47,6 +48,9 @@ struct Inner {
     clock: Clock,
     limits: Limits,
     corrupted: AtomicU64,
+    /// The subscribers counting what Redis evicts and expires, when asked
+    /// for; dropped (and so ended) with the backend.
+    tracking: Option<Tracking>,
 }
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: a corrupted record
@@ -96,7 +100,13 @@ impl RedisBackend {
         RedisBackendBuilder::new(url.into())
     }
 
-    pub(super) fn new(routing: Routing, prefix: &str, clock: Clock, limits: Limits) -> Self {
+    pub(super) fn new(
+        routing: Routing,
+        prefix: &str,
+        clock: Clock,
+        limits: Limits,
+        tracking: Option<Tracking>,
+    ) -> Self {
         RedisBackend {
             inner: Arc::new(Inner {
                 routing,
@@ -106,6 +116,7 @@ impl RedisBackend {
                 clock,
                 limits,
                 corrupted: AtomicU64::new(0),
+                tracking,
             }),
         }
     }
@@ -126,7 +137,17 @@ impl RedisBackend {
             open_breakers: nodes.iter().filter(|n| n.breaker_open()).count(),
             connected: nodes.iter().filter(|n| n.is_connected()).count(),
             connections: nodes.len(),
+            missed_notifications: self.inner.tracking.as_ref().map_or(0, Tracking::missed),
         }
+    }
+
+    /// Whether the tier is counting what Redis evicts and expires, and if
+    /// not, why; see [`track_removals`](RedisBackendBuilder::track_removals).
+    pub fn removal_tracking(&self) -> RemovalTracking {
+        self.inner
+            .tracking
+            .as_ref()
+            .map_or(RemovalTracking::Off, Tracking::state)
     }
 
     /// Waits until every server holding data is connected (on a cluster:
@@ -532,6 +553,22 @@ impl Backend for RedisBackend {
             .collect();
         join_all(sends).await.into_iter().collect()
     }
+
+    /// The keys under this cache's prefix that Redis evicted (for
+    /// `maxmemory`) or expired since the backend was built, counted from
+    /// keyspace notifications; see
+    /// [`track_removals`](RedisBackendBuilder::track_removals).
+    ///
+    /// `None` when tracking is off, until it has been set up on every
+    /// primary, and while a primary cannot send the notifications
+    /// ([`removal_tracking`](RedisBackend::removal_tracking) says why).
+    /// `by_class` is always empty: a Redis key does not carry its entry's
+    /// class, and the record is gone by the time the notification comes.
+    /// The counts are a lower bound: Redis does not keep a notification
+    /// for a subscriber that is reconnecting.
+    fn removals(&self) -> Option<Removals> {
+        self.inner.tracking.as_ref().and_then(Tracking::removals)
+    }
 }
 
 impl fmt::Debug for RedisBackend {
@@ -544,6 +581,7 @@ impl fmt::Debug for RedisBackend {
             .field("prefix", &self.inner.prefix_text)
             .field("server", &routing)
             .field("stats", &self.stats())
+            .field("removal_tracking", &self.removal_tracking())
             .finish()
     }
 }

@@ -1,7 +1,10 @@
 //! [`RedisBackendBuilder`]: the settings of a Redis tier.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use cache_core::{Clock, Error, ErrorKind, Limits, Result};
 
@@ -9,6 +12,7 @@ use super::backend::RedisBackend;
 use super::cluster::Cluster;
 use super::node::{Node, Settings};
 use super::routing::Routing;
+use super::tracking::{Source, Tracking};
 use super::url::{self, Target};
 
 /// Builds a [`RedisBackend`]; start with [`RedisBackend::builder`].
@@ -19,6 +23,8 @@ pub struct RedisBackendBuilder {
     settings: Settings,
     clock: Clock,
     limits: Limits,
+    track_removals: bool,
+    configure_notifications: bool,
 }
 
 impl fmt::Debug for RedisBackendBuilder {
@@ -30,6 +36,8 @@ impl fmt::Debug for RedisBackendBuilder {
             .field("settings", &self.settings)
             .field("clock", &self.clock)
             .field("limits", &self.limits)
+            .field("track_removals", &self.track_removals)
+            .field("configure_notifications", &self.configure_notifications)
             .finish()
     }
 }
@@ -49,6 +57,8 @@ impl RedisBackendBuilder {
             },
             clock: Clock::system(),
             limits: Limits::DEFAULT,
+            track_removals: false,
+            configure_notifications: false,
         }
     }
 
@@ -115,6 +125,57 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// Whether to count the keys under this cache's prefix that Redis
+    /// evicts (for `maxmemory`) and expires, for
+    /// [`Backend::removals`](cache_core::Backend::removals). Off by
+    /// default, because it needs the server's help and costs a connection:
+    ///
+    /// - the server must publish keyevent notifications of expired and
+    ///   evicted keys: `notify-keyspace-events` must hold the flags `E`,
+    ///   `x` and `e` (`A` covers `x` and `e`). Redis leaves them off by
+    ///   default, since every notification costs the server some work;
+    ///   [`configure_notifications`](Self::configure_notifications) lets
+    ///   the tier add them;
+    /// - the tier keeps one more connection per server, per primary on a
+    ///   cluster (notifications are published only on the node that
+    ///   removed the key), subscribed to `__keyevent@<db>__:expired` and
+    ///   `__keyevent@<db>__:evicted`, and every cache on the server
+    ///   receives every such notification, its own or not.
+    ///
+    /// Tracking is set up in the background, like the connections. Before
+    /// subscribing, each connection reads the server's flags with
+    /// `CONFIG GET`; if they are missing (and may not be added), or the
+    /// server refuses the subscription, the build still succeeds, the
+    /// cache works as before, [`removals`](cache_core::Backend::removals)
+    /// answers `None` and
+    /// [`removal_tracking`](RedisBackend::removal_tracking) says why. A
+    /// server that refuses `CONFIG GET` (some managed services do) is
+    /// trusted to have been configured by its operator.
+    ///
+    /// Keys are matched by prefix, as [`len`](cache_core::Backend::len)
+    /// and [`clear`](cache_core::Backend::clear) match them: a cache whose
+    /// prefix begins with this one's (`"app:"` and `"app:v2:"`) has its
+    /// keys counted here too, so caches sharing a server should use
+    /// prefixes none of which begins another.
+    pub fn track_removals(mut self, on: bool) -> Self {
+        self.track_removals = on;
+        self
+    }
+
+    /// Whether [`track_removals`](Self::track_removals) may turn the
+    /// server's notifications on itself: when `notify-keyspace-events`
+    /// lacks `E`, `x` or `e`, the tier adds the missing flags with
+    /// `CONFIG SET`, keeping those already set. Off by default, since it
+    /// changes a setting every client of the server shares. When the
+    /// server refuses `CONFIG` (a managed service), tracking is
+    /// unavailable and [`removals`](cache_core::Backend::removals) answers
+    /// `None`; the build still succeeds. No effect without
+    /// `track_removals`.
+    pub fn configure_notifications(mut self, on: bool) -> Self {
+        self.configure_notifications = on;
+        self
+    }
+
     fn check(&self) -> Result<()> {
         let s = &self.settings;
         let problem = if self.prefix.is_empty() {
@@ -153,17 +214,34 @@ impl RedisBackendBuilder {
     /// cannot work.
     pub async fn build(self) -> Result<RedisBackend> {
         self.check()?;
-        let routing = match url::parse(&self.url)? {
-            Target::Single(config) => Routing::Single(Node::connect(config, &self.settings, None)),
+        let (routing, source) = match url::parse(&self.url)? {
+            Target::Single(config) => (
+                Routing::Single(Node::connect(config.clone(), &self.settings, None)),
+                Source::Single(config),
+            ),
             Target::Cluster { template, seeds } => {
-                Routing::Cluster(Cluster::start(template, seeds, self.settings.clone()))
+                let cluster = Cluster::start(template.clone(), seeds, self.settings.clone());
+                let source = Source::Cluster {
+                    template,
+                    cluster: Arc::downgrade(&cluster),
+                };
+                (Routing::Cluster(cluster), source)
             }
         };
+        let tracking = self.track_removals.then(|| {
+            Tracking::start(
+                source,
+                Bytes::copy_from_slice(self.prefix.as_bytes()),
+                self.configure_notifications,
+                self.settings.clone(),
+            )
+        });
         Ok(RedisBackend::new(
             routing,
             &self.prefix,
             self.clock,
             self.limits,
+            tracking,
         ))
     }
 }

@@ -43,6 +43,21 @@
 //! writes, one pipeline per node, all nodes at once. Keys and values over
 //! the [`Limits`](cache_core::Limits) are rejected before anything is sent.
 //!
+//! # Evictions and expirations
+//!
+//! Redis evicts keys for `maxmemory` and expires them on its own, out of
+//! the tier's sight. With
+//! [`track_removals`](RedisBackendBuilder::track_removals) the tier keeps
+//! one more connection per server (per primary on a cluster), subscribed
+//! to the server's keyevent notifications of expired and evicted keys, and
+//! counts those under its prefix;
+//! [`Backend::removals`](cache_core::Backend::removals) reports them. The
+//! server must send them: `notify-keyspace-events` must hold `E`, `x` and
+//! `e` (or `E` and `A`), which
+//! [`configure_notifications`](RedisBackendBuilder::configure_notifications)
+//! lets the tier add itself. [`RedisBackend::removal_tracking`] says
+//! whether tracking works and if not, why.
+//!
 //! # Timeouts and the circuit breaker
 //!
 //! A cache must never hold its caller up for long. Each command gets
@@ -97,8 +112,10 @@ mod join;
 mod node;
 mod routing;
 mod stats;
+mod tracking;
 mod url;
 
 pub use backend::RedisBackend;
 pub use builder::RedisBackendBuilder;
 pub use stats::RedisStats;
+pub use tracking::RemovalTracking;

@@ -41,6 +41,75 @@ fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
+/// The address a configuration connects to first, and a label for
+/// messages: `host:port`, or the service and sentinel for a
+/// sentinel-managed primary.
+pub(super) fn describe(config: &Config) -> (Server, String) {
+    let server = config
+        .server
+        .hosts()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Server::new("localhost", 6379));
+    let label = match &config.server {
+        ServerConfig::Sentinel { service_name, .. } => {
+            format!(
+                "{service_name} (via sentinel {}:{})",
+                server.host, server.port
+            )
+        }
+        _ => format!("{}:{}", server.host, server.port),
+    };
+    (server, label)
+}
+
+/// A fred client for `config` that reconnects by itself with the backend's
+/// timeouts and backoff; not connected yet. `event_capacity` sets how many
+/// pushed events (such as keyspace notifications) fred buffers for a slow
+/// listener, when the default is not enough.
+pub(super) fn new_client(
+    mut config: Config,
+    settings: &Settings,
+    event_capacity: Option<usize>,
+) -> Client {
+    // A first connection that fails must not fail the client: it runs
+    // the same reconnection policy as a connection that drops later, so
+    // a backend can be built while its server is down.
+    config.fail_fast = false;
+    let defaults = PerformanceConfig::default();
+    let performance = PerformanceConfig {
+        default_command_timeout: settings.command_timeout,
+        broadcast_channel_capacity: event_capacity.unwrap_or(defaults.broadcast_channel_capacity),
+        ..defaults
+    };
+    // A connection whose peer vanished without closing it (a network
+    // partition) would otherwise time out every command until TCP gives
+    // up, minutes later; fred closes and reopens a connection that has
+    // left a command unanswered this long.
+    let unresponsive = (settings.command_timeout * 4).max(Duration::from_secs(1));
+    let connection = ConnectionConfig {
+        connection_timeout: settings.connect_timeout,
+        internal_command_timeout: settings.connect_timeout,
+        max_command_attempts: 1,
+        tcp: TcpConfig {
+            nodelay: Some(true),
+            ..TcpConfig::default()
+        },
+        unresponsive: UnresponsiveConfig {
+            max_timeout: Some(unresponsive),
+            interval: unresponsive / 4,
+        },
+        ..ConnectionConfig::default()
+    };
+    let policy = ReconnectPolicy::new_exponential(
+        0,
+        millis(settings.reconnect_min).max(1),
+        millis(settings.reconnect_max).max(1),
+        2,
+    );
+    Client::new(config, Some(performance), Some(connection), Some(policy))
+}
+
 /// A connection to one server (or one sentinel-managed primary).
 #[derive(Debug)]
 pub(super) struct Node {
@@ -62,59 +131,12 @@ impl Node {
     /// `on_outage` is woken whenever a call finds the server unreachable or
     /// redirected, so a cluster can look for a new slot map.
     pub(super) fn connect(
-        mut config: Config,
+        config: Config,
         settings: &Settings,
         on_outage: Option<Arc<Notify>>,
     ) -> Arc<Node> {
-        let server = config
-            .server
-            .hosts()
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Server::new("localhost", 6379));
-        let label = match &config.server {
-            ServerConfig::Sentinel { service_name, .. } => {
-                format!(
-                    "{service_name} (via sentinel {}:{})",
-                    server.host, server.port
-                )
-            }
-            _ => format!("{}:{}", server.host, server.port),
-        };
-        // A first connection that fails must not fail the client: it runs
-        // the same reconnection policy as a connection that drops later, so
-        // a backend can be built while its server is down.
-        config.fail_fast = false;
-        let performance = PerformanceConfig {
-            default_command_timeout: settings.command_timeout,
-            ..PerformanceConfig::default()
-        };
-        // A connection whose peer vanished without closing it (a network
-        // partition) would otherwise time out every command until TCP gives
-        // up, minutes later; fred closes and reopens a connection that has
-        // left a command unanswered this long.
-        let unresponsive = (settings.command_timeout * 4).max(Duration::from_secs(1));
-        let connection = ConnectionConfig {
-            connection_timeout: settings.connect_timeout,
-            internal_command_timeout: settings.connect_timeout,
-            max_command_attempts: 1,
-            tcp: TcpConfig {
-                nodelay: Some(true),
-                ..TcpConfig::default()
-            },
-            unresponsive: UnresponsiveConfig {
-                max_timeout: Some(unresponsive),
-                interval: unresponsive / 4,
-            },
-            ..ConnectionConfig::default()
-        };
-        let policy = ReconnectPolicy::new_exponential(
-            0,
-            millis(settings.reconnect_min).max(1),
-            millis(settings.reconnect_max).max(1),
-            2,
-        );
-        let client = Client::new(config, Some(performance), Some(connection), Some(policy));
+        let (server, label) = describe(&config);
+        let client = new_client(config, settings, None);
         let task = client.connect();
         Arc::new(Node {
             server,

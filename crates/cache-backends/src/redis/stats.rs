@@ -18,6 +18,13 @@ pub struct RedisStats {
     pub open_breakers: usize,
     /// Server connections that are up now.
     pub connected: usize,
-    /// Server connections held (one, or one per cluster node known).
+    /// Server connections held (one, or one per cluster node known), not
+    /// counting the subscriber connections of
+    /// [`track_removals`](super::RedisBackendBuilder::track_removals).
     pub connections: usize,
+    /// Eviction and expiry notifications that arrived faster than they
+    /// were counted and were dropped, so
+    /// [`removals`](cache_core::Backend::removals) may fall short by up to
+    /// this many. Zero unless removals are tracked.
+    pub missed_notifications: u64,
 }
