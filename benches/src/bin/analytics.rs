@@ -1,6 +1,6 @@
 //! `analytics`: what the facade's analytics cost on the hot path: the
 //! throughput of a memory-only `Cache` with analytics off, on at the
-//! default sampling (one call in 256 timed and fed to the hot-key sketch),
+//! default sampling (one call in 1024 timed and fed to the hot-key sketch),
 //! and on with every call sampled.
 //!
 //! ```text
@@ -100,7 +100,7 @@ impl Mode {
     fn label(self) -> &'static str {
         match self {
             Mode::Off => "off",
-            Mode::Default => "on, default sampling (1 in 256)",
+            Mode::Default => "on, default sampling (1 in 1024)",
             Mode::Every => "on, every call sampled",
         }
     }
@@ -282,9 +282,9 @@ fn report(
     );
     md.push_str(&format!(
         "## Method\n\nA memory-only `Cache<u64, u64>` of {} entries, built three ways: analytics \
-         off (`.analytics(false)`), on at the default sampling (one hot-tier call in 256 timed into \
-         the latency histogram and its key fed to the hot-key sketch; every call counted \
-         exactly), \
+         off (`.analytics(false)`), on at the default sampling (one hot-tier call in 1024 timed into \
+         the latency histogram and its key fed to the hot-key sketch, one key in 1024 followed \
+         by the entry tracker; every call counted exactly), \
          and on with every call sampled (`.analytics_sampling(1)`). {threads} OS threads (one per \
          core) call it without a runtime, each cycling through its own sequence of {} keys drawn \
          in advance; a call that completes at once is polled once, as a hot hit does. Each \

@@ -63,6 +63,16 @@ impl<const N: usize> StripedCounters<N> {
         self.stripes[STRIPE.with(|s| *s)].0[i].fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Adds `n` to counter `i` and returns what this thread's copy held
+    /// before: a running count of this thread's adds (and those of any
+    /// thread dealt the same copy), free to use for one-in-n decisions
+    /// that would otherwise need a counter of their own. Panics if
+    /// `i >= N`.
+    #[inline]
+    pub fn add_and_fetch_stripe(&self, i: usize, n: u64) -> u64 {
+        self.stripes[STRIPE.with(|s| *s)].0[i].fetch_add(n, Ordering::Relaxed)
+    }
+
     /// Counter `i`: the sum of its copies. Panics if `i >= N`.
     pub fn get(&self, i: usize) -> u64 {
         self.stripes
@@ -115,6 +125,21 @@ mod tests {
             counters.snapshot(),
             [(STRIPES as u64 + 3) * 500, 0, expected_2]
         );
+    }
+
+    #[test]
+    fn one_thread_sees_its_own_running_count() {
+        let counters: StripedCounters<1> = StripedCounters::new();
+        std::thread::spawn(move || {
+            let seen: Vec<u64> = (0..5)
+                .map(|_| counters.add_and_fetch_stripe(0, 2))
+                .collect();
+            let first = seen[0];
+            assert_eq!(seen, (0..5).map(|k| first + 2 * k).collect::<Vec<_>>());
+            assert_eq!(counters.get(0), 10);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -290,10 +290,11 @@ where
 
     /// Times one call in `one_in` and feeds one lookup in `one_in` to the
     /// hot-key sketches, in every tier; counts stay exact. 1 samples every
-    /// call. Turns analytics on. By default the hot tier samples one call in
-    /// 256 (a hot hit takes well under a microsecond, and a sampled one
-    /// costs a few hundred nanoseconds more) and the byte tiers one in 16
-    /// (their calls take microseconds, and are fewer).
+    /// call; the hot tier rounds `one_in` up to a power of two. Turns
+    /// analytics on. By default the hot tier samples one call in 1024 (a
+    /// hot hit takes under a hundred nanoseconds, and a sampled one about a
+    /// microsecond more) and the byte tiers one in 16 (their calls take
+    /// microseconds, and are fewer).
     #[cfg(feature = "analytics")]
     pub fn analytics_sampling(mut self, one_in: u32) -> Self {
         let n = one_in.max(1);
@@ -302,7 +303,7 @@ where
     }
 
     /// Follows the entries of one key in `one_in`, rounded up to a power of
-    /// two (256 by default; 1 follows every key, up to 100,000 entries at
+    /// two (1024 by default; 1 follows every key, up to 100,000 entries at
     /// once): their use, for TTL
     /// effectiveness in [`Cache::stats`](crate::Cache::stats), and what
     /// [`Cache::spawn_cleanup`](crate::Cache::spawn_cleanup) may remove.

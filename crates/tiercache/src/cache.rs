@@ -88,13 +88,19 @@ struct Inner<K, V, C> {
     #[cfg(feature = "analytics")]
     tier_analytics: Vec<cache_analytics::Analytics<Arc<dyn DynBackend>>>,
     flights: SingleFlight<K, V>,
-    /// Hot hits and misses, promotions and demotions, by the indexes
+    /// Hot lookups and misses, promotions and demotions, by the indexes
     /// below. Striped: every hot lookup adds to one, from every thread.
     counters: StripedCounters<4>,
+    /// A lookup is sampled by analytics when the running count of its
+    /// thread's lookup counter has these bits clear (sampling one in
+    /// `mask + 1`); all bits set, and so only the first, without analytics.
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    sample_mask: u64,
 }
 
-/// Lookups the hot tier answered.
-const HOT_HITS: usize = 0;
+/// Lookups of the hot tier, counted as they start: the running count of
+/// a thread's copy also decides which lookups analytics samples.
+const HOT_LOOKUPS: usize = 0;
 /// Lookups it could not answer.
 const HOT_MISSES: usize = 1;
 /// Lower-tier hits copied into the tiers above.
@@ -173,6 +179,13 @@ where
     C: Codec,
 {
     pub(crate) fn from_parts(parts: Parts<K, V, C>) -> Self {
+        #[cfg(feature = "analytics")]
+        let sample_mask = parts
+            .hot_analytics
+            .as_ref()
+            .map_or(u64::MAX, |a| a.sample_mask);
+        #[cfg(not(feature = "analytics"))]
+        let sample_mask = u64::MAX;
         Cache {
             inner: Arc::new(Inner {
                 tiers: parts.tiers.into_iter().map(Tier::new).collect(),
@@ -192,6 +205,7 @@ where
                 tier_analytics: parts.tier_analytics,
                 flights: SingleFlight::new(),
                 counters: StripedCounters::new(),
+                sample_mask,
             }),
         }
     }
@@ -210,20 +224,22 @@ where
         found
     }
 
-    /// With analytics on, one lookup in the sampling rate is timed and its
-    /// key fed to the hot-key sketch: this starts that, returning when the
-    /// lookup began if it is sampled. Only the countdown is inlined into
-    /// every lookup; the sampled call's work is out of line, so that the
-    /// lookup's own code stays small.
+    /// Counts a hot-tier lookup as it starts. With analytics on, one lookup
+    /// in the sampling rate is timed and its key fed to the hot-key sketch:
+    /// the count the lookup counter returns decides which, so analytics
+    /// adds no work of its own to the lookups it does not sample. Returns
+    /// when the lookup began if it is sampled; the sampled call's work is
+    /// out of line, so that the lookup's own code stays small.
     #[inline(always)]
     fn sample_lookup(&self, key: &K) -> Option<std::time::Instant> {
+        let seen = self.inner.counters.add_and_fetch_stripe(HOT_LOOKUPS, 1);
         #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics
-            && crate::report::sampled(a.sample)
+        if seen & self.inner.sample_mask == 0
+            && let Some(a) = &self.inner.hot_analytics
         {
             return self.start_sample(a, key);
         }
-        let _ = key;
+        let _ = (seen, key);
         None
     }
 
@@ -278,7 +294,6 @@ where
     /// [`get`](Self::get), with the hot tier's counters.
     async fn get_counted(&self, key: &K) -> Result<Option<V>> {
         if let Some(v) = self.hot_get(key) {
-            self.inner.counters.add(HOT_HITS, 1);
             return Ok(Some(v));
         }
         self.inner.counters.add(HOT_MISSES, 1);
@@ -507,11 +522,10 @@ where
     #[inline(always)]
     fn sample_insert(&self) -> Option<std::time::Instant> {
         #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics {
-            a.insert();
-            if crate::report::sampled(a.sample) {
-                return Some(std::time::Instant::now());
-            }
+        if let Some(a) = &self.inner.hot_analytics
+            && a.insert() & a.sample_mask == 0
+        {
+            return Some(std::time::Instant::now());
         }
         None
     }
@@ -685,7 +699,6 @@ where
     /// [`get_with`](Self::get_with) without the analytics sample around it.
     async fn get_with_counted(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
         if let Some(v) = self.hot_get(&key) {
-            self.inner.counters.add(HOT_HITS, 1);
             return Ok(v);
         }
         self.inner.counters.add(HOT_MISSES, 1);
@@ -747,7 +760,6 @@ where
         E: std::error::Error + Send + Sync + 'static,
     {
         if let Some(v) = self.hot_get(&key) {
-            self.inner.counters.add(HOT_HITS, 1);
             return Ok(v);
         }
         self.inner.counters.add(HOT_MISSES, 1);
@@ -800,10 +812,13 @@ where
     /// Counters for the hot tier followed by each byte tier, in order.
     pub fn tier_stats(&self) -> Vec<TierStats> {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        // A lookup is counted as it starts and its miss as it ends, so one
+        // in flight may count as a hit for the moment.
+        let hot = self.inner.counters.snapshot();
         let mut out = vec![TierStats {
             name: "hot".to_string(),
-            hits: self.inner.counters.get(HOT_HITS),
-            misses: self.inner.counters.get(HOT_MISSES),
+            hits: hot[HOT_LOOKUPS].saturating_sub(hot[HOT_MISSES]),
+            misses: hot[HOT_MISSES],
             errors: 0,
             corrupted: 0,
         }];

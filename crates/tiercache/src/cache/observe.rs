@@ -263,7 +263,7 @@ where
     /// under `policy` (expired, idle past its threshold, or too large), at
     /// most `policy.max_per_run` entries a run, from every tier below
     /// memory (the hot tier evicts on its own). Only followed entries are
-    /// seen: one key in 256 by default, every key with
+    /// seen: one key in 1024 by default, every key with
     /// [`entry_tracking(1)`](crate::CacheBuilder::entry_tracking). `None`
     /// when analytics is off or there is no tier below memory. Stop it with
     /// [`CleanupHandle::stop`](cache_analytics::CleanupHandle::stop).

@@ -61,7 +61,11 @@ const NIL: u32 = u32::MAX;
 /// are dropped at once and only counted, so the write path allocates
 /// nothing for them.
 pub(crate) struct Removed<K, V> {
-    items: Vec<(K, V, RemovalCause)>,
+    /// The first entry kept, inline: most writes remove at most one, and
+    /// a listener should not cost them an allocation.
+    first: Option<(K, V, RemovalCause)>,
+    /// The entries kept after the first.
+    more: Vec<(K, V, RemovalCause)>,
     keep: bool,
     count: usize,
     /// Of `count`, the entries evicted for room and those that expired.
@@ -72,7 +76,8 @@ pub(crate) struct Removed<K, V> {
 impl<K, V> Removed<K, V> {
     pub(crate) fn new(keep: bool) -> Self {
         Removed {
-            items: Vec::new(),
+            first: None,
+            more: Vec::new(),
             keep,
             count: 0,
             evicted: 0,
@@ -88,7 +93,11 @@ impl<K, V> Removed<K, V> {
             RemovalCause::Explicit | RemovalCause::Replaced => {}
         }
         if self.keep {
-            self.items.push(entry);
+            if self.first.is_none() {
+                self.first = Some(entry);
+            } else {
+                self.more.push(entry);
+            }
         }
     }
 
@@ -98,8 +107,8 @@ impl<K, V> Removed<K, V> {
     }
 
     /// The removed entries, if they were kept.
-    pub(crate) fn into_items(self) -> Vec<(K, V, RemovalCause)> {
-        self.items
+    pub(crate) fn into_items(self) -> impl Iterator<Item = (K, V, RemovalCause)> {
+        self.first.into_iter().chain(self.more)
     }
 }
 
