@@ -179,14 +179,20 @@ impl ColdKeys {
                     }),
             );
         }
-        found.sort_by(|a, b| {
-            a.last_touch_ms
-                .cmp(&b.last_touch_ms)
-                .then_with(|| a.key.cmp(&b.key))
-        });
-        found.truncate(limit);
-        found
+        coldest_first(found, limit)
     }
+}
+
+/// The `limit` coldest of `found`: least recently touched first, ties by
+/// key.
+pub(crate) fn coldest_first(mut found: Vec<ColdKey>, limit: usize) -> Vec<ColdKey> {
+    found.sort_by(|a, b| {
+        a.last_touch_ms
+            .cmp(&b.last_touch_ms)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    found.truncate(limit);
+    found
 }
 
 #[cfg(test)]

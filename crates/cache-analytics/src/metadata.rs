@@ -15,7 +15,7 @@ use foldhash::fast::FixedState;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::cold::ColdKey;
+use crate::cold::{ColdKey, coldest_first};
 
 /// What the tracker knows of one sampled entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -389,7 +389,7 @@ impl EntryTracker {
     pub fn cold(&self, now_ms: u64, window: Duration, limit: usize) -> Vec<ColdKey> {
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         let state = self.state.lock();
-        let mut found: Vec<ColdKey> = state
+        let found: Vec<ColdKey> = state
             .entries
             .iter()
             .filter(|(_, r)| {
@@ -402,13 +402,7 @@ impl EntryTracker {
             })
             .collect();
         drop(state);
-        found.sort_by(|a, b| {
-            a.last_touch_ms
-                .cmp(&b.last_touch_ms)
-                .then_with(|| a.key.cmp(&b.key))
-        });
-        found.truncate(limit);
-        found
+        coldest_first(found, limit)
     }
 
     /// Up to `policy.max_per_run` tracked entries a cleanup may remove at

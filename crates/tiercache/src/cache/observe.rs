@@ -73,20 +73,13 @@ where
     ) {
         #[cfg(feature = "analytics")]
         if let Some(a) = &self.inner.hot_analytics {
-            let encoded;
-            let kb = match kb {
-                Some(kb) => kb,
-                None => match self.encode_key(key) {
-                    Ok(k) => {
-                        encoded = k;
-                        &encoded
-                    }
-                    Err(_) => return,
-                },
+            let Some(kb) = kb.cloned().or_else(|| self.encode_key(key).ok()) else {
+                return;
             };
             let size = size.or_else(|| self.inner.codec.encode(value).ok().map(|v| v.len()));
             let now = self.inner.clock.now_ms();
-            a.tracker.on_insert(kb, size.unwrap_or(0) as u64, meta, now);
+            a.tracker
+                .on_insert(&kb, size.unwrap_or(0) as u64, meta, now);
         }
         let _ = (key, kb, value, size, meta);
     }
@@ -106,22 +99,14 @@ where
     pub(super) fn track_followed(&self, key: &K, kb: Option<&Bytes>, event: Tracked) {
         #[cfg(feature = "analytics")]
         if let Some(a) = &self.inner.hot_analytics {
-            let encoded;
-            let kb = match kb {
-                Some(kb) => kb,
-                None => match self.encode_key(key) {
-                    Ok(k) => {
-                        encoded = k;
-                        &encoded
-                    }
-                    Err(_) => return,
-                },
+            let Some(kb) = kb.cloned().or_else(|| self.encode_key(key).ok()) else {
+                return;
             };
             let now = self.inner.clock.now_ms();
             match event {
-                Tracked::Hit => a.tracker.on_hit(kb, now),
-                Tracked::Miss => a.tracker.on_miss(kb, now),
-                Tracked::Removed => a.tracker.on_remove(kb),
+                Tracked::Hit => a.tracker.on_hit(&kb, now),
+                Tracked::Miss => a.tracker.on_miss(&kb, now),
+                Tracked::Removed => a.tracker.on_remove(&kb),
             }
         }
         let _ = (key, kb, event);
