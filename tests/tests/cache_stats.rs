@@ -43,6 +43,15 @@ async fn a_deterministic_workload_gives_exact_counts() {
     let hot = &stats.tiers[0];
     assert_eq!((hot.name.as_str(), hot.hits, hot.misses), ("hot", 15, 3));
     assert_eq!(hot.class_hits, vec![("rows".to_string(), 15)]);
+    // 5 rows, 1 blob and 40 fillers of the default class.
+    assert_eq!(
+        hot.class_inserts,
+        vec![
+            ("default".to_string(), 40),
+            ("rows".to_string(), 5),
+            ("blob".to_string(), 1)
+        ]
+    );
     assert_eq!(hot.get_latency.count, 18, "sampling 1 times every lookup");
     assert_eq!(hot.insert_latency.count, 46);
     assert!(hot.get_latency.p50 > 0 && hot.get_latency.p99 >= hot.get_latency.p50);

@@ -552,6 +552,12 @@ where
         let expires_at = ttl.map(|ttl| expiry_after(now, ttl)).transpose()?;
         let mut meta = Meta::new(now).expires_at(expires_at);
         meta.class = options.class;
+        #[cfg(feature = "analytics")]
+        if let Some(a) = &self.inner.hot_analytics
+            && !matches!(meta.class, cache_core::DataClass::Default)
+        {
+            a.inserted_class(self.inner.class_names.index(&meta.class));
+        }
         if self.inner.tiers.is_empty() {
             // With nothing below memory, every placement lives there.
             let tracked = self.track_insert(&key, None, &value, None, &meta);

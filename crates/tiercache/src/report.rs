@@ -47,6 +47,9 @@ pub(crate) struct HotAnalytics {
     /// a single shared counter cost a third of a hot hit's throughput on
     /// two cores).
     class_hits: StripedCounters<CLASS_SLOTS>,
+    /// Inserts per named class, by class number, like `class_hits` (slot
+    /// 0 unused: the default class's are the inserts less these).
+    class_inserts: StripedCounters<CLASS_SLOTS>,
     /// Per class number, entries the hot tier evicted (at `2 * class`)
     /// and expired (at `2 * class + 1`), from its removal listener.
     removals: StripedCounters<{ 2 * CLASS_SLOTS }>,
@@ -74,6 +77,7 @@ impl HotAnalytics {
             hot_keys: HotKeys::new(TOP_K),
             class_hits: StripedCounters::new(),
             removals: StripedCounters::new(),
+            class_inserts: StripedCounters::new(),
             tracker: std::sync::Arc::new(EntryTracker::new(TrackerSettings {
                 sample_one_in: 1,
                 ..TrackerSettings::default()
@@ -141,24 +145,43 @@ impl HotAnalytics {
             .collect()
     }
 
+    /// Counts an insert of an entry of the named class number `class`.
+    #[inline]
+    pub(crate) fn inserted_class(&self, class: u16) {
+        let slot = usize::from(class).min(CLASS_SLOTS - 1);
+        self.class_inserts.add(slot, 1);
+    }
+
+    /// Inserts per class number, the default class's being what the named
+    /// ones leave of all inserts.
+    pub(crate) fn class_inserts(&self) -> Vec<(u16, u64)> {
+        per_class(self.class_inserts.snapshot(), self.inserts())
+    }
+
     /// Hits per class number, given the hot tier's `hits` in all: the
     /// default class's are what the named ones leave. The last number
     /// stands for every number past it.
     pub(crate) fn class_hits(&self, hits: u64) -> Vec<(u16, u64)> {
-        let mut named = self.class_hits.snapshot();
-        named[0] = 0;
-        let default = hits.saturating_sub(named.iter().sum());
-        std::iter::once((0, default))
-            .chain(
-                named
-                    .into_iter()
-                    .enumerate()
-                    .skip(1)
-                    .map(|(i, n)| (i as u16, n)),
-            )
-            .filter(|&(_, n)| n > 0)
-            .collect()
+        per_class(self.class_hits.snapshot(), hits)
     }
+}
+
+/// Counts per class number from named-class counters (slot 0 ignored) and
+/// the total: the default class (number 0) gets what the named ones leave.
+/// Classes at zero are left out.
+fn per_class(mut named: [u64; CLASS_SLOTS], total: u64) -> Vec<(u16, u64)> {
+    named[0] = 0;
+    let default = total.saturating_sub(named.iter().sum());
+    std::iter::once((0, default))
+        .chain(
+            named
+                .into_iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, n)| (i as u16, n)),
+        )
+        .filter(|&(_, n)| n > 0)
+        .collect()
 }
 
 /// One tier in [`CacheStats`].
@@ -196,6 +219,8 @@ pub struct TierSummary {
     pub removals_by_class: Vec<ClassRemovalStats>,
     /// Hits per data class.
     pub class_hits: Vec<(String, u64)>,
+    /// Entries stored per data class.
+    pub class_inserts: Vec<(String, u64)>,
 }
 
 /// How long a key must go untouched to be among [`CacheStats::cold_keys`].

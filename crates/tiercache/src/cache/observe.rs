@@ -124,11 +124,14 @@ where
         let a = self.inner.hot_analytics.as_ref()?;
         let counts = self.tier_stats();
         let hot = &counts[0];
-        let class_hits = a
-            .class_hits(hot.hits)
-            .into_iter()
-            .map(|(i, n)| (self.inner.class_names.class(i).as_str().to_string(), n))
-            .collect();
+        let named = |counts: Vec<(u16, u64)>| -> Vec<(String, u64)> {
+            counts
+                .into_iter()
+                .map(|(i, n)| (self.inner.class_names.class(i).as_str().to_string(), n))
+                .collect()
+        };
+        let class_hits = named(a.class_hits(hot.hits));
+        let class_inserts = named(a.class_inserts());
         let mut tiers = vec![TierSummary {
             name: hot.name.clone(),
             hits: hot.hits,
@@ -144,6 +147,7 @@ where
             expirations: Some(self.inner.hot.engine.expired_count()),
             removals_by_class: self.hot_removals(a).classes,
             class_hits,
+            class_inserts,
         }];
         #[cfg(feature = "compress")]
         let compression = self.compression_stats();
@@ -181,6 +185,12 @@ where
                     .iter()
                     .filter(|c| c.hits > 0)
                     .map(|c| (c.class.clone(), c.hits))
+                    .collect(),
+                class_inserts: stats
+                    .classes
+                    .iter()
+                    .filter(|c| c.inserts > 0)
+                    .map(|c| (c.class.clone(), c.inserts))
                     .collect(),
             });
         }
@@ -315,10 +325,25 @@ where
                 }
             })
             .collect();
+        // Hits and inserts per class, by class name.
+        let mut classes: std::collections::BTreeMap<String, cache_analytics::ClassStats> =
+            Default::default();
+        let name = |i: u16| self.inner.class_names.class(i).as_str().to_string();
+        for (i, n) in a.class_hits(hot.hits) {
+            let c = classes.entry(name(i)).or_default();
+            c.hits = n;
+        }
+        for (i, n) in a.class_inserts() {
+            let c = classes.entry(name(i)).or_default();
+            c.inserts = n;
+        }
         cache_analytics::emit_metrics(&TierStats {
             tier: "hot".into(),
             ops,
-            classes: Vec::new(),
+            classes: classes
+                .into_iter()
+                .map(|(class, stats)| cache_analytics::ClassStats { class, ..stats })
+                .collect(),
             entries: Some(self.inner.hot.entry_count()),
             bytes: None,
             removals: Some(self.hot_removals(a)),
