@@ -34,7 +34,12 @@ impl Removals {
     pub fn add(&mut self, class: &str, evicted: u64, expired: u64) {
         self.evicted += evicted;
         self.expired += expired;
-        let share = self.by_class.entry(class.to_string()).or_default();
+        // The class is looked up before it is copied: most calls count a
+        // class already seen, and need no allocation.
+        let share = match self.by_class.get_mut(class) {
+            Some(share) => share,
+            None => self.by_class.entry(class.to_string()).or_default(),
+        };
         share.evicted += evicted;
         share.expired += expired;
     }

@@ -1,7 +1,6 @@
 //! The async, typed, tiered cache.
 
 use std::fmt;
-use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cache_core::{
-    Classes, Clock, Codec, DynBackend, Entry, ErrorKind, Flags, Limits, Lookup, Meta, Placement,
-    Postcard, Result, SingleFlight, StripedCounters, expiry_after, loader_error,
+    Classes, Clock, Codec, DynBackend, Entry, Flags, Limits, Lookup, Meta, Placement, Postcard,
+    Result, SingleFlight, StripedCounters, expiry_after,
 };
 use futures::future::join_all;
 use serde::Serialize;
@@ -23,9 +22,10 @@ use crate::promotion::HitWindow;
 use crate::stats::{HierarchyStats, TierStats};
 use crate::tier::Tier;
 
+mod load;
 mod observe;
 
-use observe::Tracked;
+use observe::{Sampled, Tracked};
 
 /// A typed cache over a hierarchy of tiers: an in-memory hot tier holding
 /// `V` itself, then any number of byte tiers (disk, Redis, ...) in order.
@@ -220,60 +220,8 @@ where
     pub async fn get(&self, key: &K) -> Result<Option<V>> {
         let sample = self.sample_lookup(key);
         let found = self.get_counted(key).await;
-        self.lookup_done(sample);
+        self.sample_done(sample, Sampled::Lookup);
         found
-    }
-
-    /// Counts a hot-tier lookup as it starts. With analytics on, one lookup
-    /// in the sampling rate is timed and its key fed to the hot-key sketch:
-    /// the count the lookup counter returns decides which, so analytics
-    /// adds no work of its own to the lookups it does not sample. Returns
-    /// when the lookup began if it is sampled; the sampled call's work is
-    /// out of line, so that the lookup's own code stays small.
-    #[inline(always)]
-    fn sample_lookup(&self, key: &K) -> Option<std::time::Instant> {
-        let seen = self.inner.counters.add_and_fetch_stripe(HOT_LOOKUPS, 1);
-        #[cfg(feature = "analytics")]
-        if seen & self.inner.sample_mask == 0
-            && let Some(a) = &self.inner.hot_analytics
-        {
-            return self.start_sample(a, key);
-        }
-        let _ = (seen, key);
-        None
-    }
-
-    /// The sampled lookup's start: its key to the hot-key sketch, and the
-    /// time.
-    #[cfg(feature = "analytics")]
-    #[cold]
-    #[inline(never)]
-    fn start_sample(&self, a: &crate::report::HotAnalytics, key: &K) -> Option<std::time::Instant> {
-        if let Ok(kb) = self.encode_key(key) {
-            a.hot_keys.try_record(&kb);
-        }
-        Some(std::time::Instant::now())
-    }
-
-    /// Records a sampled lookup's latency.
-    #[inline(always)]
-    fn lookup_done(&self, sample: Option<std::time::Instant>) {
-        #[cfg(feature = "analytics")]
-        if let Some(started) = sample {
-            self.record_lookup(started);
-        }
-        let _ = sample;
-    }
-
-    /// Records a sampled lookup's latency, out of line.
-    #[cfg(feature = "analytics")]
-    #[cold]
-    #[inline(never)]
-    fn record_lookup(&self, started: std::time::Instant) {
-        let elapsed = started.elapsed();
-        if let Some(a) = &self.inner.hot_analytics {
-            a.get_latency.record_duration(elapsed);
-        }
     }
 
     /// A value from the hot tier, counting the hit's class when analytics
@@ -509,36 +457,8 @@ where
     pub async fn insert_with(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
         let sample = self.sample_insert();
         let stored = self.insert_unanalysed(key, value, options).await;
-        #[cfg(feature = "analytics")]
-        if let Some(started) = sample {
-            self.record_insert(started);
-        }
-        let _ = sample;
+        self.sample_done(sample, Sampled::Insert);
         stored
-    }
-
-    /// With analytics on, counts an insert and, for one in the sampling
-    /// rate, returns when it began.
-    #[inline(always)]
-    fn sample_insert(&self) -> Option<std::time::Instant> {
-        #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics
-            && a.insert() & a.sample_mask == 0
-        {
-            return Some(std::time::Instant::now());
-        }
-        None
-    }
-
-    /// Records a sampled insert's latency, out of line.
-    #[cfg(feature = "analytics")]
-    #[cold]
-    #[inline(never)]
-    fn record_insert(&self, started: std::time::Instant) {
-        let elapsed = started.elapsed();
-        if let Some(a) = &self.inner.hot_analytics {
-            a.insert_latency.record_duration(elapsed);
-        }
     }
 
     /// [`insert_with`](Self::insert_with) without the analytics around it.
@@ -690,98 +610,6 @@ where
             }
         }
         Ok(())
-    }
-
-    /// The value for `key`; on a miss in every tier, awaits `init`, stores
-    /// its value in every tier and returns it. However many callers ask for
-    /// the same key at once, one `init` runs and all share its value.
-    pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
-        let sample = self.sample_lookup(&key);
-        let found = self.get_with_counted(key, init).await;
-        self.lookup_done(sample);
-        found
-    }
-
-    /// [`get_with`](Self::get_with) without the analytics sample around it.
-    async fn get_with_counted(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
-        if let Some(v) = self.hot_get(&key) {
-            return Ok(v);
-        }
-        self.inner.counters.add(HOT_MISSES, 1);
-        let mut init = Some(init);
-        let key_ref = &key;
-        loop {
-            let slot = &mut init;
-            let result = self
-                .inner
-                .flights
-                .run(key_ref, move || async move {
-                    if let Some(v) = self.get_uncounted(key_ref).await? {
-                        return Ok(v);
-                    }
-                    self.track(key_ref, None, Tracked::Miss);
-                    let v = slot
-                        .take()
-                        .expect("a caller's loader runs at most once")
-                        .await;
-                    self.insert(key_ref.clone(), v.clone()).await?;
-                    Ok(v)
-                })
-                .await;
-            match result {
-                // A waiter handed another caller's loader error still has
-                // its own loader, which has not run: it tries again.
-                Err(e) if e.kind() == ErrorKind::Loader && init.is_some() => {}
-                other => return other,
-            }
-        }
-    }
-
-    /// Like [`get_with`](Self::get_with) with a fallible loader. A loader
-    /// error is returned to every caller waiting on the key as an error of
-    /// kind [`ErrorKind::Loader`] whose source is the loader's own error,
-    /// and nothing is cached.
-    pub async fn try_get_with<E>(
-        &self,
-        key: K,
-        init: impl Future<Output = Result<V, E>>,
-    ) -> Result<V>
-    where
-        E: std::error::Error + Send + Sync + 'static,
-    {
-        let sample = self.sample_lookup(&key);
-        let found = self.try_get_with_counted(key, init).await;
-        self.lookup_done(sample);
-        found
-    }
-
-    /// [`try_get_with`](Self::try_get_with) without the analytics sample
-    /// around it.
-    async fn try_get_with_counted<E>(
-        &self,
-        key: K,
-        init: impl Future<Output = Result<V, E>>,
-    ) -> Result<V>
-    where
-        E: std::error::Error + Send + Sync + 'static,
-    {
-        if let Some(v) = self.hot_get(&key) {
-            return Ok(v);
-        }
-        self.inner.counters.add(HOT_MISSES, 1);
-        let key_ref = &key;
-        self.inner
-            .flights
-            .run(key_ref, move || async move {
-                if let Some(v) = self.get_uncounted(key_ref).await? {
-                    return Ok(v);
-                }
-                self.track(key_ref, None, Tracked::Miss);
-                let v = init.await.map_err(loader_error)?;
-                self.insert(key_ref.clone(), v.clone()).await?;
-                Ok(v)
-            })
-            .await
     }
 
     /// The hot tier, for direct synchronous access and inspection.

@@ -6,13 +6,21 @@ use std::hash::Hash;
 use std::sync::Arc;
 #[cfg(feature = "analytics")]
 use std::time::Duration;
+use std::time::Instant;
 
 use bytes::Bytes;
 use cache_core::{Codec, Meta};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Cache;
+use super::{Cache, HOT_LOOKUPS};
+
+/// Which latency a sampled call records.
+#[derive(Clone, Copy)]
+pub(super) enum Sampled {
+    Lookup,
+    Insert,
+}
 
 /// What happened to a key, for the entry tracker.
 #[derive(Clone, Copy)]
@@ -28,6 +36,75 @@ where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     C: Codec,
 {
+    /// Counts a hot-tier lookup as it starts. With analytics on, one lookup
+    /// in the sampling rate is timed and its key fed to the hot-key sketch:
+    /// the count the lookup counter returns decides which, so analytics
+    /// adds no work of its own to the lookups it does not sample. Returns
+    /// when the lookup began if it is sampled; the sampled call's work is
+    /// out of line, so that the lookup's own code stays small.
+    #[inline(always)]
+    pub(super) fn sample_lookup(&self, key: &K) -> Option<Instant> {
+        let seen = self.inner.counters.add_and_fetch_stripe(HOT_LOOKUPS, 1);
+        #[cfg(feature = "analytics")]
+        if seen & self.inner.sample_mask == 0
+            && let Some(a) = &self.inner.hot_analytics
+        {
+            return self.start_sample(a, key);
+        }
+        let _ = (seen, key);
+        None
+    }
+
+    /// The sampled lookup's start: its key to the hot-key sketch, and the
+    /// time.
+    #[cfg(feature = "analytics")]
+    #[cold]
+    #[inline(never)]
+    fn start_sample(&self, a: &crate::report::HotAnalytics, key: &K) -> Option<Instant> {
+        if let Ok(kb) = self.encode_key(key) {
+            a.hot_keys.try_record(&kb);
+        }
+        Some(Instant::now())
+    }
+
+    /// With analytics on, counts an insert and, for one in the sampling
+    /// rate (by the running count the insert counter returns), returns
+    /// when it began.
+    #[inline(always)]
+    pub(super) fn sample_insert(&self) -> Option<Instant> {
+        #[cfg(feature = "analytics")]
+        if let Some(a) = &self.inner.hot_analytics
+            && a.insert() & a.sample_mask == 0
+        {
+            return Some(Instant::now());
+        }
+        None
+    }
+
+    /// Records a sampled call's latency, if the call was sampled.
+    #[inline(always)]
+    pub(super) fn sample_done(&self, sample: Option<Instant>, op: Sampled) {
+        #[cfg(feature = "analytics")]
+        if let Some(started) = sample {
+            self.record_latency(started, op);
+        }
+        let _ = (sample, op);
+    }
+
+    /// Records a sampled call's latency, out of line.
+    #[cfg(feature = "analytics")]
+    #[cold]
+    #[inline(never)]
+    fn record_latency(&self, started: Instant, op: Sampled) {
+        let elapsed = started.elapsed();
+        if let Some(a) = &self.inner.hot_analytics {
+            match op {
+                Sampled::Lookup => a.get_latency.record_duration(elapsed),
+                Sampled::Insert => a.insert_latency.record_duration(elapsed),
+            }
+        }
+    }
+
     /// Whether the entry tracker follows `key`'s entries.
     #[inline]
     pub(super) fn is_tracked(&self, key: &K) -> bool {
