@@ -429,7 +429,7 @@ where
     }
 
     /// Stores a value in every tier with its own time-to-live. A zero or
-    /// unrepresentable `ttl` is an [`ErrorKind::InvalidTtl`] error and
+    /// unrepresentable `ttl` is an [`ErrorKind::InvalidTtl`](cache_core::ErrorKind::InvalidTtl) error and
     /// changes nothing.
     pub async fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<()> {
         self.insert_with(key, value, InsertOptions::new().time_to_live(ttl))
