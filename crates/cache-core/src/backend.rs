@@ -34,6 +34,24 @@ pub trait Backend: Send + Sync + 'static {
     /// Removes a key; `true` if a live entry was removed.
     fn remove(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Removes `key` only if the tier still holds exactly the value bytes
+    /// `seen` for it (as this tier's [`get`](Self::get) returned them), so
+    /// that deleting a record found to be corrupted can never delete a
+    /// valid value written concurrently. `true` if it removed the record.
+    ///
+    /// A tier that cannot compare and delete atomically keeps the default,
+    /// which removes nothing and answers `false`: a damaged record left in
+    /// place is a miss on every read until it is overwritten or expires,
+    /// which is better than losing a concurrent write.
+    fn remove_if_unchanged(
+        &self,
+        key: &[u8],
+        seen: &[u8],
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (key, seen);
+        async { Ok(false) }
+    }
+
     /// Whether the key has a live (unexpired, non-negative) entry.
     fn contains(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send {
         async move { Ok(self.get(key).await?.is_hit()) }
@@ -95,6 +113,13 @@ impl<B: Backend> Backend for Arc<B> {
     }
     fn remove(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send {
         (**self).remove(key)
+    }
+    fn remove_if_unchanged(
+        &self,
+        key: &[u8],
+        seen: &[u8],
+    ) -> impl Future<Output = Result<bool>> + Send {
+        (**self).remove_if_unchanged(key, seen)
     }
     fn contains(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send {
         (**self).contains(key)

@@ -30,6 +30,12 @@ pub trait DynBackend: Send + Sync + 'static {
     fn dyn_insert(&self, key: Bytes, entry: Entry) -> BoxFuture<'_, Result<()>>;
     /// See [`Backend::remove`].
     fn dyn_remove<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<bool>>;
+    /// See [`Backend::remove_if_unchanged`].
+    fn dyn_remove_if_unchanged<'a>(
+        &'a self,
+        key: &'a [u8],
+        seen: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool>>;
     /// See [`Backend::contains`].
     fn dyn_contains<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<bool>>;
     /// See [`Backend::clear`].
@@ -56,6 +62,13 @@ impl<B: Backend> DynBackend for B {
     }
     fn dyn_remove<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<bool>> {
         Box::pin(self.remove(key))
+    }
+    fn dyn_remove_if_unchanged<'a>(
+        &'a self,
+        key: &'a [u8],
+        seen: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.remove_if_unchanged(key, seen))
     }
     fn dyn_contains<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<bool>> {
         Box::pin(self.contains(key))
@@ -89,6 +102,9 @@ impl Backend for Arc<dyn DynBackend> {
     }
     async fn remove(&self, key: &[u8]) -> Result<bool> {
         (**self).dyn_remove(key).await
+    }
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+        (**self).dyn_remove_if_unchanged(key, seen).await
     }
     async fn contains(&self, key: &[u8]) -> Result<bool> {
         (**self).dyn_contains(key).await

@@ -15,12 +15,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{Cache, Parts};
-use crate::hot::{Evicted, HotTier, Slot, demote_on_evict};
+use crate::hot::{HotTier, Pending, Slot, demote_on_evict};
 use crate::promotion::{HitWindow, Promotion};
 
 /// The most evicted entries that wait for the warm tier at once under
-/// write-on-evict; each call that evicts writes its own right away, so the
-/// queue stays short unless the warm tier is much slower than the inserts.
+/// write-on-evict; calls that evict write them right away, so the queue
+/// stays short unless the warm tier is much slower than the inserts.
 const MAX_WAITING_DEMOTIONS: usize = 10_000;
 
 /// Builds a [`Cache`]; start from [`Cache::builder`].
@@ -348,7 +348,12 @@ where
             validate_ttl(ttl)?;
         }
         let mut classes = Classes::default();
-        for (class, ttl, placement) in self.classes {
+        // The default class first: a named class takes what it does not
+        // set itself from the default class, whatever the order of the
+        // calls that configured them.
+        let mut configured = self.classes;
+        configured.sort_by_key(|(class, _, _)| !matches!(class, DataClass::Default));
+        for (class, ttl, placement) in configured {
             let mut policy = classes.policy(&class);
             if ttl.is_some() {
                 policy.time_to_live = ttl;
@@ -368,22 +373,25 @@ where
         if let Some(tti) = self.time_to_idle {
             hot = hot.time_to_idle(tti);
         }
-        let evicted = self
+        let pending = self
             .write_on_evict
-            .then(|| Arc::new(Evicted::new(MAX_WAITING_DEMOTIONS)));
+            .then(|| Arc::new(Pending::new(MAX_WAITING_DEMOTIONS)));
         #[cfg(feature = "analytics")]
         let hot_analytics = self
             .analytics
             .map(|(n, _)| Arc::new(crate::report::HotAnalytics::new(n, self.entry_tracking)));
         // The hot tier tells analytics the class of what it evicts and
         // expires, and (write-on-evict) hands the evicted to the warm tier.
-        let demote = evicted.clone().map(demote_on_evict);
+        let clock = self.clock.clone();
+        let demote = pending.clone().map(|p| demote_on_evict(p, clock));
         #[cfg(feature = "analytics")]
         let counted = hot_analytics.clone();
         #[cfg(not(feature = "analytics"))]
         let counted: Option<()> = None;
         if demote.is_some() || counted.is_some() {
-            hot = hot.eviction_listener(move |key: K, slot: Slot<V>, cause| {
+            // In the partition's lock: an entry is in the demotion queue
+            // before any later change of its key can look for it there.
+            hot = hot.listener_in_lock(true).eviction_listener(move |key: K, slot: Slot<V>, cause| {
                 #[cfg(feature = "analytics")]
                 if let Some(a) = &counted {
                     a.removed(slot.class, cause);
@@ -460,7 +468,7 @@ where
             limits: self.limits,
             classes,
             promotion,
-            evicted,
+            pending,
             compressed,
             #[cfg(feature = "analytics")]
             hot_analytics,

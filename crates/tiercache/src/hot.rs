@@ -2,11 +2,13 @@
 //! to move down the hierarchy later.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cache_backends::memory::{MemoryCache, RemovalCause};
-use cache_core::{DataClass, Placement};
+use cache_core::{Clock, DataClass, Placement};
 use parking_lot::{Mutex, RwLock};
 
 /// A value in the hot tier, with its expiry, class and whether the warm
@@ -25,6 +27,10 @@ pub(crate) struct Slot<V> {
     /// The warm tier holds this very value: written through, or promoted
     /// from below.
     pub(crate) clean: bool,
+    /// The version of the key's stripe when the value was written (see
+    /// [`crate::stripes`]): later writes of the key have higher ones, so
+    /// an entry waiting for demotion can tell whether it was replaced.
+    pub(crate) seq: u64,
     /// The key is in the analytics' sample of entries whose use is followed
     /// (so a hot hit of it is reported, and hits of other keys cost
     /// nothing).
@@ -71,65 +77,135 @@ impl ClassNames {
     }
 }
 
-/// Entries the hot tier evicted for room, waiting to be written to the warm
-/// tier by the call that evicted them (write-on-evict).
-pub(crate) struct Evicted<K, V> {
-    queue: Mutex<Vec<(K, Slot<V>)>>,
+/// Entries the hot tier let go of that the warm tier does not hold yet
+/// (write-on-evict), by key, until a demotion writes them there.
+///
+/// While an entry waits here it is still the key's value: a lookup that
+/// misses the hot tier looks here before it looks below, so an entry is
+/// never out of sight between leaving memory and reaching the warm tier.
+/// A write or removal of the key takes it out (under the key's stripe
+/// lock), so an older value can never be demoted over a newer one, and a
+/// demotion removes it only after the warm tier took it, so a demotion
+/// cancelled half way loses nothing.
+pub(crate) struct Pending<K, V> {
+    waiting: Mutex<HashMap<K, Slot<V>>>,
     /// The most entries waiting at once; beyond it an evicted entry is
     /// dropped (and counted) rather than let memory grow.
     bound: usize,
-    dropped: std::sync::atomic::AtomicU64,
+    dropped: AtomicU64,
 }
 
-impl<K, V> Evicted<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> Pending<K, V> {
     pub(crate) fn new(bound: usize) -> Self {
-        Evicted {
-            queue: Mutex::new(Vec::new()),
+        Pending {
+            waiting: Mutex::new(HashMap::new()),
             bound,
-            dropped: std::sync::atomic::AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 
+    /// Queues what the hot tier let go of. The hot tier's listener runs
+    /// under its partition's lock, so this happens before any later change
+    /// of the key; a newer write's entry is never replaced by an older one.
     fn push(&self, key: K, slot: Slot<V>) {
-        let mut queue = self.queue.lock();
-        if queue.len() < self.bound {
-            queue.push((key, slot));
-        } else {
-            self.dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut waiting = self.waiting.lock();
+        let len = waiting.len();
+        match waiting.entry(key) {
+            Entry::Occupied(mut e) => {
+                if e.get().seq <= slot.seq {
+                    e.insert(slot);
+                }
+            }
+            Entry::Vacant(e) if len < self.bound => {
+                e.insert(slot);
+            }
+            Entry::Vacant(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Takes everything waiting.
-    pub(crate) fn take(&self) -> Vec<(K, Slot<V>)> {
-        std::mem::take(&mut *self.queue.lock())
+    /// The entry waiting for `key`, if any.
+    pub(crate) fn get(&self, key: &K) -> Option<Slot<V>> {
+        self.waiting.lock().get(key).cloned()
     }
 
-    /// Whether nothing is waiting (without taking the lock for long).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.queue.lock().is_empty()
+    /// Takes out the entry waiting for `key` if it was written before
+    /// `seq` (a newer write or a removal of the key replaces it).
+    pub(crate) fn purge(&self, key: &K, seq: u64) {
+        let mut waiting = self.waiting.lock();
+        if waiting.get(key).is_some_and(|slot| slot.seq < seq) {
+            waiting.remove(key);
+        }
     }
 
-    /// Evicted entries dropped because too many were waiting.
+    /// Takes out the entry for `key` once the warm tier holds it, unless a
+    /// newer one replaced it meanwhile.
+    pub(crate) fn demoted(&self, key: &K, seq: u64) {
+        let mut waiting = self.waiting.lock();
+        if waiting.get(key).is_some_and(|slot| slot.seq == seq) {
+            waiting.remove(key);
+        }
+    }
+
+    /// Counts an entry the warm tier refused: it is given up, like an
+    /// eviction without a tier below.
+    pub(crate) fn failed(&self, key: &K, seq: u64) {
+        self.demoted(key, seq);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Up to `n` keys waiting, for a demotion pass.
+    pub(crate) fn keys(&self, n: usize) -> Vec<K> {
+        self.waiting.lock().keys().take(n).cloned().collect()
+    }
+
+    /// How many entries wait.
+    pub(crate) fn len(&self) -> usize {
+        self.waiting.lock().len()
+    }
+
+    /// Whether the queue is past half full, so callers should help empty it.
+    pub(crate) fn is_crowded(&self) -> bool {
+        self.len() > self.bound / 2
+    }
+
+    /// Forgets everything waiting (the cache is being cleared).
+    pub(crate) fn clear(&self) {
+        self.waiting.lock().clear();
+    }
+
+    /// Evicted entries dropped because too many were waiting, or because
+    /// the warm tier refused them.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
-/// The listener that queues what the hot tier evicts for the warm tier
-/// (write-on-evict): only entries evicted for room (not expired, removed
-/// or replaced), that may live below memory, and that the warm tier does
-/// not already hold.
+/// The listener that queues what the hot tier lets go of for the warm tier
+/// (write-on-evict): entries evicted for room, and entries that idled out
+/// (their time-to-idle passed while their time-to-live has not), that may
+/// live below memory and that the warm tier does not already hold.
+/// Entries expired, removed or replaced are not demoted.
 pub(crate) fn demote_on_evict<K, V>(
-    evicted: Arc<Evicted<K, V>>,
+    pending: Arc<Pending<K, V>>,
+    clock: Clock,
 ) -> impl Fn(K, Slot<V>, RemovalCause) + Send + Sync + 'static
 where
-    K: Send + Sync + 'static,
-    V: Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
 {
     move |key, slot, cause| {
-        if cause == RemovalCause::Size && !slot.clean && slot.placement.below_memory() {
-            evicted.push(key, slot);
+        if slot.clean || !slot.placement.below_memory() {
+            return;
+        }
+        let demote = match cause {
+            RemovalCause::Size => true,
+            RemovalCause::Expired => slot.expires_at_ms.is_none_or(|at| at > clock.now_ms()),
+            _ => false,
+        };
+        if demote {
+            pending.push(key, slot);
         }
     }
 }

@@ -56,6 +56,7 @@ mod promotion;
 mod report;
 #[cfg(feature = "memory")]
 mod stats;
+mod stripes;
 #[cfg(feature = "memory")]
 mod tier;
 

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
-use cache_core::{DynBackend, ErrorKind};
+use cache_core::{DynBackend, ErrorKind, Meta};
 use parking_lot::Mutex;
 
-/// The most keys a tier remembers as possibly stale; past it, the tier is
-/// distrusted as a whole until a `clear` of it succeeds.
+/// The most keys a tier remembers as possibly stale; past it, the tier
+/// distrusts every record written before the latest failure instead (see
+/// [`Tier::distrusts`]).
 const MAX_STALE_KEYS: usize = 65_536;
 
 /// Keys whose value in the tier may be out of date: a write or removal
@@ -19,8 +20,9 @@ const MAX_STALE_KEYS: usize = 65_536;
 #[derive(Default)]
 struct Stale {
     keys: HashSet<Bytes>,
-    /// Too many keys went stale to remember them all.
-    overflowed: bool,
+    /// Too many keys went stale to remember them all: every record created
+    /// before this time (unix ms) is distrusted; 0 when none is.
+    distrust_before: u64,
 }
 
 /// A byte tier and its counters.
@@ -31,8 +33,10 @@ pub(crate) struct Tier {
     pub(crate) errors: AtomicU64,
     pub(crate) corrupted: AtomicU64,
     stale: Mutex<Stale>,
-    /// Whether `stale` holds anything, so the common case takes no lock.
+    /// Whether `stale` holds any key, so the common case takes no lock.
     any_stale: AtomicBool,
+    /// A copy of `stale.distrust_before`, read without the lock.
+    distrust_before: AtomicU64,
 }
 
 impl Tier {
@@ -45,6 +49,7 @@ impl Tier {
             corrupted: AtomicU64::new(0),
             stale: Mutex::new(Stale::default()),
             any_stale: AtomicBool::new(false),
+            distrust_before: AtomicU64::new(0),
         }
     }
 
@@ -57,18 +62,39 @@ impl Tier {
     }
 
     /// Notes that the tier may hold an out-of-date value for `key`: it
-    /// failed to take a write or a removal the other tiers took.
-    pub(crate) fn mark_stale(&self, key: &Bytes) {
+    /// failed, at `now_ms`, to take a write or a removal the other tiers
+    /// took.
+    ///
+    /// Past [`MAX_STALE_KEYS`] the keys are forgotten and every record the
+    /// tier holds that was created before this failure is distrusted
+    /// instead. Nothing is cleared: a clear of a shared Redis prefix would
+    /// wipe every process's cache, and each lookup waiting on one made an
+    /// outage's aftermath worse than the outage.
+    pub(crate) fn mark_stale(&self, key: &Bytes, now_ms: u64) {
         let mut stale = self.stale.lock();
-        if !stale.overflowed {
-            if stale.keys.len() < MAX_STALE_KEYS {
-                stale.keys.insert(key.clone());
-            } else {
-                stale.keys.clear();
-                stale.overflowed = true;
-            }
+        if stale.distrust_before == 0 && stale.keys.len() < MAX_STALE_KEYS {
+            stale.keys.insert(key.clone());
+            self.any_stale.store(true, Ordering::Release);
+            return;
         }
-        self.any_stale.store(true, Ordering::Release);
+        Self::distrust(&mut stale, &self.distrust_before, now_ms);
+        self.any_stale.store(false, Ordering::Release);
+    }
+
+    /// Distrusts every record created before `now_ms`: a clear of the tier
+    /// failed, so it may still hold anything written before.
+    pub(crate) fn mark_all_stale(&self, now_ms: u64) {
+        let mut stale = self.stale.lock();
+        Self::distrust(&mut stale, &self.distrust_before, now_ms);
+        self.any_stale.store(false, Ordering::Release);
+    }
+
+    fn distrust(stale: &mut Stale, copy: &AtomicU64, now_ms: u64) {
+        // Strictly after the failure: a record created in the same
+        // millisecond may predate it.
+        stale.distrust_before = stale.distrust_before.max(now_ms.saturating_add(1));
+        copy.store(stale.distrust_before, Ordering::Release);
+        stale.keys = HashSet::new();
     }
 
     /// Notes that the tier now holds the current state of `key` (a write
@@ -79,7 +105,7 @@ impl Tier {
         }
         let mut stale = self.stale.lock();
         stale.keys.remove(key);
-        if stale.keys.is_empty() && !stale.overflowed {
+        if stale.keys.is_empty() {
             self.any_stale.store(false, Ordering::Release);
         }
     }
@@ -88,28 +114,45 @@ impl Tier {
     pub(crate) fn mark_all_current(&self) {
         *self.stale.lock() = Stale::default();
         self.any_stale.store(false, Ordering::Release);
+        self.distrust_before.store(0, Ordering::Release);
     }
 
-    /// Whether the tier's value for `key` cannot be trusted.
+    /// Whether the tier's value for `key` is known to be possibly out of
+    /// date; it is not asked for the key until [`settle`](Self::settle)
+    /// succeeds.
     pub(crate) fn is_stale(&self, key: &[u8]) -> bool {
         if !self.any_stale.load(Ordering::Acquire) {
             return false;
         }
-        let stale = self.stale.lock();
-        stale.overflowed || stale.keys.contains(key)
+        self.stale.lock().keys.contains(key)
+    }
+
+    /// Whether a record the tier returned may predate a failed write (too
+    /// many keys went stale to tell which): it is treated as a miss, and
+    /// left in place, since in a shared tier it may be another process's
+    /// current value.
+    pub(crate) fn distrusts(&self, meta: &Meta) -> bool {
+        meta.created_at_ms < self.distrust_before.load(Ordering::Acquire)
+    }
+
+    /// The metadata to write a record into this tier with: while the tier
+    /// distrusts older records, what the cache writes now is stamped as
+    /// created after the distrust point, since it is current.
+    pub(crate) fn stamp(&self, mut meta: Meta) -> Meta {
+        let from = self.distrust_before.load(Ordering::Acquire);
+        meta.created_at_ms = meta.created_at_ms.max(from);
+        meta
     }
 
     /// Tries to bring a stale `key` up to date by removing it from the
-    /// tier (or, once too many keys went stale, by clearing the tier).
-    /// Either way the tier has nothing current for the key: the caller
-    /// treats it as a miss.
+    /// tier. The caller holds the key's stripe lock, so the removal cannot
+    /// take away a value written meanwhile. Either way the tier has nothing
+    /// current for the key: the caller treats it as a miss.
     pub(crate) async fn settle(&self, key: &Bytes) {
-        let overflowed = self.stale.lock().overflowed;
-        if overflowed {
-            if self.backend.dyn_clear().await.is_ok() {
-                self.mark_all_current();
-            }
-        } else if self.backend.dyn_remove(key).await.is_ok() {
+        if !self.is_stale(key) {
+            return;
+        }
+        if self.backend.dyn_remove(key).await.is_ok() {
             self.mark_current(key);
         }
     }
@@ -188,7 +231,7 @@ mod tests {
         let tier = Tier::new(backend.clone());
         let key = Bytes::from_static(b"k");
         assert!(!tier.is_stale(&key));
-        tier.mark_stale(&key);
+        tier.mark_stale(&key, 1);
         assert!(tier.is_stale(&key) && !tier.is_stale(b"other"));
         backend.set_failing(true);
         tier.settle(&key).await;
@@ -198,19 +241,28 @@ mod tests {
         assert!(!tier.is_stale(&key));
     }
 
-    #[tokio::test]
-    async fn too_many_stale_keys_distrust_the_tier_until_it_is_cleared() {
+    #[test]
+    fn too_many_stale_keys_distrust_older_records_without_a_clear() {
         let backend = Arc::new(ReferenceBackend::new(
             Default::default(),
             Default::default(),
         ));
         let tier = Tier::new(backend);
-        for i in 0..=MAX_STALE_KEYS {
-            tier.mark_stale(&Bytes::from(i.to_le_bytes().to_vec()));
+        for i in 0..MAX_STALE_KEYS {
+            tier.mark_stale(&Bytes::from(i.to_le_bytes().to_vec()), 1_000);
         }
-        assert!(tier.is_stale(b"never marked"));
-        tier.settle(&Bytes::from_static(b"any")).await;
+        assert!(!tier.distrusts(&Meta::new(0)));
+        tier.mark_stale(&Bytes::from_static(b"one too many"), 2_000);
+        assert!(tier.stale.lock().keys.is_empty(), "the keys are forgotten");
         assert!(!tier.is_stale(b"never marked"));
-        assert!(tier.stale.lock().keys.is_empty());
+        assert!(tier.distrusts(&Meta::new(2_000)), "same millisecond");
+        assert!(!tier.distrusts(&Meta::new(2_001)));
+        // What the cache writes now is current, whatever its age.
+        assert!(!tier.distrusts(&tier.stamp(Meta::new(5))));
+        // A later failure moves the point on.
+        tier.mark_stale(&Bytes::from_static(b"again"), 3_000);
+        assert!(tier.distrusts(&Meta::new(2_001)));
+        tier.mark_all_current();
+        assert!(!tier.distrusts(&Meta::new(0)));
     }
 }

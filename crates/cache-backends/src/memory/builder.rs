@@ -16,6 +16,7 @@ pub struct MemoryCacheBuilder<K, V> {
     pub(crate) time_to_live: Option<Duration>,
     pub(crate) time_to_idle: Option<Duration>,
     pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) listener_in_lock: bool,
     pub(crate) partitions: Option<usize>,
     pub(crate) partition_fn: Option<PartitionFn<K>>,
     pub(crate) clock: Clock,
@@ -30,6 +31,7 @@ impl<K, V> Default for MemoryCacheBuilder<K, V> {
             time_to_live: None,
             time_to_idle: None,
             listener: None,
+            listener_in_lock: false,
             partitions: None,
             partition_fn: None,
             clock: Clock::system(),
@@ -91,6 +93,17 @@ where
         listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
     ) -> Self {
         self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Runs the [`eviction_listener`](Self::eviction_listener) before the
+    /// partition's lock is released rather than after, so that it sees the
+    /// removal of a key before any later change of that key can happen: a
+    /// caller that changes a key after its value was evicted knows the
+    /// listener has already been told. The listener must then be quick and
+    /// must not call into the cache, which would deadlock.
+    pub fn listener_in_lock(mut self, in_lock: bool) -> Self {
+        self.listener_in_lock = in_lock;
         self
     }
 

@@ -63,6 +63,8 @@ struct Inner<K, V> {
     partition_fn: Option<PartitionFn<K>>,
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
+    /// The listener runs before the partition's lock is released.
+    listener_in_lock: bool,
     ttl: Option<Duration>,
     rule: ExpiryRule,
     clock: Clock,
@@ -163,6 +165,7 @@ where
                 partition_fn: b.partition_fn,
                 weigher: b.weigher,
                 listener: b.listener,
+                listener_in_lock: b.listener_in_lock,
                 ttl: b.time_to_live,
                 rule: ExpiryRule {
                     tti_ms: b
@@ -199,6 +202,22 @@ where
 
     fn removed(&self) -> Removed<K, V> {
         Removed::new(self.inner.listener.is_some())
+    }
+
+    /// Releases a partition's lock and reports what the change removed:
+    /// after the lock is released, or before it with
+    /// [`listener_in_lock`](super::MemoryCacheBuilder::listener_in_lock),
+    /// so that the listener sees each key's removals in the order of the
+    /// key's other changes.
+    #[inline]
+    fn release<G>(&self, guard: G, removed: Removed<K, V>) {
+        if self.inner.listener_in_lock {
+            self.notify(removed);
+            drop(guard);
+        } else {
+            drop(guard);
+            self.notify(removed);
+        }
     }
 
     fn notify(&self, removed: Removed<K, V>) {
@@ -262,14 +281,15 @@ where
     #[inline(never)]
     fn remove_expired(&self, hash: u32, key: &K, shard: &RwLock<Shard<K, V>>) -> Option<V> {
         let mut removed = self.removed();
-        shard.write().remove_expired(
+        let mut guard = shard.write();
+        guard.remove_expired(
             hash,
             key,
             self.inner.rule,
             self.inner.clock.now_ms(),
             &mut removed,
         );
-        self.notify(removed);
+        self.release(guard, removed);
         None
     }
 
@@ -315,7 +335,7 @@ where
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (hash, shard) = self.locate(&key);
         let mut removed = self.removed();
-        let feed = {
+        let (feed, guard) = {
             let mut shard = shard.write();
             shard.insert(
                 hash,
@@ -335,31 +355,32 @@ where
                     let (share, rejects) = chooser.config();
                     shard.set_window_share(share);
                     shard.set_rejects(rejects);
-                    true
+                    (true, shard)
                 }
-                _ => false,
+                _ => (false, shard),
             }
         };
+        self.release(guard, removed);
         // The ghosts are fed after the partition's lock is released, so
         // feeding them never holds up the partition's readers and writers.
         if feed && let Some(chooser) = &self.inner.chooser {
             chooser.feed();
         }
-        self.notify(removed);
     }
 
     /// Removes `key`, returning its value if it was live.
     pub fn remove(&self, key: &K) -> Option<V> {
         let (hash, shard) = self.locate(key);
         let mut removed = self.removed();
-        let v = shard.write().remove(
+        let mut guard = shard.write();
+        let v = guard.remove(
             hash,
             key,
             self.inner.rule,
             || self.inner.clock.now_ms(),
             &mut removed,
         );
-        self.notify(removed);
+        self.release(guard, removed);
         v
     }
 
@@ -367,8 +388,9 @@ where
     pub fn clear(&self) {
         for shard in self.inner.shards.iter() {
             let mut removed = self.removed();
-            shard.write().clear(&mut removed);
-            self.notify(removed);
+            let mut guard = shard.write();
+            guard.clear(&mut removed);
+            self.release(guard, removed);
         }
     }
 
@@ -378,11 +400,10 @@ where
         let mut total = 0;
         for shard in self.inner.shards.iter() {
             let mut removed = self.removed();
-            shard
-                .write()
-                .purge_expired(self.inner.rule, now, &mut removed);
+            let mut guard = shard.write();
+            guard.purge_expired(self.inner.rule, now, &mut removed);
             total += removed.count();
-            self.notify(removed);
+            self.release(guard, removed);
         }
         total
     }

@@ -1,0 +1,155 @@
+//! The order of changes to a key across tiers: striped locks and versions.
+//!
+//! A write of a key changes several tiers one after another, and a read
+//! copies what it found below into the tiers above. Without an order
+//! between the two, a copy made from a read that began before a write can
+//! land after it and bring the old value back. So every change of a key in
+//! more than one tier (insert, remove, a promotion's copies, a demotion)
+//! holds the lock of the key's stripe while it changes the tiers, and a
+//! write advances the stripe's version as it lets go. A read notes the
+//! version before it looks below the hot tier, and installs what it found
+//! only if the version is unchanged once it holds the lock: no write of
+//! any key of the stripe ended in between, and none is under way.
+//!
+//! The lock is asynchronous because the tiers are: a write holds it across
+//! the awaits of its tier writes. A future dropped while it holds the lock
+//! lets go of it and still advances the version (see [`WriteGuard`]), so
+//! cancellation cannot leave a read believing nothing changed.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Mutex, MutexGuard};
+
+/// How many stripes a cache has: keys that share one wait for each other's
+/// writes and may skip each other's promotions, so there are enough that
+/// concurrent writers rarely meet, and few enough to cost little memory.
+const STRIPES: usize = 1024;
+
+/// One lock and version per stripe of keys.
+pub(crate) struct Stripes {
+    stripes: Box<[Stripe]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+/// A stripe: its lock, and how many writes of its keys have ended.
+pub(crate) struct Stripe {
+    lock: Mutex<()>,
+    version: AtomicU64,
+}
+
+/// Held while a write changes the tiers; advances the stripe's version
+/// when it is dropped, whether the write finished or was cancelled.
+pub(crate) struct WriteGuard<'a> {
+    stripe: &'a Stripe,
+    _lock: MutexGuard<'a, ()>,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Advanced before the lock is released (fields drop after this
+        // body), so a reader that takes the lock next sees the change.
+        self.stripe.version.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl WriteGuard<'_> {
+    /// The stripe's version while this write holds it: higher than that of
+    /// every earlier write of its keys, lower than every later one.
+    pub(crate) fn seq(&self) -> u64 {
+        self.stripe.version.load(Ordering::Acquire)
+    }
+}
+
+impl Stripes {
+    pub(crate) fn new() -> Self {
+        Stripes {
+            stripes: (0..STRIPES)
+                .map(|_| Stripe {
+                    lock: Mutex::new(()),
+                    version: AtomicU64::new(0),
+                })
+                .collect(),
+            hasher: foldhash::fast::FixedState::with_seed(0x7469_6572_6361_6368),
+        }
+    }
+
+    /// The stripe of an encoded key.
+    pub(crate) fn of(&self, key: &[u8]) -> &Stripe {
+        let hash = self.hasher.hash_one(key);
+        // The high bits: foldhash mixes them best.
+        let i = (hash >> 54) as usize % STRIPES;
+        &self.stripes[i]
+    }
+
+    /// Every stripe's write lock, taken in order (so two callers taking
+    /// them all cannot deadlock, and nobody else holds more than one).
+    pub(crate) async fn write_all(&self) -> Vec<WriteGuard<'_>> {
+        let mut guards = Vec::with_capacity(self.stripes.len());
+        for stripe in self.stripes.iter() {
+            guards.push(stripe.write().await);
+        }
+        guards
+    }
+}
+
+impl Stripe {
+    /// The version now; a reader notes it before it looks below the hot
+    /// tier.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Waits for the stripe's lock, for a write.
+    pub(crate) async fn write(&self) -> WriteGuard<'_> {
+        WriteGuard {
+            _lock: self.lock.lock().await,
+            stripe: self,
+        }
+    }
+
+    /// Waits for the stripe's lock and keeps it only if the version is
+    /// still `seen`: no write of the stripe's keys ended since, and none
+    /// is under way. A copy made under the returned guard cannot land over
+    /// a newer write.
+    pub(crate) async fn unchanged_since(&self, seen: u64) -> Option<MutexGuard<'_, ()>> {
+        let guard = self.lock.lock().await;
+        (self.version() == seen).then_some(guard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_ends_by_advancing_the_version() {
+        let stripes = Stripes::new();
+        let stripe = stripes.of(b"k");
+        let seen = stripe.version();
+        assert!(stripe.unchanged_since(seen).await.is_some());
+        let w = stripe.write().await;
+        let seq = w.seq();
+        drop(w);
+        assert!(stripe.version() > seq);
+        assert!(stripe.unchanged_since(seen).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_write_still_advances_the_version() {
+        let stripes = Stripes::new();
+        let stripe = stripes.of(b"k");
+        let seen = stripe.version();
+        let write = async {
+            let _w = stripe.write().await;
+            std::future::pending::<()>().await;
+        };
+        // Polled once: it takes the lock and waits forever; dropping it is
+        // a caller giving up.
+        let mut write = Box::pin(write);
+        assert!(futures::poll!(&mut write).is_pending());
+        drop(write);
+        assert_ne!(stripe.version(), seen);
+        assert!(stripe.unchanged_since(stripe.version()).await.is_some());
+    }
+}
