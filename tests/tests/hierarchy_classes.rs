@@ -165,3 +165,29 @@ async fn invalid_class_ttls_are_rejected() {
     assert!(!s.cache.hot().contains_key(&"k".into()));
     assert!(!s.tiers[0].get(&key_bytes("k")).await.unwrap().is_hit());
 }
+
+#[tokio::test]
+async fn class_settings_do_not_depend_on_the_order_of_the_calls() {
+    // The default class made memory-only before or after a named class is
+    // configured: the named class lives in every tier either way.
+    let first = stack_with(100, 1, None, |b| {
+        b.class_placement("default", Placement::MemoryOnly)
+            .class("a", MINUTE)
+    })
+    .await;
+    let second = stack_with(100, 1, None, |b| {
+        b.class("a", MINUTE)
+            .class_placement("default", Placement::MemoryOnly)
+    })
+    .await;
+    for s in [&first, &second] {
+        s.cache
+            .insert_with_class("k".into(), "v".into(), "a")
+            .await
+            .unwrap();
+        let (_, entry) = held(&s.tiers[0], "k").await.expect("class a is below");
+        assert_eq!(entry.meta.remaining_ttl(s.clock.now_ms()), Some(MINUTE));
+        s.cache.insert("d".into(), "v".into()).await.unwrap();
+        assert!(held(&s.tiers[0], "d").await.is_none(), "default is memory-only");
+    }
+}

@@ -189,3 +189,64 @@ async fn the_builder_rejects_a_zero_ttl() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
 }
+
+#[tokio::test]
+async fn a_negative_entry_expired_by_the_cache_clock_lets_lower_tiers_answer() {
+    let s = stack(100, 2, None).await;
+    let now = s.clock.now_ms();
+    // The upper tier still answers "negative" for an entry the cache's
+    // clock says has expired (its own clock lags); the tier below has the
+    // value.
+    let negative = tiercache::Meta::new(now)
+        .expires_at(Some(now + 1_000))
+        .flags(tiercache::Flags::NEGATIVE);
+    s.tiers[1]
+        .insert(
+            key_bytes("k"),
+            tiercache::Entry::new(
+                tiercache::Postcard.encode(&"below".to_string()).unwrap(),
+                tiercache::Meta::new(now),
+            ),
+        )
+        .await
+        .unwrap();
+    let lagging = LaggingNegative(negative);
+    let cache: tiercache::Cache<String, String> = tiercache::Cache::builder()
+        .clock(s.clock.clock())
+        .backend(lagging)
+        .tier(s.tiers[1].clone() as std::sync::Arc<dyn tiercache::DynBackend>)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(cache.get(&"k".into()).await.unwrap(), None, "live negative");
+    s.clock.advance(std::time::Duration::from_secs(2));
+    assert_eq!(
+        cache.get(&"k".into()).await.unwrap().as_deref(),
+        Some("below")
+    );
+}
+
+/// A tier that answers every lookup with the same negative entry, whatever
+/// the time: a tier whose clock lags the cache's.
+struct LaggingNegative(tiercache::Meta);
+
+impl tiercache::Backend for LaggingNegative {
+    fn name(&self) -> &str {
+        "lagging"
+    }
+    async fn get(&self, _: &[u8]) -> tiercache::Result<Lookup> {
+        Ok(Lookup::Negative(self.0.clone()))
+    }
+    async fn insert(&self, _: bytes::Bytes, _: tiercache::Entry) -> tiercache::Result<()> {
+        Ok(())
+    }
+    async fn remove(&self, _: &[u8]) -> tiercache::Result<bool> {
+        Ok(false)
+    }
+    async fn clear(&self) -> tiercache::Result<()> {
+        Ok(())
+    }
+    async fn len(&self) -> tiercache::Result<u64> {
+        Ok(0)
+    }
+}

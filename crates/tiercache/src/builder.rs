@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cache_backends::memory::MemoryCache;
 use cache_core::{
-    Backend, Classes, Clock, Codec, DataClass, DynBackend, Error, ErrorKind, Limits, Placement,
+    Backend, ClassPolicy, Classes, Clock, Codec, DataClass, DynBackend, Error, ErrorKind, Limits, Placement,
     Postcard, Result, validate_ttl,
 };
 use serde::Serialize;
@@ -347,20 +347,32 @@ where
         if let Some(ttl) = self.time_to_live {
             validate_ttl(ttl)?;
         }
-        let mut classes = Classes::default();
-        // The default class first: a named class takes what it does not
-        // set itself from the default class, whatever the order of the
-        // calls that configured them.
-        let mut configured = self.classes;
-        configured.sort_by_key(|(class, _, _)| !matches!(class, DataClass::Default));
-        for (class, ttl, placement) in configured {
-            let mut policy = classes.policy(&class);
+        if let Some(tti) = self.time_to_idle {
+            validate_ttl(tti)?;
+        }
+        // Each class starts from the built-in policy (every tier, the
+        // cache's time-to-live) and takes only what its own calls set, so
+        // the order of the calls that configure classes, the default class
+        // among them, changes nothing.
+        let mut policies: Vec<(DataClass, ClassPolicy)> = Vec::new();
+        for (class, ttl, placement) in self.classes {
+            let i = match policies.iter().position(|(c, _)| *c == class) {
+                Some(i) => i,
+                None => {
+                    policies.push((class, ClassPolicy::default()));
+                    policies.len() - 1
+                }
+            };
+            let policy = &mut policies[i].1;
             if ttl.is_some() {
                 policy.time_to_live = ttl;
             }
             if let Some(placement) = placement {
                 policy.placement = placement;
             }
+        }
+        let mut classes = Classes::default();
+        for (class, policy) in policies {
             classes.set(class, policy)?;
         }
         let promotion = match self.promotion {
@@ -389,9 +401,10 @@ where
         #[cfg(not(feature = "analytics"))]
         let counted: Option<()> = None;
         if demote.is_some() || counted.is_some() {
-            // In the partition's lock: an entry is in the demotion queue
-            // before any later change of its key can look for it there.
-            hot = hot.listener_in_lock(true).eviction_listener(move |key: K, slot: Slot<V>, cause| {
+            // With write-on-evict, in the partition's lock: an entry is in
+            // the demotion queue before any later change of its key can
+            // look for it there.
+            hot = hot.listener_in_lock(demote.is_some()).eviction_listener(move |key: K, slot: Slot<V>, cause| {
                 #[cfg(feature = "analytics")]
                 if let Some(a) = &counted {
                     a.removed(slot.class, cause);
