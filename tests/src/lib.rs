@@ -9,8 +9,11 @@ use cache_core::FailingBackend;
 use tiercache::memory::MemoryBackend;
 use tiercache::{Cache, CacheBuilder, DynBackend, ManualClock};
 
+mod gate;
+pub mod history;
 mod redis_server;
 
+pub use gate::{Gate, Gated};
 pub use redis_server::{
     REQUIRE_REDIS_ENV, RedisCluster, RedisSentinel, RedisServer, connected, redis_available,
     unused_port,
@@ -95,6 +98,24 @@ pub async fn held(tier: &TestTier, k: &str) -> Option<(String, tiercache::Entry)
                 .expect("a string decodes");
             Some((value, entry))
         }
+        _ => None,
+    }
+}
+
+/// The string value a byte tier holds for the key `k`, read from the tier
+/// itself (not through a cache).
+pub async fn held_in(tier: &impl tiercache::Backend, k: &str) -> Option<String> {
+    use tiercache::Codec;
+    match tier
+        .get(&key_bytes(k))
+        .await
+        .expect("a healthy tier answers")
+    {
+        tiercache::Lookup::Hit(entry) => Some(
+            tiercache::Postcard
+                .decode(&entry.value)
+                .expect("a string decodes"),
+        ),
         _ => None,
     }
 }

@@ -188,6 +188,9 @@ async fn class_settings_do_not_depend_on_the_order_of_the_calls() {
         let (_, entry) = held(&s.tiers[0], "k").await.expect("class a is below");
         assert_eq!(entry.meta.remaining_ttl(s.clock.now_ms()), Some(MINUTE));
         s.cache.insert("d".into(), "v".into()).await.unwrap();
-        assert!(held(&s.tiers[0], "d").await.is_none(), "default is memory-only");
+        assert!(
+            held(&s.tiers[0], "d").await.is_none(),
+            "default is memory-only"
+        );
     }
 }

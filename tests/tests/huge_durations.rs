@@ -20,7 +20,10 @@ async fn exercise(cache: &Cache<u64, String>) {
 #[tokio::test]
 async fn every_duration_setting_takes_duration_max_without_panicking() {
     let dir = tempfile::tempdir().unwrap();
-    let ttl = Cache::<u64, String>::builder().time_to_live(MAX).build().await;
+    let ttl = Cache::<u64, String>::builder()
+        .time_to_live(MAX)
+        .build()
+        .await;
     assert_eq!(ttl.unwrap_err().kind(), ErrorKind::InvalidTtl);
 
     let class = Cache::<u64, String>::builder()
@@ -60,7 +63,10 @@ async fn a_call_with_duration_max_is_refused_and_changes_nothing() {
         .await
         .unwrap();
     cache.insert(1, "old".into()).await.unwrap();
-    let err = cache.insert_with_ttl(1, "new".into(), MAX).await.unwrap_err();
+    let err = cache
+        .insert_with_ttl(1, "new".into(), MAX)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTtl);
     let err = cache
         .insert_with(1, "new".into(), InsertOptions::new().time_to_live(MAX))

@@ -281,6 +281,27 @@ impl<B: Backend> Backend for Analytics<B> {
         result
     }
 
+    /// Passed through, and counted as a remove: it is how a caller deletes a
+    /// record it found damaged, which an unconditional remove did before.
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+        let result = self
+            .timed(Op::Remove, self.inner.remove_if_unchanged(key, seen))
+            .await;
+        match &result {
+            Ok(true) => {
+                self.request(Op::Remove, Outcome::Hit, 1);
+                if let Some(cold) = &self.shared.cold {
+                    cold.forget(key);
+                }
+            }
+            // A record left in place is still the tier's, so its cold-key
+            // history stays.
+            Ok(false) => self.request(Op::Remove, Outcome::Miss, 1),
+            Err(_) => self.request(Op::Remove, Outcome::Error, 1),
+        }
+        result
+    }
+
     async fn contains(&self, key: &[u8]) -> Result<bool> {
         let result = self.timed(Op::Contains, self.inner.contains(key)).await;
         let outcome = match &result {

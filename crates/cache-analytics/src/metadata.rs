@@ -263,7 +263,7 @@ impl EntryTracker {
             return;
         }
         let mut state = self.state.lock();
-        Self::settle_one(&mut state, key, now_ms);
+        self.settle_one(&mut state, key, now_ms);
         state.report.misses += 1;
         let window = self.window_ms();
         if state
@@ -297,15 +297,19 @@ impl EntryTracker {
             .map(|(k, _)| k.clone())
             .collect();
         for key in &due {
-            Self::settle_one(&mut state, key, now_ms);
+            self.settle_one(&mut state, key, now_ms);
         }
         self.forget_old_expiries(&mut state, now_ms);
         due.len() as u64
     }
 
     /// Moves `key` from the live entries to the recently expired ones if
-    /// its TTL has passed by `now_ms`.
-    fn settle_one(state: &mut State, key: &[u8], now_ms: u64) {
+    /// its TTL has passed by `now_ms`, and forgets the expiries that fell
+    /// out of the window or past the most remembered. Pruning here, where
+    /// the list grows, keeps it bounded whichever reports the application
+    /// asks for: a service that only exports metrics never calls
+    /// [`expire`](Self::expire), yet its misses settle entries all the time.
+    fn settle_one(&self, state: &mut State, key: &[u8], now_ms: u64) {
         let due = state
             .entries
             .get(key)
@@ -323,6 +327,7 @@ impl EntryTracker {
         }
         state.expired_at.insert(key.clone(), at);
         state.expired.push_back((key, at));
+        self.forget_old_expiries(state, now_ms);
     }
 
     fn forget_old_expiries(&self, state: &mut State, now_ms: u64) {
@@ -489,7 +494,7 @@ impl EntryTracker {
     /// Settles one key whose TTL has passed.
     fn expire_key(&self, key: &[u8], now_ms: u64) {
         let mut state = self.state.lock();
-        Self::settle_one(&mut state, key, now_ms);
+        self.settle_one(&mut state, key, now_ms);
     }
 }
 
@@ -647,6 +652,64 @@ mod tests {
             t.on_insert(&i.to_le_bytes(), 1, &meta(0, None, "default"), 0);
         }
         assert_eq!(t.tracked(), 50);
+    }
+
+    /// A service that only exports metrics reports writes and misses but
+    /// never asks for the TTL report or the cold keys, which used to be the
+    /// only calls that pruned the recently expired keys: every miss that
+    /// settled an expired entry grew the list for good.
+    #[test]
+    fn misses_alone_keep_the_recent_expiries_bounded() {
+        let t = EntryTracker::new(TrackerSettings {
+            sample_one_in: 1,
+            max_recent_expiries: 100,
+            ..TrackerSettings::default()
+        });
+        // Ten thousand distinct keys and a few reused ones, each written
+        // with a 1 s TTL and missed just after it expired, all within the
+        // five-minute window, so only the count bound applies.
+        for i in 0..10_000u32 {
+            let now = u64::from(i) * 10;
+            for key in [i.to_le_bytes(), (i % 7).to_be_bytes()] {
+                t.on_insert(&key, 1, &meta(now, Some(1), "default"), now);
+                t.on_miss(&key, now + 1_000);
+            }
+            let state = t.state.lock();
+            assert!(
+                state.expired.len() <= 100,
+                "{} remembered",
+                state.expired.len()
+            );
+            assert!(state.expired_at.len() <= 100);
+        }
+        let r = t.ttl_report();
+        assert_eq!((r.expired, r.misses), (20_000, 20_000));
+        // Every miss came right after its key expired, and each key was
+        // among the last hundred expiries when it was missed.
+        assert_eq!(r.misses_after_expiry, 20_000);
+        assert_eq!(t.tracked(), 0);
+    }
+
+    /// Expiries older than the window are forgotten as new ones arrive,
+    /// without a call to [`EntryTracker::expire`].
+    #[test]
+    fn misses_alone_forget_expiries_past_the_window() {
+        let t = EntryTracker::new(TrackerSettings {
+            sample_one_in: 1,
+            recent_expiry_window: Duration::from_secs(10),
+            ..TrackerSettings::default()
+        });
+        for i in 0..1_000u32 {
+            // One expiry a second: at most the last eleven are in the window.
+            let now = u64::from(i) * 1_000;
+            t.on_insert(&i.to_le_bytes(), 1, &meta(now, Some(1), "default"), now);
+            t.on_miss(&i.to_le_bytes(), now + 1_000);
+            assert!(t.state.lock().expired.len() <= 11);
+        }
+        // A miss on a key that expired long ago is an ordinary miss.
+        let before = t.ttl_report().misses_after_expiry;
+        t.on_miss(&0u32.to_le_bytes(), 1_000_000);
+        assert_eq!(t.ttl_report().misses_after_expiry, before);
     }
 
     #[test]

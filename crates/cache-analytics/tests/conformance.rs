@@ -23,3 +23,28 @@ async fn an_analysed_memory_tier_passes_the_conformance_suite() {
     })
     .await;
 }
+
+// A compare-and-delete reaches the tier underneath (the memory tier
+// removes atomically, so the layer must not fall back to the trait's
+// default, which removes nothing) and counts as a remove.
+#[tokio::test]
+async fn compare_and_delete_passes_through_and_counts_as_a_remove() {
+    use bytes::Bytes;
+    use cache_analytics::{Op, Outcome};
+    use cache_core::{Backend, Entry, Meta};
+
+    let tier = AnalyticsLayer::new().layer(MemoryBackend::builder().build());
+    tier.insert(
+        Bytes::from_static(b"k"),
+        Entry::new(&b"v"[..], Meta::new(0)),
+    )
+    .await
+    .unwrap();
+    assert!(!tier.remove_if_unchanged(b"k", b"other").await.unwrap());
+    assert!(tier.inner().contains(b"k").await.unwrap());
+    assert!(tier.remove_if_unchanged(b"k", b"v").await.unwrap());
+    assert!(!tier.inner().contains(b"k").await.unwrap());
+    let stats = tier.stats();
+    assert_eq!(stats.count(Op::Remove, Outcome::Hit), 1);
+    assert_eq!(stats.count(Op::Remove, Outcome::Miss), 1);
+}

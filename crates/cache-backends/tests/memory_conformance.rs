@@ -118,3 +118,28 @@ async fn byte_budget_bounds_the_tier() {
     assert!(len > 0 && len < 1_000, "held {len} entries");
     tier.engine().validate();
 }
+
+// The suite accepts a tier that never compares and deletes; the memory
+// tier does, so it must remove a value that is unchanged.
+#[tokio::test]
+async fn compare_and_delete_removes_an_unchanged_value_and_keeps_a_changed_one() {
+    let tier = MemoryBackend::builder().build();
+    let meta = Meta::new(0);
+    tier.insert(
+        Bytes::from_static(b"k"),
+        Entry::new(&b"v1"[..], meta.clone()),
+    )
+    .await
+    .unwrap();
+    let seen = tier.get(b"k").await.unwrap().into_hit().unwrap().value;
+    tier.insert(Bytes::from_static(b"k"), Entry::new(&b"v2"[..], meta))
+        .await
+        .unwrap();
+    assert!(!tier.remove_if_unchanged(b"k", &seen).await.unwrap());
+    let now = tier.get(b"k").await.unwrap().into_hit().unwrap().value;
+    assert_eq!(now, Bytes::from_static(b"v2"));
+    assert!(tier.remove_if_unchanged(b"k", &now).await.unwrap());
+    assert!(!tier.contains(b"k").await.unwrap());
+    let long = vec![b'k'; Limits::DEFAULT.max_key_len + 1];
+    assert!(tier.remove_if_unchanged(&long, b"").await.is_err());
+}

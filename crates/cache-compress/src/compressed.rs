@@ -6,7 +6,7 @@ use bytes::Bytes;
 use cache_core::{Backend, Entry, Lookup, Meta, Result};
 
 use crate::compressor::{Compressor, builtin};
-use crate::frame::corrupted;
+use crate::frame::{self, corrupted};
 use crate::layer::CompressionLayer;
 use crate::policy::{Decision, Policy};
 use crate::stats::{CompressionStats, Counters, Outcome};
@@ -22,17 +22,28 @@ use crate::stats::{CompressionStats, Counters, Outcome};
 /// change of algorithm leaves earlier entries readable) and the id is
 /// cleared, so callers see the value they stored.
 ///
+/// The entry's flags, not its bytes, say whether a value is a frame: a
+/// value whose flags name no algorithm is returned as it is stored, even
+/// if its bytes happen to look like a frame.
+///
 /// Empty values and negative entries pass through untouched, and so do
 /// entries whose flags already name an algorithm: they are taken to be
-/// frames, and are decompressed on reads like the layer's own.
+/// frames, and are decompressed on reads like the layer's own. Such an
+/// entry is refused with [`ErrorKind::Corrupted`](cache_core::ErrorKind)
+/// unless its value starts with the header of a frame of the algorithm its
+/// flags name (and claims no more than the maximum), since every read
+/// would otherwise find it corrupted and delete it.
 ///
 /// A frame that fails to decompress (truncated, damaged, of an unknown
-/// algorithm, or claiming more than the maximum) is treated as a corrupted
-/// record: the read answers [`Lookup::Miss`], the key is deleted from the
-/// tier underneath (on a best-effort basis), and
-/// [`CompressionStats::corrupted_frames`] counts it. `contains` asks the
-/// tier underneath without reading the value, so it reports such an entry
-/// until a read finds it.
+/// algorithm, of another algorithm than its flags name, or claiming more
+/// than the maximum) is treated as a corrupted record: the read answers
+/// [`Lookup::Miss`], [`CompressionStats::corrupted_frames`] counts it, and
+/// the record is deleted from the tier underneath with
+/// [`Backend::remove_if_unchanged`], so a valid value written meanwhile is
+/// never deleted in its place (a tier without compare-and-delete keeps the
+/// damaged record, a miss on every read until it is overwritten).
+/// `contains` asks the tier underneath without reading the value, so it
+/// reports such an entry until a read finds it.
 ///
 /// Compression runs on the caller's task. Values are bounded by
 /// [`CompressionLayer::max_decompressed_len`], and lz4, the default,
@@ -73,10 +84,41 @@ impl<B> Compressed<B> {
         self.counters.snapshot()
     }
 
+    /// The compressor of algorithm `id`: the layer's own, or a built-in one.
+    fn compressor(&self, id: u8) -> Result<&dyn Compressor> {
+        if id == self.compressor.id() {
+            Ok(&*self.compressor)
+        } else {
+            builtin(id).ok_or_else(|| {
+                corrupted(format!(
+                    "an entry names compression algorithm {id}, which is unknown"
+                ))
+            })
+        }
+    }
+
     /// The entry to store for `entry`, and what happened to it.
     fn pack(&self, entry: Entry) -> Result<(Entry, Outcome)> {
         let meta = &entry.meta;
-        if entry.value.is_empty() || meta.is_negative() || meta.flags.compression() != 0 {
+        if meta.is_negative() {
+            return Ok((entry, Outcome::Untouched));
+        }
+        let id = meta.flags.compression();
+        if id != 0 {
+            // The caller compressed the value itself. Reads go by the flags,
+            // so a value that is not a frame of the algorithm they name
+            // would be stored only to be found corrupted and deleted.
+            let compressor = self.compressor(id)?;
+            frame::check(compressor, &entry.value, self.policy.max_len).map_err(|e| {
+                corrupted(format!(
+                    "refused: an entry flagged as compressed with {} is not a frame of it: {}",
+                    compressor.name(),
+                    e.message()
+                ))
+            })?;
+            return Ok((entry, Outcome::Untouched));
+        }
+        if entry.value.is_empty() {
             return Ok((entry, Outcome::Untouched));
         }
         match self.policy.decide(&*self.compressor, &entry.value)? {
@@ -118,16 +160,9 @@ impl<B> Compressed<B> {
         if id == 0 || entry.meta.is_negative() {
             return Ok(entry);
         }
-        let compressor = if id == self.compressor.id() {
-            &*self.compressor
-        } else {
-            builtin(id).ok_or_else(|| {
-                corrupted(format!(
-                    "an entry names compression algorithm {id}, which is unknown"
-                ))
-            })?
-        };
-        let value = compressor.decompress(&entry.value, self.policy.max_len)?;
+        let value = self
+            .compressor(id)?
+            .decompress(&entry.value, self.policy.max_len)?;
         self.counters.decompressed(id);
         let meta = Meta {
             flags: entry.meta.flags.with_compression(0),
@@ -143,13 +178,19 @@ impl<B: Backend> Compressed<B> {
         let Lookup::Hit(entry) = lookup else {
             return lookup;
         };
+        // The stored bytes, kept (a reference count, not a copy) so that the
+        // delete below names exactly the record that was read.
+        let stored = entry.value.clone();
         match self.unpack(entry) {
             Ok(entry) => Lookup::Hit(entry),
             Err(_) => {
                 self.counters.corrupted();
-                // The frame can never be read, so it only takes space; if
-                // the delete fails, the next read finds it again.
-                let _ = self.inner.remove(key).await;
+                // The frame can never be read, so it only takes space. It is
+                // deleted only if it is still the record the tier holds: a
+                // valid value written since the read must survive. If the
+                // delete fails or the tier cannot compare, the next read
+                // finds the frame again.
+                let _ = self.inner.remove_if_unchanged(key, &stored).await;
                 Lookup::Miss
             }
         }
@@ -177,6 +218,30 @@ impl<B: Backend> Backend for Compressed<B> {
 
     async fn remove(&self, key: &[u8]) -> Result<bool> {
         self.inner.remove(key).await
+    }
+
+    /// `seen` is a value as this layer's `get` returned it, decompressed;
+    /// the tier underneath holds its frame. The record is read, and if it
+    /// decompresses to `seen` (or does not decompress at all, and so could
+    /// never be returned), the tier underneath is asked to delete it only
+    /// if it still holds the bytes read: a write that lands in between is
+    /// kept.
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+        let Lookup::Hit(entry) = self.inner.get(key).await? else {
+            return Ok(false);
+        };
+        let stored = entry.value.clone();
+        let matches = match self.unpack(entry) {
+            Ok(entry) => entry.value == seen,
+            Err(_) => {
+                self.counters.corrupted();
+                true
+            }
+        };
+        if !matches {
+            return Ok(false);
+        }
+        self.inner.remove_if_unchanged(key, &stored).await
     }
 
     async fn contains(&self, key: &[u8]) -> Result<bool> {
@@ -228,7 +293,7 @@ mod tests {
     use cache_core::{DataClass, ErrorKind, Flags, Layer, Limits, ManualClock};
 
     use super::*;
-    use crate::{Gzip, Lz4};
+    use crate::{FRAME_HEADER_LEN, Gzip, Lz4};
 
     fn tier(layer: &CompressionLayer) -> Compressed<Arc<ReferenceBackend>> {
         let clock = ManualClock::new(1_000);
@@ -406,6 +471,223 @@ mod tests {
             assert_eq!((lz4.values, lz4.decompressions), (2, 2));
             assert_eq!(stats.skipped_too_small, 1);
             assert!(lz4.ratio() < 0.1, "{lz4:?}");
+        });
+    }
+
+    /// A tier in which another writer's insert lands just after each read
+    /// it is primed for: the read returns what was there, and the write is
+    /// in place before the caller can act on what it read.
+    struct WriteAfterRead {
+        inner: ReferenceBackend,
+        next: std::sync::Mutex<Option<(Bytes, Entry)>>,
+    }
+
+    impl WriteAfterRead {
+        fn new() -> Self {
+            WriteAfterRead {
+                inner: ReferenceBackend::new(ManualClock::new(0).clock(), Limits::DEFAULT),
+                next: std::sync::Mutex::new(None),
+            }
+        }
+
+        fn write_after_next_read(&self, key: &'static str, entry: Entry) {
+            *self.next.lock().unwrap() = Some((Bytes::from_static(key.as_bytes()), entry));
+        }
+
+        async fn land(&self) {
+            let next = self.next.lock().unwrap().take();
+            if let Some((key, entry)) = next {
+                self.inner.insert(key, entry).await.unwrap();
+            }
+        }
+    }
+
+    impl Backend for WriteAfterRead {
+        fn name(&self) -> &str {
+            "write-after-read"
+        }
+        async fn get(&self, key: &[u8]) -> Result<Lookup> {
+            let lookup = self.inner.get(key).await;
+            self.land().await;
+            lookup
+        }
+        async fn get_many(&self, keys: &[Bytes]) -> Result<Vec<Lookup>> {
+            let lookups = self.inner.get_many(keys).await;
+            self.land().await;
+            lookups
+        }
+        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+            self.inner.insert(key, entry).await
+        }
+        async fn remove(&self, key: &[u8]) -> Result<bool> {
+            self.inner.remove(key).await
+        }
+        async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+            self.inner.remove_if_unchanged(key, seen).await
+        }
+        async fn clear(&self) -> Result<()> {
+            self.inner.clear().await
+        }
+        async fn len(&self) -> Result<u64> {
+            self.inner.len().await
+        }
+    }
+
+    fn racing() -> Compressed<WriteAfterRead> {
+        CompressionLayer::new(Lz4).layer(WriteAfterRead::new())
+    }
+
+    /// A truncated lz4 frame, flagged as one.
+    fn damaged() -> Entry {
+        let frame = Lz4.compress(&text(8_000)).unwrap();
+        Entry::new(
+            frame[..frame.len() / 2].to_vec(),
+            Meta::new(0).flags(Flags::EMPTY.with_compression(Lz4::ID)),
+        )
+    }
+
+    #[test]
+    fn deleting_a_corrupted_frame_keeps_a_value_written_since_the_read() {
+        run(async {
+            let tier = racing();
+            let valid = Entry::new(text(6_000), Meta::new(0));
+            for batch in [false, true] {
+                tier.inner().insert(key("k"), damaged()).await.unwrap();
+                // Another writer stores a valid value (through the layer,
+                // so compressed) between the read and the delete.
+                let (fresh, _) = tier.pack(valid.clone()).unwrap();
+                tier.inner().write_after_next_read("k", fresh);
+                let lookup = if batch {
+                    tier.get_many(&[key("k")]).await.unwrap().remove(0)
+                } else {
+                    tier.get(b"k").await.unwrap()
+                };
+                assert_eq!(lookup, Lookup::Miss, "the damaged frame is not returned");
+                let read = tier.get(b"k").await.unwrap().into_hit();
+                assert_eq!(read, Some(valid.clone()), "the new value survives");
+            }
+            assert_eq!(tier.stats().corrupted_frames, 2);
+            // Without a write in between, the damaged record is deleted.
+            tier.inner().insert(key("k"), damaged()).await.unwrap();
+            assert_eq!(tier.get(b"k").await.unwrap(), Lookup::Miss);
+            assert_eq!(tier.inner().len().await.unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn compare_and_delete_compares_the_decompressed_value() {
+        run(async {
+            let tier = racing();
+            let value = text(6_000);
+            tier.insert(key("k"), Entry::new(value.clone(), Meta::new(0)))
+                .await
+                .unwrap();
+            let stored = tier.inner().get(b"k").await.unwrap().into_hit().unwrap();
+            assert_eq!(
+                stored.meta.flags.compression(),
+                Lz4::ID,
+                "stored as a frame"
+            );
+            // Neither the frame's bytes nor another value match.
+            assert!(!tier.remove_if_unchanged(b"k", &stored.value).await.unwrap());
+            assert!(!tier.remove_if_unchanged(b"k", &text(5_999)).await.unwrap());
+            assert!(tier.inner().contains(b"k").await.unwrap());
+            // The value as `get` returns it does.
+            assert!(tier.remove_if_unchanged(b"k", &value).await.unwrap());
+            assert!(!tier.inner().contains(b"k").await.unwrap());
+            assert!(!tier.remove_if_unchanged(b"k", &value).await.unwrap());
+
+            // A value stored as it came is compared as it is.
+            tier.insert(key("small"), Entry::new(&b"tiny"[..], Meta::new(0)))
+                .await
+                .unwrap();
+            assert!(tier.remove_if_unchanged(b"small", b"tiny").await.unwrap());
+
+            // A write that lands between the layer's read and its delete is
+            // kept, though the value read matched.
+            tier.insert(key("k"), Entry::new(value.clone(), Meta::new(0)))
+                .await
+                .unwrap();
+            let newer = Entry::new(text(7_000), Meta::new(0));
+            let (fresh, _) = tier.pack(newer.clone()).unwrap();
+            tier.inner().write_after_next_read("k", fresh);
+            assert!(!tier.remove_if_unchanged(b"k", &value).await.unwrap());
+            assert_eq!(tier.get(b"k").await.unwrap().into_hit(), Some(newer));
+
+            // A record that does not decompress can never have been what a
+            // caller saw, nor be read: it is deleted, and counted.
+            tier.inner().insert(key("bad"), damaged()).await.unwrap();
+            assert!(tier.remove_if_unchanged(b"bad", b"anything").await.unwrap());
+            assert_eq!(tier.stats().corrupted_frames, 1);
+        });
+    }
+
+    #[test]
+    fn the_flags_not_the_bytes_say_what_is_a_frame() {
+        run(async {
+            let tier = tier(&CompressionLayer::new(Lz4));
+            // A value that is, byte for byte, a valid frame, but flagged as
+            // not compressed: it is returned as it was stored.
+            let frame = Bytes::from(Lz4.compress(&text(5_000)).unwrap());
+            let plain = Entry::new(frame.clone(), Meta::new(0));
+            tier.inner().insert(key("k"), plain.clone()).await.unwrap();
+            assert_eq!(tier.get(b"k").await.unwrap().into_hit(), Some(plain));
+            // The same bytes flagged as compressed are decompressed.
+            let flagged = Meta::new(0).flags(Flags::EMPTY.with_compression(Lz4::ID));
+            tier.inner()
+                .insert(key("f"), Entry::new(frame, flagged))
+                .await
+                .unwrap();
+            let read = tier.get(b"f").await.unwrap().into_hit().unwrap();
+            assert_eq!((read.value, read.meta.flags), (text(5_000), Flags::EMPTY));
+            assert_eq!(tier.stats().corrupted_frames, 0);
+        });
+    }
+
+    /// An entry whose flags already name an algorithm is stored as it
+    /// comes, so its value must be a frame of that algorithm: reads go by
+    /// the flags, and would find any other value corrupted and delete it.
+    #[test]
+    fn precompressed_entries_must_agree_with_their_flags() {
+        run(async {
+            let tier = tier(&CompressionLayer::new(Lz4).max_decompressed_len(100_000));
+            let kept = Entry::new(text(3_000), Meta::new(0));
+            tier.insert(key("k"), kept.clone()).await.unwrap();
+            let flagged = |id: u8| Meta::new(0).flags(Flags::EMPTY.with_compression(id));
+            let lz4 = Lz4.compress(&text(5_000)).unwrap();
+            let gzip = Gzip::default().compress(&text(5_000)).unwrap();
+            let mut too_long = lz4.clone();
+            too_long[1..FRAME_HEADER_LEN].copy_from_slice(&200_000u64.to_le_bytes());
+            let bad = [
+                ("not a frame", text(5_000).to_vec(), Lz4::ID),
+                ("another algorithm's frame", gzip, Lz4::ID),
+                ("empty", Vec::new(), Lz4::ID),
+                ("shorter than a header", lz4[..4].to_vec(), Lz4::ID),
+                ("unknown algorithm", lz4.clone(), 9),
+                ("claims more than the maximum", too_long, Lz4::ID),
+            ];
+            for (why, value, id) in bad {
+                let err = tier
+                    .insert(key("k"), Entry::new(value, flagged(id)))
+                    .await
+                    .unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Corrupted, "{why}: {err}");
+                let batch = vec![(key("k"), Entry::new(lz4[..4].to_vec(), flagged(id)))];
+                assert!(tier.insert_many(batch).await.is_err(), "{why}");
+                let held = tier.get(b"k").await.unwrap().into_hit();
+                assert_eq!(held, Some(kept.clone()), "{why}: nothing changed");
+            }
+            // A frame of the algorithm its flags name is accepted, as is a
+            // negative entry, whose value is never read as a frame.
+            tier.insert(key("pre"), Entry::new(lz4, flagged(Lz4::ID)))
+                .await
+                .unwrap();
+            let negative = Meta::new(0).flags(Flags::NEGATIVE.with_compression(Lz4::ID));
+            tier.insert(key("neg"), Entry::new(&b"x"[..], negative))
+                .await
+                .unwrap();
+            assert_eq!(tier.inner().len().await.unwrap(), 3);
+            assert_eq!(tier.stats().corrupted_frames, 0);
         });
     }
 }

@@ -86,15 +86,21 @@ pub(crate) fn open(frame: &[u8], id: u8, max_len: usize) -> Result<(usize, &[u8]
     }
 }
 
-/// Decompresses a frame, checking its claimed length against `max_len`
-/// and the algorithm's expansion bound before anything is allocated, and
-/// the decoded length against the claim afterwards.
+/// Checks what can be checked of a frame without decoding it: its header
+/// names `compressor`'s algorithm, and its claimed length is within
+/// `max_len` and within the algorithm's expansion bound for its block.
+/// Returns the claimed length and the block.
+///
+/// # Errors
+///
+/// As [`open`], and [`ErrorKind::Corrupted`] if the block is too short to
+/// decode to the claimed length.
 #[inline]
-pub(crate) fn decode<C: Compressor + ?Sized>(
+pub(crate) fn check<'f, C: Compressor + ?Sized>(
     compressor: &C,
-    frame: &[u8],
+    frame: &'f [u8],
     max_len: usize,
-) -> Result<Vec<u8>> {
+) -> Result<(usize, &'f [u8])> {
     let (len, block) = open(frame, compressor.id(), max_len)?;
     if let Some(ratio) = compressor.max_expansion()
         && len > block.len().saturating_mul(ratio)
@@ -105,6 +111,19 @@ pub(crate) fn decode<C: Compressor + ?Sized>(
             block.len()
         )));
     }
+    Ok((len, block))
+}
+
+/// Decompresses a frame, checking its claimed length against `max_len`
+/// and the algorithm's expansion bound before anything is allocated, and
+/// the decoded length against the claim afterwards.
+#[inline]
+pub(crate) fn decode<C: Compressor + ?Sized>(
+    compressor: &C,
+    frame: &[u8],
+    max_len: usize,
+) -> Result<Vec<u8>> {
+    let (len, block) = check(compressor, frame, max_len)?;
     let out = compressor.decompress_block(block, len)?;
     if out.len() != len {
         return Err(corrupted(format!(

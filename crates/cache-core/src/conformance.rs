@@ -70,6 +70,7 @@ where
     check!(round_trip);
     check!(overwrite);
     check!(remove);
+    check!(remove_if_unchanged);
     check!(expiry);
     check!(clear_and_len);
     check!(limits);
@@ -170,6 +171,59 @@ async fn remove<B: Backend>(b: &B, h: &Harness) {
     assert!(!b.contains(b"k").await.unwrap());
     hit(b, b"other", "remove: other keys untouched").await;
     assert_eq!(b.len().await.unwrap(), 1);
+}
+
+/// Compare-and-delete: a tier either removes a record whose value is the
+/// one seen (and says so) or, like the trait's default, removes nothing and
+/// answers `false`; either way it never removes a value that differs from
+/// the one seen, and it never reports removing an absent key.
+async fn remove_if_unchanged<B: Backend>(b: &B, h: &Harness) {
+    let check = "remove_if_unchanged";
+    let value = Bytes::from_static(b"seen value");
+    b.insert(key("same"), Entry::new(value.clone(), meta(h)))
+        .await
+        .unwrap();
+    b.insert(
+        key("changed"),
+        Entry::new(Bytes::from_static(b"new"), meta(h)),
+    )
+    .await
+    .unwrap();
+
+    let removed = b.remove_if_unchanged(b"same", &value).await.unwrap();
+    if removed {
+        miss(b, b"same", "remove_if_unchanged: a reported removal").await;
+    } else {
+        let kept = hit(b, b"same", "remove_if_unchanged: answered false").await;
+        assert_eq!(kept.value, value, "{check}: a kept value is unchanged");
+    }
+
+    // The invariant every tier keeps: a value other than the one seen stays,
+    // whether it differs in content, in length, or only by a prefix.
+    for seen in [&b"old"[..], b"ne", b"new!", b""] {
+        assert!(
+            !b.remove_if_unchanged(b"changed", seen).await.unwrap(),
+            "{check}: reported removing a changed value"
+        );
+        let kept = hit(b, b"changed", "remove_if_unchanged: a changed value").await;
+        assert_eq!(kept.value, Bytes::from_static(b"new"), "{check}");
+    }
+
+    assert!(
+        !b.remove_if_unchanged(b"absent", b"x").await.unwrap(),
+        "{check}: an absent key"
+    );
+    // A removal the tier reported is a removal: the key can be written again.
+    b.insert(
+        key("same"),
+        Entry::new(Bytes::from_static(b"again"), meta(h)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        hit(b, b"same", check).await.value,
+        Bytes::from_static(b"again")
+    );
 }
 
 async fn expiry<B: Backend>(b: &B, h: &Harness) {
@@ -443,6 +497,19 @@ impl Backend for ReferenceBackend {
         Ok(live)
     }
 
+    /// Compares and deletes under the map's lock, so no write can land
+    /// between the comparison and the removal.
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+        let mut map = self.map.lock();
+        match self.live(&mut map, key) {
+            Some(e) if e.value == seen => {
+                map.remove(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn clear(&self) -> Result<()> {
         self.map.lock().clear();
         Ok(())
@@ -540,5 +607,89 @@ mod tests {
             .unwrap();
         assert!(b.get(b"k").await.unwrap().is_hit());
         assert_eq!((b.calls(), b.failures()), (4, 2));
+        // A compare-and-delete fails like the other calls, touching nothing.
+        b.set_failing(true);
+        let e = b.remove_if_unchanged(b"k", b"").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        b.set_failing(false);
+        assert!(b.get(b"k").await.unwrap().is_hit());
+        assert!(b.remove_if_unchanged(b"k", b"").await.unwrap());
+    }
+
+    /// A tier that keeps the trait's default compare-and-delete, which
+    /// removes nothing, still passes the suite's check of it.
+    struct NoCompareAndDelete(ReferenceBackend);
+    impl Backend for NoCompareAndDelete {
+        fn name(&self) -> &str {
+            "no-compare-and-delete"
+        }
+        async fn get(&self, key: &[u8]) -> Result<Lookup> {
+            self.0.get(key).await
+        }
+        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+            self.0.insert(key, entry).await
+        }
+        async fn remove(&self, key: &[u8]) -> Result<bool> {
+            self.0.remove(key).await
+        }
+        async fn clear(&self) -> Result<()> {
+            self.0.clear().await
+        }
+        async fn len(&self) -> Result<u64> {
+            self.0.len().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backend_without_compare_and_delete_conforms() {
+        run(
+            |h| async move { NoCompareAndDelete(ReferenceBackend::new(h.clock.clock(), h.limits)) },
+        )
+        .await;
+    }
+
+    /// A compare-and-delete that ignores what was seen: the suite must
+    /// catch it, since it would delete concurrent writes.
+    struct DeletesAnything(ReferenceBackend);
+    impl Backend for DeletesAnything {
+        fn name(&self) -> &str {
+            "deletes-anything"
+        }
+        async fn get(&self, key: &[u8]) -> Result<Lookup> {
+            self.0.get(key).await
+        }
+        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+            self.0.insert(key, entry).await
+        }
+        async fn remove(&self, key: &[u8]) -> Result<bool> {
+            self.0.remove(key).await
+        }
+        async fn remove_if_unchanged(&self, key: &[u8], _seen: &[u8]) -> Result<bool> {
+            self.0.remove(key).await
+        }
+        async fn clear(&self) -> Result<()> {
+            self.0.clear().await
+        }
+        async fn len(&self) -> Result<u64> {
+            self.0.len().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_catches_a_compare_and_delete_that_ignores_the_value() {
+        let outcome = tokio::spawn(run(|h| async move {
+            DeletesAnything(ReferenceBackend::new(h.clock.clock(), h.limits))
+        }))
+        .await;
+        let panic = outcome.expect_err("the suite must fail");
+        let message = panic.into_panic();
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            text.contains("remove_if_unchanged"),
+            "unexpected failure: {text}"
+        );
     }
 }

@@ -128,6 +128,11 @@ impl<B: Backend> Backend for FailingBackend<B> {
         self.inner.remove(key).await
     }
 
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+        self.gate("remove_if_unchanged").await?;
+        self.inner.remove_if_unchanged(key, seen).await
+    }
+
     async fn contains(&self, key: &[u8]) -> Result<bool> {
         self.gate("contains").await?;
         self.inner.contains(key).await

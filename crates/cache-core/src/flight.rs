@@ -8,6 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -38,6 +40,9 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct SingleFlight<K, V> {
     shards: Box<[Shard<K, V>]>,
     hasher: foldhash::fast::RandomState,
+    /// Flights in the maps, so that [`detach`](Self::detach) costs no lock
+    /// when nothing is loading.
+    running: AtomicUsize,
 }
 
 type Shard<K, V> = Mutex<HashMap<K, Arc<Flight<V>>, foldhash::fast::RandomState>>;
@@ -73,6 +78,7 @@ where
                 .map(|_| Mutex::new(HashMap::with_hasher(Default::default())))
                 .collect(),
             hasher: Default::default(),
+            running: AtomicUsize::new(0),
         }
     }
 
@@ -91,7 +97,33 @@ where
             done: Condvar::new(),
         });
         map.insert(key.clone(), f.clone());
+        self.running.fetch_add(1, Ordering::AcqRel);
         Role::Leader(f)
+    }
+
+    /// Lets callers that arrive from now on start a load of their own
+    /// rather than join the one running for `key`: a write of the key has
+    /// just ended, and what that load read may be older. Callers already
+    /// waiting still share its result; they began before the write ended.
+    pub fn detach(&self, key: &K) {
+        if self.running.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if self.shard(key).lock().remove(key).is_some() {
+            self.running.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// [`detach`](Self::detach) for every key (the cache was cleared).
+    pub fn detach_all(&self) {
+        if self.running.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        for shard in self.shards.iter() {
+            let mut map = shard.lock();
+            self.running.fetch_sub(map.len(), Ordering::AcqRel);
+            map.clear();
+        }
     }
 
     /// Ends a flight: publishes its outcome, forgets it, wakes its waiters.
@@ -100,6 +132,7 @@ where
             let mut map = self.shard(key).lock();
             if map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
                 map.remove(key);
+                self.running.fetch_sub(1, Ordering::AcqRel);
             }
         }
         let wakers = {
@@ -323,6 +356,35 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_detached_load_is_not_joined_by_later_callers() {
+        let flights: Arc<SingleFlight<u64, u64>> = Arc::new(SingleFlight::new());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let leader = tokio::spawn({
+            let flights = flights.clone();
+            async move {
+                flights
+                    .run(&1, || async move {
+                        rx.await.ok();
+                        Ok(1)
+                    })
+                    .await
+            }
+        });
+        while !flights.is_loading(&1) {
+            tokio::task::yield_now().await;
+        }
+        flights.detach(&1);
+        assert!(!flights.is_loading(&1));
+        // A caller after the detach runs its own loader.
+        assert_eq!(flights.run(&1, || async { Ok(2) }).await.unwrap(), 2);
+        tx.send(()).unwrap();
+        assert_eq!(leader.await.unwrap().unwrap(), 1);
+        assert_eq!(flights.running.load(Ordering::Acquire), 0);
+        flights.detach_all();
+        assert_eq!(flights.running.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
     async fn a_cancelled_leader_hands_over_to_a_waiter() {
         let flights = Arc::new(SingleFlight::<u32, u32>::new());
         let leader = {

@@ -56,6 +56,13 @@ impl<A: Backend, B: Backend> Backend for Either<A, B> {
         }
     }
 
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> crate::Result<bool> {
+        match self {
+            Either::Wrapped(a) => a.remove_if_unchanged(key, seen).await,
+            Either::Plain(b) => b.remove_if_unchanged(key, seen).await,
+        }
+    }
+
     async fn contains(&self, key: &[u8]) -> crate::Result<bool> {
         match self {
             Either::Wrapped(a) => a.contains(key).await,
@@ -133,6 +140,9 @@ mod tests {
         async fn remove(&self, key: &[u8]) -> crate::Result<bool> {
             self.0.remove(key).await
         }
+        async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> crate::Result<bool> {
+            self.0.remove_if_unchanged(key, seen).await
+        }
         async fn clear(&self) -> crate::Result<()> {
             self.0.clear().await
         }
@@ -171,6 +181,10 @@ mod tests {
                 stack.insert(Bytes::from_static(b"k"), entry).await.unwrap();
                 assert!(stack.get(b"k").await.unwrap().is_hit());
                 assert_eq!(stack.len().await.unwrap(), 1);
+                // Both arms pass a compare-and-delete through to the tier.
+                assert!(!stack.remove_if_unchanged(b"k", b"other").await.unwrap());
+                assert!(stack.remove_if_unchanged(b"k", b"v").await.unwrap());
+                assert_eq!(stack.len().await.unwrap(), 0);
             }
         });
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cache_backends::memory::MemoryCache;
 use cache_core::{
-    Backend, ClassPolicy, Classes, Clock, Codec, DataClass, DynBackend, Error, ErrorKind, Limits, Placement,
-    Postcard, Result, validate_ttl,
+    Backend, ClassPolicy, Classes, Clock, Codec, DataClass, DynBackend, Error, ErrorKind, Limits,
+    Placement, Postcard, Result, validate_ttl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -404,15 +404,17 @@ where
             // With write-on-evict, in the partition's lock: an entry is in
             // the demotion queue before any later change of its key can
             // look for it there.
-            hot = hot.listener_in_lock(demote.is_some()).eviction_listener(move |key: K, slot: Slot<V>, cause| {
-                #[cfg(feature = "analytics")]
-                if let Some(a) = &counted {
-                    a.removed(slot.class, cause);
-                }
-                if let Some(demote) = &demote {
-                    demote(key, slot, cause);
-                }
-            });
+            hot = hot.listener_in_lock(demote.is_some()).eviction_listener(
+                move |key: K, slot: Slot<V>, cause| {
+                    #[cfg(feature = "analytics")]
+                    if let Some(a) = &counted {
+                        a.removed(slot.class, cause);
+                    }
+                    if let Some(demote) = &demote {
+                        demote(key, slot, cause);
+                    }
+                },
+            );
         }
         let hot = hot.try_build().map_err(|e| {
             Error::new(ErrorKind::InvalidConfig, "invalid hot tier settings").with_source(e)

@@ -161,6 +161,16 @@ impl Backend for MemoryBackend {
         Ok(self.cache.remove(&Bytes::copy_from_slice(key)).is_some())
     }
 
+    /// Compares and deletes under the partition's lock, through
+    /// [`MemoryCache::remove_if`].
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+        self.limits.check_key(key)?;
+        Ok(self
+            .cache
+            .remove_if(&Bytes::copy_from_slice(key), |entry| entry.value == seen)
+            .is_some())
+    }
+
     async fn contains(&self, key: &[u8]) -> Result<bool> {
         self.limits.check_key(key)?;
         Ok(self.cache.contains_key(&Bytes::copy_from_slice(key)))

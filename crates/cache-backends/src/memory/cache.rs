@@ -384,6 +384,36 @@ where
         v
     }
 
+    /// Removes `key` only if it is live and `matches` accepts its value,
+    /// returning the value removed. The test and the removal happen under
+    /// the partition's write lock, so no insert of the key can land between
+    /// them: a caller that removes a value it found damaged, or one it saw
+    /// earlier, never removes a newer value written meanwhile.
+    ///
+    /// ```
+    /// use cache_backends::memory::MemoryCache;
+    /// let cache: MemoryCache<u32, String> = MemoryCache::builder().max_capacity(10).build();
+    /// cache.insert(1, "new".to_string());
+    /// assert_eq!(cache.remove_if(&1, |v| v == "old"), None);
+    /// assert_eq!(cache.remove_if(&1, |v| v == "new"), Some("new".to_string()));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn remove_if(&self, key: &K, matches: impl FnOnce(&V) -> bool) -> Option<V> {
+        let (hash, shard) = self.locate(key);
+        let mut removed = self.removed();
+        let mut guard = shard.write();
+        let v = guard.remove_if(
+            hash,
+            key,
+            self.inner.rule,
+            || self.inner.clock.now_ms(),
+            matches,
+            &mut removed,
+        );
+        self.release(guard, removed);
+        v
+    }
+
     /// Removes every entry.
     pub fn clear(&self) {
         for shard in self.inner.shards.iter() {
@@ -581,3 +611,78 @@ where
 const EVICTED: usize = 0;
 /// The removal counter of expirations.
 const EXPIRED: usize = 1;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cache_core::ManualClock;
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    #[test]
+    fn remove_if_removes_only_a_live_value_it_accepts() {
+        let clock = ManualClock::new(1_000);
+        let causes = Arc::new(Mutex::new(Vec::new()));
+        let seen = causes.clone();
+        let cache: MemoryCache<u32, String> = MemoryCache::builder()
+            .max_capacity(100)
+            .clock(clock.clock())
+            .eviction_listener(move |k, _, cause| seen.lock().push((k, cause)))
+            .build();
+        cache.insert(1, "one".to_string());
+        cache.insert_with_expiry(2, "two".to_string(), Some(2_000));
+
+        // A value the predicate refuses stays, and nothing is reported.
+        assert_eq!(cache.remove_if(&1, |v| v == "uno"), None);
+        assert_eq!(cache.get(&1).as_deref(), Some("one"));
+        // An absent key asks nothing.
+        assert_eq!(cache.remove_if(&9, |_| panic!("no value to test")), None);
+        // An accepted value is removed, returned, and reported as explicit.
+        assert_eq!(cache.remove_if(&1, |v| v == "one").as_deref(), Some("one"));
+        assert_eq!(cache.get(&1), None);
+        // An expired value is reclaimed as an expiry, never returned.
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cache.remove_if(&2, |_| true), None);
+        assert_eq!(cache.entry_count(), 0);
+        assert_eq!(
+            *causes.lock(),
+            [(1, RemovalCause::Explicit), (2, RemovalCause::Expired)]
+        );
+        cache.validate();
+    }
+
+    /// Writers and compare-and-delete callers race on one key: a caller
+    /// only ever removes the exact value it tested, so every value a writer
+    /// wrote is either still there or was removed by a caller that named it.
+    #[test]
+    fn remove_if_never_removes_a_value_it_did_not_accept() {
+        let cache: MemoryCache<u32, u64> = MemoryCache::builder().max_capacity(100).build();
+        let removed = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let cache = &cache;
+                s.spawn(move || {
+                    for i in 0..5_000u64 {
+                        cache.insert(0, t * 1_000_000 + i);
+                    }
+                });
+            }
+            for _ in 0..2 {
+                let (cache, removed) = (&cache, &removed);
+                s.spawn(move || {
+                    for _ in 0..5_000 {
+                        // Only values from the first writer are accepted.
+                        if let Some(v) = cache.remove_if(&0, |v| *v < 1_000_000) {
+                            removed.lock().push(v);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(removed.lock().iter().all(|v| *v < 1_000_000));
+        cache.validate();
+    }
+}

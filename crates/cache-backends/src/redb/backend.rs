@@ -11,7 +11,7 @@ use cache_core::{Backend, Entry, Error, ErrorKind, Limits, Lookup, Removals, Res
 use tokio::sync::oneshot;
 
 use super::builder::RedbBackendBuilder;
-use super::error::closed;
+use super::error::{closed, needs_reopen};
 use super::readers::{Answer, Readers, guarded};
 use super::shared::{Found, Shared};
 use super::stats::RedbStats;
@@ -181,11 +181,12 @@ impl RedbBackend {
         let readers = self.inner.readers.as_ref().ok_or_else(closed)?;
         let Answer { found, keys, flush } = if self.read_here() {
             let shared = &self.inner.shared;
-            let (mut found, flush) = guarded(|| shared.read_batch(&[keys.as_slice()]))?;
+            let (mut found, flush) =
+                self.checked(guarded(|| shared.read_batch(&[keys.as_slice()])))?;
             let found = found.pop().unwrap_or_default();
             Answer { found, keys, flush }
         } else {
-            readers.read(keys).await?
+            self.checked(readers.read(keys).await)?
         };
         self.flush_if(flush);
         let mut corrupted = Vec::new();
@@ -209,7 +210,7 @@ impl RedbBackend {
     /// the batch's allocations.
     async fn read_one_here(&self, key: &[u8]) -> Result<Lookup> {
         let shared = &self.inner.shared;
-        let (found, flush) = guarded(|| shared.read_one(key))?;
+        let (found, flush) = self.checked(guarded(|| shared.read_one(key)))?;
         self.flush_if(flush);
         Ok(match found {
             Found::Hit(entry) => Lookup::Hit(entry),
@@ -220,6 +221,21 @@ impl RedbBackend {
                 Lookup::Miss
             }
         })
+    }
+
+    /// Passes a read's outcome on, first asking the writer to check the
+    /// file if the read met an I/O error: a tier that only reads would
+    /// otherwise never learn that redb has latched the failure, and would
+    /// keep failing until the next write.
+    fn checked<T>(&self, outcome: Result<T>) -> Result<T> {
+        if let Err(error) = &outcome
+            && needs_reopen(error)
+            && self.inner.shared.ask_recover()
+        {
+            // A closed writer has nothing left to recover.
+            let _ = self.inner.tx.send(Command::Recover);
+        }
+        outcome
     }
 
     /// Asks the writer to flush the access times when a read filled their
@@ -274,6 +290,18 @@ impl Backend for RedbBackend {
         self.inner.limits.check_key(key)?;
         let key = Bytes::copy_from_slice(key);
         self.call(|ack| Command::Remove { key, ack }).await
+    }
+
+    /// Removes the record in the writer's next transaction only if it
+    /// still decodes to `seen` (the value a [`get`](Backend::get) returned)
+    /// or is corrupted: the comparison and the delete are one transaction,
+    /// so a value written since the caller's read is never deleted.
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+        self.inner.limits.check_key(key)?;
+        let key = Bytes::copy_from_slice(key);
+        let seen = Bytes::copy_from_slice(seen);
+        self.call(|ack| Command::RemoveIfUnchanged { key, seen, ack })
+            .await
     }
 
     async fn clear(&self) -> Result<()> {

@@ -1,20 +1,28 @@
 //! Configuration of a [`RedbBackend`].
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::redb::StorageBackend;
 use cache_core::{Clock, Error, ErrorKind, Limits, Result};
 
 use super::backend::RedbBackend;
 use super::durability::Durability;
-use super::open::open;
+use super::open::Opener;
 use super::readers::Readers;
 use super::shared::Shared;
+use super::storage::{CustomStorage, Described, FileStorage, Storage};
 use super::writer::{self, Settings};
 
 /// Builds a [`RedbBackend`]; start from [`RedbBackend::builder`].
-#[derive(Clone, Debug)]
+///
+/// Every duration it takes may be `Duration::MAX`, which reads as
+/// "never": the timer it sets does not fire, and the work waits for the
+/// calls that do it on demand ([`RedbBackend::sync`],
+/// [`RedbBackend::sweep`]) or for the close.
+#[derive(Clone)]
 pub struct RedbBackendBuilder {
     path: PathBuf,
     max_bytes: u64,
@@ -29,6 +37,29 @@ pub struct RedbBackendBuilder {
     read_threads: usize,
     inline_reads: bool,
     recreate_on_error: bool,
+    /// A caller's storage in place of the file at `path`.
+    storage: Option<Arc<dyn Storage>>,
+}
+
+impl fmt::Debug for RedbBackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbBackendBuilder")
+            .field("path", &self.path)
+            .field("max_bytes", &self.max_bytes)
+            .field("clock", &self.clock)
+            .field("limits", &self.limits)
+            .field("durability", &self.durability)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("sweep_batch", &self.sweep_batch)
+            .field("access_flush_interval", &self.access_flush_interval)
+            .field("access_batch", &self.access_batch)
+            .field("cache_size", &self.cache_size)
+            .field("read_threads", &self.read_threads)
+            .field("inline_reads", &self.inline_reads)
+            .field("recreate_on_error", &self.recreate_on_error)
+            .field("storage", &Described(&self.storage))
+            .finish()
+    }
 }
 
 impl RedbBackendBuilder {
@@ -51,6 +82,7 @@ impl RedbBackendBuilder {
             read_threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             inline_reads: true,
             recreate_on_error: false,
+            storage: None,
         }
     }
 
@@ -81,7 +113,9 @@ impl RedbBackendBuilder {
     }
 
     /// How often the sweeper looks for expired entries. Every second by
-    /// default.
+    /// default; `Duration::MAX` turns the timed sweep off (expired entries
+    /// are still never returned, and [`RedbBackend::sweep`] still deletes
+    /// them).
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;
         self
@@ -96,7 +130,9 @@ impl RedbBackendBuilder {
     }
 
     /// The longest reads wait, buffered in memory, before their access
-    /// times are written. Every second by default.
+    /// times are written. Every second by default; with `Duration::MAX`
+    /// they are written only along with other writes, when the buffer is
+    /// full, on [`RedbBackend::sync`] and at the close.
     pub fn access_flush_interval(mut self, interval: Duration) -> Self {
         self.access_flush_interval = interval;
         self
@@ -149,6 +185,28 @@ impl RedbBackendBuilder {
         self
     }
 
+    /// Stores the database in storage that `open` makes, instead of the
+    /// file at the builder's path (which then only names the tier in
+    /// errors and in [`RedbBackend::path`]): an encrypted or instrumented
+    /// file, or one that injects faults in a test.
+    ///
+    /// `open` is called once when the tier is built and again each time
+    /// the tier reopens its database after an I/O error, so each call must
+    /// return a fresh handle on the same storage (for a file, a newly
+    /// opened [`File`](std::fs::File) in redb's `FileBackend`), never one
+    /// shared with an earlier call. With
+    /// [`recreate_on_error`](Self::recreate_on_error), unreadable storage
+    /// is emptied with [`StorageBackend::set_len`]`(0)` on a handle from
+    /// `open`.
+    pub fn storage_backend<F, B>(mut self, open: F) -> Self
+    where
+        F: Fn() -> std::io::Result<B> + Send + Sync + 'static,
+        B: StorageBackend,
+    {
+        self.storage = Some(Arc::new(CustomStorage(open)));
+        self
+    }
+
     /// Opens the file on the runtime's blocking pool and starts the tier.
     ///
     /// # Errors
@@ -175,12 +233,18 @@ impl RedbBackendBuilder {
     /// As [`build`](Self::build).
     pub fn build_blocking(self) -> Result<RedbBackend> {
         self.validate()?;
-        let opened = open(
-            &self.path,
-            self.cache_size,
-            self.max_bytes,
-            self.recreate_on_error,
-        )?;
+        let storage = self
+            .storage
+            .clone()
+            .unwrap_or_else(|| Arc::new(FileStorage(self.path.clone())));
+        let opener = Opener {
+            storage,
+            path: self.path.clone(),
+            cache_size: self.cache_size,
+            max_bytes: self.max_bytes,
+            recreate: self.recreate_on_error,
+        };
+        let opened = opener.open()?;
         let shared = Arc::new(Shared::new(
             opened.db,
             self.path.clone(),
@@ -194,6 +258,7 @@ impl RedbBackendBuilder {
             sweep_interval: self.sweep_interval,
             sweep_batch: self.sweep_batch,
             access_flush_interval: self.access_flush_interval,
+            opener,
         };
         let readers = Readers::spawn(&shared, self.read_threads).map_err(|e| {
             Error::new(ErrorKind::Backend, "cannot start the redb reader threads").with_source(e)

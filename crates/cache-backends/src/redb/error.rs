@@ -22,3 +22,22 @@ pub(super) fn closed() -> Error {
         "the redb tier is closed: its writer thread has stopped",
     )
 }
+
+/// The error of an operation while the file is closed after an I/O error,
+/// until the writer has opened it again.
+pub(super) fn reopening() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "the redb file is closed after an I/O error until the tier reopens it",
+    )
+}
+
+/// Whether `error` came from an I/O failure of the file. redb latches such
+/// a failure: every later transaction on that database fails with
+/// `PreviousIo`, so only a fresh open recovers from it.
+pub(super) fn needs_reopen(error: &Error) -> bool {
+    matches!(
+        error.source_as::<::redb::Error>(),
+        Some(::redb::Error::Io(_) | ::redb::Error::PreviousIo)
+    )
+}

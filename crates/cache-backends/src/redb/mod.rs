@@ -72,6 +72,30 @@
 //!   the last handle is dropped, or on [`RedbBackend::sync`]). A crash loses
 //!   at most one period of writes, never the file's consistency.
 //!
+//! # I/O errors
+//!
+//! redb latches an I/O failure (a full disk, a failing device): every later
+//! transaction of that database fails, even once the storage works again.
+//! The tier recovers by itself. After an I/O error the writer closes the
+//! database and opens the file again, which runs redb's repair of a file
+//! left without a clean shutdown. The first reopen waits 100 ms, and each
+//! failure in a row doubles the wait, up to 10 s, so storage that stays
+//! broken costs a reopen now and then, not one per write;
+//! [`RedbStats::reopens`] counts the reopens that succeeded. Meanwhile:
+//!
+//! - writes, removes, `len`, `sync` and `sweep` fail at once with
+//!   [`ErrorKind::Unavailable`](cache_core::ErrorKind::Unavailable), the
+//!   I/O error as the source (the write that met the error fails with
+//!   [`ErrorKind::Backend`](cache_core::ErrorKind::Backend));
+//! - reads go on through the failed database until the first reopen, as
+//!   far as redb can serve them from its page cache (the others fail with
+//!   `Backend`), and fail with `Unavailable` while the file is closed
+//!   between a failed reopen and the next.
+//!
+//! Once a reopen succeeds, the tier holds every durable commit made before
+//! the error. With [`Durability::Periodic`], the writes acknowledged since
+//! the last durable commit are lost, as in a crash.
+//!
 //! # Threads
 //!
 //! No redb call runs on the async runtime's worker threads:
@@ -100,9 +124,14 @@ mod open;
 mod readers;
 mod shared;
 mod stats;
+mod storage;
 mod tables;
 mod writer;
 
+/// redb's storage trait, for [`RedbBackendBuilder::storage_backend`]:
+/// re-exported so that an implementation names the same redb version as
+/// the tier.
+pub use ::redb::StorageBackend;
 pub use backend::RedbBackend;
 pub use builder::RedbBackendBuilder;
 pub use durability::Durability;

@@ -1,14 +1,17 @@
 //! Opening the file: creating it, checking it is ours, and recreating it
-//! when asked to and it cannot be read.
+//! when asked to and it cannot be read. The writer opens it again the same
+//! way after an I/O error.
 
 use std::any::Any;
 use std::io::ErrorKind as IoKind;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use ::redb::{Database, DatabaseError, StorageError};
 use cache_core::{Error, ErrorKind, Result};
 
+use super::storage::Storage;
 use super::tables::Tables;
 
 /// An open file and what the tier needs to know about it.
@@ -28,60 +31,71 @@ struct Failure {
     curable: bool,
 }
 
-/// Opens (or creates) the file at `path`, evicting down to `max_bytes`.
-/// With `recreate`, a file that cannot be read as a tiercache file is
-/// deleted and created afresh.
-pub(super) fn open(
-    path: &Path,
-    cache_size: usize,
-    max_bytes: u64,
-    recreate: bool,
-) -> Result<Opened> {
-    match attempt(path, cache_size, max_bytes) {
-        Ok(opened) => Ok(opened),
-        Err(failure) if recreate && failure.curable => {
-            std::fs::remove_file(path).map_err(|e| {
-                Error::new(
-                    ErrorKind::Backend,
-                    format!("cannot delete the unreadable redb file {}", path.display()),
-                )
-                .with_source(e)
-            })?;
-            attempt(path, cache_size, max_bytes).map_err(|f| f.error)
+/// Everything needed to open the tier's database, kept by the writer so
+/// that it can reopen the database after an I/O error.
+#[derive(Clone)]
+pub(super) struct Opener {
+    pub(super) storage: Arc<dyn Storage>,
+    /// The tier's path, named in every error.
+    pub(super) path: PathBuf,
+    pub(super) cache_size: usize,
+    pub(super) max_bytes: u64,
+    /// Whether storage that cannot be read as this tier's file is erased
+    /// and created afresh.
+    pub(super) recreate: bool,
+}
+
+impl Opener {
+    /// Opens (or creates) the database, evicting down to `max_bytes`. With
+    /// `recreate`, storage that cannot be read as a tiercache file is
+    /// erased and created afresh.
+    pub(super) fn open(&self) -> Result<Opened> {
+        match self.attempt() {
+            Ok(opened) => Ok(opened),
+            Err(failure) if self.recreate && failure.curable => {
+                self.storage.erase().map_err(|e| {
+                    Error::new(
+                        ErrorKind::Backend,
+                        format!(
+                            "cannot delete the unreadable redb file {}",
+                            self.path.display()
+                        ),
+                    )
+                    .with_source(e)
+                })?;
+                self.attempt().map_err(|f| f.error)
+            }
+            Err(failure) => Err(failure.error),
         }
-        Err(failure) => Err(failure.error),
     }
-}
 
-/// One try at opening. redb documents that opening a file damaged outside
-/// redb may panic, so a panic is caught and reported as an unreadable file
-/// rather than taking the caller down.
-fn attempt(path: &Path, cache_size: usize, max_bytes: u64) -> Result<Opened, Failure> {
-    match catch_unwind(AssertUnwindSafe(|| {
-        open_checked(path, cache_size, max_bytes)
-    })) {
-        Ok(outcome) => outcome,
-        Err(panic) => Err(Failure {
-            error: Error::new(
-                ErrorKind::Backend,
-                format!(
-                    "cannot open the redb file {}: redb panicked: {}",
-                    path.display(),
-                    panic_message(&*panic)
+    /// One try at opening. redb documents that opening a file damaged
+    /// outside redb may panic, so a panic is caught and reported as an
+    /// unreadable file rather than taking the caller down.
+    fn attempt(&self) -> Result<Opened, Failure> {
+        match catch_unwind(AssertUnwindSafe(|| self.open_checked())) {
+            Ok(outcome) => outcome,
+            Err(panic) => Err(Failure {
+                error: Error::new(
+                    ErrorKind::Backend,
+                    format!(
+                        "cannot open the redb file {}: redb panicked: {}",
+                        self.path.display(),
+                        panic_message(&*panic)
+                    ),
                 ),
-            ),
-            curable: true,
-        }),
+                curable: true,
+            }),
+        }
     }
-}
 
-/// Opens the file with redb and prepares the tables, naming the file in
-/// any error.
-fn open_checked(path: &Path, cache_size: usize, max_bytes: u64) -> Result<Opened, Failure> {
-    let db = ::redb::Builder::new()
-        .set_cache_size(cache_size)
-        .create(path)
-        .map_err(|e| {
+    /// Opens the database with redb and prepares the tables, naming the
+    /// file in any error.
+    fn open_checked(&self) -> Result<Opened, Failure> {
+        let path = &self.path;
+        let mut builder = ::redb::Builder::new();
+        builder.set_cache_size(self.cache_size);
+        let db = self.storage.create(&builder).map_err(|e| {
             let kind = match e {
                 DatabaseError::DatabaseAlreadyOpen => ErrorKind::Unavailable,
                 _ => ErrorKind::Backend,
@@ -95,27 +109,28 @@ fn open_checked(path: &Path, cache_size: usize, max_bytes: u64) -> Result<Opened
                 .with_source(e),
             }
         })?;
-    let unusable = |source: Box<dyn std::error::Error + Send + Sync>, curable| Failure {
-        error: Error::new(
-            ErrorKind::Backend,
-            format!("cannot use the redb file {}", path.display()),
-        )
-        .with_shared_source(source.into()),
-        curable,
-    };
-    let (used_bytes, next_tick) = match prepare(&db, max_bytes) {
-        Ok(Some(prepared)) => prepared,
-        Ok(None) => return Err(unusable(Box::new(ForeignLayout), true)),
-        Err(e) => {
-            let curable = redb_curable(&e);
-            return Err(unusable(Box::new(e), curable));
-        }
-    };
-    Ok(Opened {
-        db,
-        used_bytes,
-        next_tick,
-    })
+        let unusable = |source: Box<dyn std::error::Error + Send + Sync>, curable| Failure {
+            error: Error::new(
+                ErrorKind::Backend,
+                format!("cannot use the redb file {}", path.display()),
+            )
+            .with_shared_source(source.into()),
+            curable,
+        };
+        let (used_bytes, next_tick) = match prepare(&db, self.max_bytes) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return Err(unusable(Box::new(ForeignLayout), true)),
+            Err(e) => {
+                let curable = redb_curable(&e);
+                return Err(unusable(Box::new(e), curable));
+            }
+        };
+        Ok(Opened {
+            db,
+            used_bytes,
+            next_tick,
+        })
+    }
 }
 
 /// A file that is a redb database but not one this tier wrote.

@@ -2,13 +2,15 @@
 //! the clock, the batch of reads and the counters; and the read path.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ::redb::{Database, ReadOnlyTable, ReadableDatabase};
 use bytes::Bytes;
 use cache_core::{Clock, Entry, Result};
+use parking_lot::RwLock;
 
 use super::access::AccessBuffer;
-use super::error::storage;
+use super::error::{reopening, storage};
 use super::stats::Counters;
 use super::tables::ENTRIES;
 use crate::envelope;
@@ -43,11 +45,18 @@ impl<T> std::ops::Deref for Line<T> {
 ///
 /// The file closes when this drops: after the reader and writer threads
 /// have stopped (they hold the other references), when the last handle
-/// goes. So no transaction is open then, and the close needs no lock that
-/// every read would have to take.
+/// goes. The writer also closes it, and opens it again, to recover from an
+/// I/O error; see [`take_db`](Self::take_db).
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) db: Database,
+    /// The open database; `None` while the writer reopens it after an I/O
+    /// error. Every transaction holds the read lock while it runs, so that
+    /// the writer can close the database only when none is open. The lock
+    /// changes state on every read, hence a line of its own.
+    db: Line<RwLock<Option<Database>>>,
+    /// Set once a read that met an I/O error has asked the writer to
+    /// check the file, so that a burst of failing reads sends one request.
+    recover_asked: AtomicBool,
     pub(super) path: PathBuf,
     pub(super) clock: Clock,
     pub(super) access: Line<AccessBuffer>,
@@ -64,7 +73,8 @@ impl Shared {
         used_bytes: u64,
     ) -> Self {
         Shared {
-            db,
+            db: Line(RwLock::new(Some(db))),
+            recover_asked: AtomicBool::new(false),
             path,
             clock,
             access: Line(AccessBuffer::new(access_batch)),
@@ -107,17 +117,51 @@ impl Shared {
         })
     }
 
+    /// Runs `f` with the open database, or fails with
+    /// [`ErrorKind::Unavailable`](cache_core::ErrorKind::Unavailable) while
+    /// the writer is reopening it.
+    pub(super) fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let db = self.db.read();
+        f(db.as_ref().ok_or_else(reopening)?)
+    }
+
+    /// Takes the database out, once every transaction has ended, so that
+    /// the writer can close it; reads fail with
+    /// [`ErrorKind::Unavailable`](cache_core::ErrorKind::Unavailable) until
+    /// [`install_db`](Self::install_db).
+    pub(super) fn take_db(&self) -> Option<Database> {
+        self.db.write().take()
+    }
+
+    /// Puts a freshly opened database in place.
+    pub(super) fn install_db(&self, db: Database) {
+        *self.db.write() = Some(db);
+    }
+
+    /// Whether the caller, whose read met an I/O error, is the first to
+    /// ask the writer to check the file since it last did.
+    pub(super) fn ask_recover(&self) -> bool {
+        !self.recover_asked.swap(true, Ordering::AcqRel)
+    }
+
+    /// The writer has taken the request to check the file: the next read
+    /// that fails asks again.
+    pub(super) fn recover_taken(&self) {
+        self.recover_asked.store(false, Ordering::Release);
+    }
+
     /// Runs `f` on the entries table in a new read transaction, with the
     /// tier's clock read once for it.
     fn with_table<T>(&self, f: impl FnOnce(&EntriesTable, u64) -> Result<T>) -> Result<T> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| storage("cannot begin a redb read transaction", e))?;
-        let table = txn
-            .open_table(ENTRIES)
-            .map_err(|e| storage("cannot open the redb entries table", e))?;
-        f(&table, self.clock.now_ms())
+        self.with_db(|db| {
+            let txn = db
+                .begin_read()
+                .map_err(|e| storage("cannot begin a redb read transaction", e))?;
+            let table = txn
+                .open_table(ENTRIES)
+                .map_err(|e| storage("cannot open the redb entries table", e))?;
+            f(&table, self.clock.now_ms())
+        })
     }
 }
 

@@ -29,6 +29,9 @@ pub struct RedbStats {
     /// [`inline_reads`](super::RedbBackendBuilder::inline_reads) is off.
     /// The other lookups ran on their callers' threads.
     pub handed_off: u64,
+    /// Times the tier closed and reopened its file to recover from an I/O
+    /// error (redb refuses every transaction after one until then).
+    pub reopens: u64,
 }
 
 /// What one write transaction changed in the counters, applied only once
@@ -51,6 +54,7 @@ pub(super) struct Counters {
     expired: AtomicU64,
     durable_commits: AtomicU64,
     handed_off: AtomicU64,
+    reopens: AtomicU64,
     /// Evictions and expirations per class; written once per commit that
     /// removed something, on the writer thread.
     classes: Mutex<Removals>,
@@ -78,6 +82,12 @@ impl Counters {
         }
     }
 
+    /// Records a reopen of the file, which now holds `used_bytes`.
+    pub(super) fn reopened(&self, used_bytes: u64) {
+        self.used_bytes.store(used_bytes, Ordering::Relaxed);
+        self.reopens.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records `keys` lookups served by a reader thread.
     pub(super) fn handed_off(&self, keys: usize) {
         self.handed_off.fetch_add(keys as u64, Ordering::Relaxed);
@@ -102,6 +112,7 @@ impl Counters {
             expired: self.expired.load(Ordering::Relaxed),
             durable_commits: self.durable_commits.load(Ordering::Acquire),
             handed_off: self.handed_off.load(Ordering::Relaxed),
+            reopens: self.reopens.load(Ordering::Relaxed),
         }
     }
 }

@@ -175,6 +175,34 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    /// Removes `key` only while its record decodes to the value `seen`, or
+    /// no longer decodes at all: a corrupted record is never valid data, so
+    /// deleting it loses nothing, while any other value is a write made
+    /// since the caller read `seen` and must survive. `true` if it removed
+    /// the record. Runs inside the caller's write transaction, so nothing
+    /// can change the record between the comparison and the delete.
+    pub(super) fn remove_if_unchanged(
+        &mut self,
+        key: &[u8],
+        seen: &[u8],
+    ) -> Result<bool, RedbError> {
+        let verdict = match self.entries.get(key)? {
+            None => None,
+            Some(held) => match envelope::decode(held.value()) {
+                Ok(entry) => (entry.value == seen).then_some(false),
+                Err(_) => Some(true),
+            },
+        };
+        let Some(corrupted) = verdict else {
+            return Ok(false);
+        };
+        self.unlink(key, |_| ())?;
+        if corrupted {
+            self.delta.corrupted += 1;
+        }
+        Ok(true)
+    }
+
     /// The number of entries, expired ones not yet swept included.
     pub(super) fn len(&self) -> Result<u64, RedbError> {
         Ok(self.entries.len()?)
@@ -419,6 +447,31 @@ mod tests {
             });
             assert_consistent(&db);
         }
+    }
+
+    #[test]
+    fn compare_and_delete_removes_only_the_seen_value_or_a_corrupted_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let held = record(10, None);
+        let mut damaged = record(12, None);
+        *damaged.last_mut().unwrap() ^= 1;
+        let (kept, removed, absent, delta) = write(&db, |t| {
+            t.insert(b"k", &held, 1, 0).unwrap();
+            t.insert(b"bad", &damaged, 2, 0).unwrap();
+            let kept = t.remove_if_unchanged(b"k", &[3u8; 9]).unwrap();
+            let removed = t.remove_if_unchanged(b"bad", b"whatever").unwrap();
+            let absent = t.remove_if_unchanged(b"none", b"").unwrap();
+            (kept, removed, absent, t.delta.clone())
+        });
+        assert!(!kept && removed && !absent);
+        assert_eq!(delta.corrupted, 1);
+        assert_consistent(&db);
+        let removed = write(&db, |t| t.remove_if_unchanged(b"k", &[3u8; 10]).unwrap());
+        assert!(removed, "the value the caller saw is removed");
+        assert_consistent(&db);
+        let txn = db.begin_read().unwrap();
+        assert!(txn.open_table(ENTRIES).unwrap().is_empty().unwrap());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The writer thread: the only place that writes to the file. It groups
-//! every write waiting in its queue into one transaction, and runs the
-//! sweeper, the access-time flush and the periodic durable commit.
+//! every write waiting in its queue into one transaction, runs the
+//! sweeper, the access-time flush and the periodic durable commit, and
+//! reopens the file after an I/O error.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -9,11 +10,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_core::Result;
+use cache_core::{Error, ErrorKind, Result};
 use tokio::sync::oneshot;
 
 use super::durability::Durability;
-use super::error::storage;
+use super::error::{needs_reopen, storage};
+use super::open::Opener;
 use super::shared::Shared;
 use super::tables::Tables;
 
@@ -27,6 +29,31 @@ const MAX_BATCH: usize = 1024;
 /// most about a tenth of the writer's time, however fast reads come. The
 /// timed flush every `access_flush_interval` is not held back.
 const ACCESS_PAUSE_FACTOR: u32 = 9;
+
+/// How long the writer waits after an I/O error before it reopens the
+/// file. The wait doubles with each failure in a row, up to
+/// [`LAST_RETRY`], so that storage that stays broken (a full disk) costs a
+/// reopen (and redb's repair of the file) now and then, not one per write.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two reopens.
+const LAST_RETRY: Duration = Duration::from_secs(10);
+
+/// The wait before the next reopen after `failures` I/O failures in a row.
+fn backoff(failures: u32) -> Duration {
+    FIRST_RETRY
+        .saturating_mul(1 << failures.min(16))
+        .min(LAST_RETRY)
+}
+
+/// The moment `wait` after `now`. A wait too long for an `Instant` (a
+/// setting of `Duration::MAX`, meaning "never") lands a century away
+/// instead of overflowing.
+fn later(now: Instant, wait: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
 
 /// Where the writer sends the outcome of a command.
 pub(super) type Ack<T> = oneshot::Sender<Result<T>>;
@@ -45,6 +72,13 @@ pub(super) enum Command {
     Insert { records: Vec<Record>, ack: Ack<()> },
     /// Remove a key, answering whether a live entry was removed.
     Remove { key: Bytes, ack: Ack<bool> },
+    /// Remove a key only while its record holds the value `seen` (or is
+    /// corrupted), answering whether it removed the record.
+    RemoveIfUnchanged {
+        key: Bytes,
+        seen: Bytes,
+        ack: Ack<bool>,
+    },
     /// Delete records readers found corrupted (if still unchanged).
     DropCorrupted {
         records: Vec<(Bytes, Vec<u8>)>,
@@ -60,6 +94,8 @@ pub(super) enum Command {
     Len { ack: Ack<u64> },
     /// The batch of reads is full: write it soon.
     FlushAccess,
+    /// A read met an I/O error: check whether the file needs reopening.
+    Recover,
     /// The last handle is gone: finish and close the file.
     Shutdown,
 }
@@ -84,7 +120,7 @@ impl Command {
             | Command::Sync { ack } => {
                 let _ = ack.send(result.map(|_| ()));
             }
-            Command::Remove { ack, .. } => {
+            Command::Remove { ack, .. } | Command::RemoveIfUnchanged { ack, .. } => {
                 let _ = ack.send(result.map(|o| matches!(o, Outcome::Removed(true))));
             }
             Command::Sweep { ack } | Command::Len { ack } => {
@@ -93,19 +129,20 @@ impl Command {
                     _ => 0,
                 }));
             }
-            Command::FlushAccess | Command::Shutdown => {}
+            Command::FlushAccess | Command::Recover | Command::Shutdown => {}
         }
     }
 }
 
 /// The writer's settings.
-#[derive(Clone, Copy, Debug)]
 pub(super) struct Settings {
     pub(super) max_bytes: u64,
     pub(super) durability: Durability,
     pub(super) sweep_interval: Duration,
     pub(super) sweep_batch: usize,
     pub(super) access_flush_interval: Duration,
+    /// How to open the file again after an I/O error.
+    pub(super) opener: Opener,
 }
 
 /// Starts the writer thread over an open file whose newest access tick is
@@ -119,14 +156,16 @@ pub(super) fn spawn(
     let now = Instant::now();
     let writer = Writer {
         shared,
-        settings,
-        next_sweep: now + settings.sweep_interval,
-        next_access_flush: now + settings.access_flush_interval,
+        next_sweep: later(now, settings.sweep_interval),
+        next_access_flush: later(now, settings.access_flush_interval),
         access_ready_at: now,
         access_wanted: false,
-        next_durable: settings.durability.period().map(|p| now + p),
+        next_durable: settings.durability.period().map(|p| later(now, p)),
         not_durable: false,
         tick: Cell::new(next_tick),
+        broken: None,
+        failures: 0,
+        settings,
     };
     let thread = std::thread::Builder::new()
         .name("tiercache-redb".into())
@@ -154,6 +193,28 @@ struct Writer {
     next_durable: Option<Instant>,
     /// Whether a commit since the last durable one skipped `fsync`.
     not_durable: bool,
+    /// Set from an I/O error until the file has been opened again.
+    broken: Option<Broken>,
+    /// I/O failures (of commits and of reopens) since the last successful
+    /// commit, which set the wait before the next reopen.
+    failures: u32,
+}
+
+/// The file failed with an I/O error and waits to be reopened.
+///
+/// redb latches an I/O failure: every later transaction of that database
+/// fails with `PreviousIo`, even once the storage works again. So the
+/// writer closes the database and opens it afresh, which also runs redb's
+/// repair of a file left without a clean shutdown. Until then it answers
+/// every command at once with an error; reads go on through the failed
+/// database for as long as redb can serve them from its page cache, and
+/// fail with [`ErrorKind::Unavailable`] while the file is closed between a
+/// failed reopen and the next.
+struct Broken {
+    /// When the next reopen is due.
+    retry_at: Instant,
+    /// The error that broke the file, or that the last reopen met.
+    cause: Error,
 }
 
 impl Writer {
@@ -190,8 +251,12 @@ impl Writer {
         tick
     }
 
-    /// The earliest moment a timer needs the writer.
+    /// The earliest moment a timer needs the writer. While the file is
+    /// broken only the reopen is: the other timers' work waits for it.
     fn next_deadline(&self) -> Instant {
+        if let Some(broken) = &self.broken {
+            return broken.retry_at;
+        }
         let mut first = self.next_sweep.min(self.next_access_flush);
         if self.access_wanted {
             first = first.min(self.access_ready_at);
@@ -201,10 +266,30 @@ impl Writer {
 
     /// Commits a batch of commands together with whatever timers are due.
     fn step(&mut self, mut batch: Vec<Command>, stopping: bool) {
+        if batch.iter().any(|c| matches!(c, Command::Recover)) {
+            batch.retain(|c| !matches!(c, Command::Recover));
+            self.shared.recover_taken();
+            if self.broken.is_none() {
+                self.probe();
+            }
+        }
+        if self.broken.is_some() && !stopping {
+            self.recover(batch);
+            return;
+        }
+        if let Some(broken) = &self.broken {
+            // Closing: what the failed database did not make durable is
+            // lost either way, so there is nothing to reopen for.
+            let error = refused(&broken.cause);
+            for command in batch {
+                command.answer(Err(error.clone()));
+            }
+            return;
+        }
         let now = Instant::now();
         let sweep = now >= self.next_sweep;
         if sweep {
-            self.next_sweep = now + self.settings.sweep_interval;
+            self.next_sweep = later(now, self.settings.sweep_interval);
         }
         let before = batch.len();
         batch.retain(|c| !matches!(c, Command::FlushAccess));
@@ -216,11 +301,11 @@ impl Writer {
         let forced = stopping || batch.iter().any(|c| matches!(c, Command::Sync { .. }));
         let take_access = timed || forced || now >= self.access_ready_at;
         if timed {
-            self.next_access_flush = now + self.settings.access_flush_interval;
+            self.next_access_flush = later(now, self.settings.access_flush_interval);
         }
         let durable_due = self.next_durable.is_some_and(|at| now >= at);
         if durable_due {
-            self.next_durable = self.settings.durability.period().map(|p| now + p);
+            self.next_durable = self.settings.durability.period().map(|p| later(now, p));
         }
         // A durable commit is needed when one is due (or the file closes)
         // and something since the last one skipped `fsync`.
@@ -236,12 +321,83 @@ impl Writer {
         let swept = self.commit(batch, sweep, access_due, durable || stopping);
         if access_due {
             let took = now.elapsed();
-            self.access_ready_at = Instant::now() + took * ACCESS_PAUSE_FACTOR;
+            self.access_ready_at = later(Instant::now(), took.saturating_mul(ACCESS_PAUSE_FACTOR));
         }
         if swept == Some(self.settings.sweep_batch as u64) {
             // A full batch suggests more are due: sweep again promptly,
             // still one bounded transaction at a time between other writes.
             self.next_sweep = now;
+        }
+    }
+
+    /// While the file is broken: reopens it once the wait is over, and
+    /// answers the batch with an error if it is still broken. A batch that
+    /// arrives after a successful reopen is committed as usual.
+    fn recover(&mut self, batch: Vec<Command>) {
+        if self
+            .broken
+            .as_ref()
+            .is_some_and(|b| Instant::now() >= b.retry_at)
+        {
+            self.reopen();
+        }
+        match &self.broken {
+            None => self.step(batch, false),
+            Some(broken) => {
+                let error = refused(&broken.cause);
+                for command in batch {
+                    command.answer(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Marks the file broken by `cause`, with the next reopen due after
+    /// the backoff.
+    fn break_down(&mut self, cause: Error) {
+        let wait = backoff(self.failures);
+        self.failures = self.failures.saturating_add(1);
+        self.broken = Some(Broken {
+            retry_at: later(Instant::now(), wait),
+            cause,
+        });
+    }
+
+    /// Closes the failed database and opens the file again.
+    fn reopen(&mut self) {
+        // redb holds a lock on the file while a database is open, so the
+        // failed one must be closed (once every read of it has ended)
+        // before the file can open again.
+        drop(self.shared.take_db());
+        match self.settings.opener.open() {
+            Ok(opened) => {
+                self.shared.install_db(opened.db);
+                self.shared.counters.reopened(opened.used_bytes);
+                // The file holds only durable commits now, and its ticks
+                // may lag the ones handed out before the failure: ticks
+                // must keep increasing.
+                self.tick.set(self.tick.get().max(opened.next_tick));
+                self.not_durable = false;
+                self.broken = None;
+            }
+            Err(error) => self.break_down(error),
+        }
+    }
+
+    /// Checks, after a read met an I/O error, whether the database has
+    /// latched it: redb then refuses every write transaction.
+    fn probe(&mut self) {
+        let outcome = self.shared.with_db(|db| {
+            let txn = db
+                .begin_write()
+                .map_err(|e| storage("cannot begin a redb write transaction", e))?;
+            txn.abort()
+                .map_err(|e| storage("cannot end a redb write transaction", e))
+        });
+        if let Err(error) = outcome
+            && needs_reopen(&error)
+        {
+            self.break_down(error);
         }
     }
 
@@ -267,10 +423,8 @@ impl Writer {
             Default::default()
         };
         let mut outcomes = Vec::with_capacity(batch.len());
-        let result = (|| -> Result<_> {
-            let mut txn = self
-                .shared
-                .db
+        let result = self.shared.with_db(|db| {
+            let mut txn = db
                 .begin_write()
                 .map_err(|e| storage("cannot begin a redb write transaction", e))?;
             let level = if durable {
@@ -301,12 +455,13 @@ impl Writer {
                 false
             };
             Ok((bytes, delta, swept, committed))
-        })();
+        });
         match result {
             Ok((bytes, delta, swept, committed)) => {
                 if committed {
                     self.shared.counters.committed(bytes, delta, durable);
                     self.not_durable = !durable;
+                    self.failures = 0;
                 }
                 for (command, outcome) in batch.into_iter().zip(outcomes) {
                     command.answer(Ok(outcome));
@@ -314,6 +469,9 @@ impl Writer {
                 swept
             }
             Err(error) => {
+                if needs_reopen(&error) {
+                    self.break_down(error.clone());
+                }
                 for command in batch {
                     command.answer(Err(error.clone()));
                 }
@@ -344,6 +502,9 @@ impl Writer {
                     Outcome::Done
                 }
                 Command::Remove { key, .. } => Outcome::Removed(tables.remove(key, now)?),
+                Command::RemoveIfUnchanged { key, seen, .. } => {
+                    Outcome::Removed(tables.remove_if_unchanged(key, seen)?)
+                }
                 Command::DropCorrupted { records, .. } => {
                     for (key, record) in records {
                         tables.drop_corrupted(key, record)?;
@@ -358,7 +519,10 @@ impl Writer {
                     Outcome::Swept(tables.sweep(now, self.settings.sweep_batch)?)
                 }
                 Command::Len { .. } => Outcome::Count(tables.len()?),
-                Command::Sync { .. } | Command::FlushAccess | Command::Shutdown => Outcome::Done,
+                Command::Sync { .. }
+                | Command::FlushAccess
+                | Command::Recover
+                | Command::Shutdown => Outcome::Done,
             };
             outcomes.push(outcome);
         }
@@ -370,4 +534,14 @@ impl Writer {
         tables.evict(self.settings.max_bytes)?;
         Ok(swept)
     }
+}
+
+/// The error of a command refused while the file waits to be reopened,
+/// with the I/O error behind it as its source.
+fn refused(cause: &Error) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "the redb file failed with an I/O error; the tier reopens it shortly",
+    )
+    .with_source(cause.clone())
 }

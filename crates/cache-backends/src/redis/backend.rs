@@ -1,6 +1,5 @@
 //! [`RedisBackend`]: the shared tier, on Redis or Redis Cluster.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,16 +12,16 @@ use fred::interfaces::{KeysInterface, LuaInterface};
 use fred::types::{Expiration, Value};
 
 use super::builder::RedisBackendBuilder;
+use super::count;
 use super::errors;
 use super::join::join_all;
+use super::keys::KeyFormat;
 use super::node::Node;
 use super::routing::{NodeBatch, Routing};
 use super::stats::RedisStats;
 use super::tracking::{RemovalTracking, Tracking};
 use crate::envelope;
 
-/// Keys asked for per `SCAN` page.
-const SCAN_COUNT: u32 = 1_000;
 /// The longest time-to-live handed to Redis, about a century. Redis
 /// refuses an expiry past its clock's range; an entry that outlives this
 /// is dropped early, which a cache may do.
@@ -41,10 +40,8 @@ pub struct RedisBackend {
 
 struct Inner {
     routing: Routing,
-    prefix: Bytes,
     prefix_text: String,
-    /// The `SCAN MATCH` pattern of this cache's keys.
-    pattern: String,
+    keys: KeyFormat,
     clock: Clock,
     limits: Limits,
     corrupted: AtomicU64,
@@ -61,6 +58,18 @@ const DELETE_IF_UNCHANGED: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then
 /// (no record of ours is anything else).
 const DELETE_IF_NOT_STRING: &str = "if redis.call('TYPE', KEYS[1]).ok ~= 'string' then \
     return redis.call('UNLINK', KEYS[1]) end return 0";
+/// Deletes `KEYS[1]` and answers what it was, without its value: nil if
+/// there was nothing, 0 if it was not a string, else the first `ARGV[1]`
+/// + 1 bytes of the string (a record's header, which holds its expiry).
+/// The liveness of a removed entry depends on the tier's clock, so the
+/// client decides it from the header; the value, up to the size limit,
+/// never crosses the network.
+const DELETE_RETURNING_HEADER: &str = "local kind = redis.call('TYPE', KEYS[1]).ok \
+    if kind == 'none' then return false end \
+    if kind ~= 'string' then redis.call('UNLINK', KEYS[1]) return 0 end \
+    local header = redis.call('GETRANGE', KEYS[1], 0, tonumber(ARGV[1])) \
+    redis.call('UNLINK', KEYS[1]) \
+    return header";
 
 /// What one stored value turned out to be.
 enum Stored {
@@ -77,19 +86,6 @@ enum Write {
     Set(Bytes, Option<Expiration>),
     /// The entry has already expired: remove any earlier value instead.
     Delete,
-}
-
-/// `prefix` with the glob characters of `SCAN MATCH` escaped, then `*`.
-fn match_pattern(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('*');
-    pattern
 }
 
 impl RedisBackend {
@@ -110,9 +106,8 @@ impl RedisBackend {
         RedisBackend {
             inner: Arc::new(Inner {
                 routing,
-                prefix: Bytes::copy_from_slice(prefix.as_bytes()),
                 prefix_text: prefix.to_owned(),
-                pattern: match_pattern(prefix),
+                keys: KeyFormat::new(prefix),
                 clock,
                 limits,
                 corrupted: AtomicU64::new(0),
@@ -124,6 +119,31 @@ impl RedisBackend {
     /// The prefix of every key this cache stores.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix_text
+    }
+
+    /// The Redis key an entry's `key` is stored under: the prefix, the
+    /// byte 0x1F, the key format's version `v1`, 0x1F again, then `key`
+    /// (see the [module documentation](super#keys-and-values)). For
+    /// inspecting a server with other tools.
+    pub fn redis_key(&self, key: &[u8]) -> Bytes {
+        self.inner.keys.full_key(key)
+    }
+
+    /// The exact number of this cache's keys, by walking every primary's
+    /// whole keyspace with `SCAN`, other programs' keys included.
+    ///
+    /// It costs time in proportion to the size of the servers, not of this
+    /// cache: a maintenance call. [`len`](Backend::len), which metrics
+    /// call, is exact only on small servers and an estimate otherwise.
+    ///
+    /// # Errors
+    ///
+    /// Any failure of a primary to answer.
+    pub async fn exact_len(&self) -> Result<u64> {
+        let nodes = self.inner.routing.primaries()?;
+        let keys = &self.inner.keys;
+        let counts = join_all(nodes.iter().map(|n| count::exact(n, keys)).collect()).await;
+        counts.into_iter().sum()
     }
 
     /// Counters since the backend was built, and the state of its
@@ -176,17 +196,14 @@ impl RedisBackend {
     }
 
     fn full_key(&self, key: &[u8]) -> Bytes {
-        let mut full = Vec::with_capacity(self.inner.prefix.len() + key.len());
-        full.extend_from_slice(&self.inner.prefix);
-        full.extend_from_slice(key);
-        full.into()
+        self.inner.keys.full_key(key)
     }
 
-    /// Reads a value as Redis returned it, checking the record and its
-    /// expiry against the tier's clock: a clock ahead of the server's
-    /// (a test's manual clock, or skew) must still never see an expired
-    /// entry.
-    fn read(&self, value: Value, now_ms: u64) -> Stored {
+    /// Reads a value as Redis returned it for the Redis key `full`,
+    /// checking the record (bound to that key) and its expiry against the
+    /// tier's clock: a clock ahead of the server's (a test's manual clock,
+    /// or skew) must still never see an expired entry.
+    fn read(&self, full: &[u8], value: Value, now_ms: u64) -> Stored {
         if value.is_null() {
             return Stored::Absent;
         }
@@ -199,7 +216,7 @@ impl RedisBackend {
         if envelope::expiry_of(&record).is_some_and(|at| at <= now_ms) {
             return Stored::Expired;
         }
-        match envelope::decode(&record) {
+        match envelope::decode_keyed(full, &record) {
             Ok(entry) if entry.meta.is_expired(now_ms) => Stored::Expired,
             Ok(entry) => Stored::Live(entry),
             Err(_) => Stored::Corrupted(Some(record)),
@@ -216,27 +233,35 @@ impl RedisBackend {
     /// leaves the value to be found and counted again.
     async fn discard(&self, node: &Node, key: Bytes, seen: Option<Bytes>) {
         self.inner.corrupted.fetch_add(1, Ordering::Relaxed);
-        let _ = node
+        let _ = Self::delete_unchanged(node, key, seen).await;
+    }
+
+    /// Deletes `key` if it still holds `seen` (or, for `None`, still holds
+    /// something other than a string), checked and done in one script on
+    /// the server; `true` if it deleted the key.
+    async fn delete_unchanged(node: &Node, key: Bytes, seen: Option<Bytes>) -> Result<bool> {
+        let deleted = node
             .call(|c| async move {
                 match seen {
                     Some(seen) => {
-                        c.eval::<(), _, _, _>(DELETE_IF_UNCHANGED, vec![key], vec![seen])
+                        c.eval::<i64, _, _, _>(DELETE_IF_UNCHANGED, vec![key], vec![seen])
                             .await
                     }
                     None => {
-                        c.eval::<(), _, _, _>(DELETE_IF_NOT_STRING, vec![key], Vec::<Bytes>::new())
+                        c.eval::<i64, _, _, _>(DELETE_IF_NOT_STRING, vec![key], Vec::<Bytes>::new())
                             .await
                     }
                 }
             })
-            .await;
+            .await?;
+        Ok(deleted > 0)
     }
 
-    fn write_for(&self, entry: &Entry, now_ms: u64) -> Result<Write> {
+    fn write_for(&self, full: &[u8], entry: &Entry, now_ms: u64) -> Result<Write> {
         match entry.meta.expires_at_ms {
             Some(at) if at <= now_ms => Ok(Write::Delete),
             expires_at => {
-                let record = Bytes::from(envelope::encode(entry)?);
+                let record = Bytes::from(envelope::encode_keyed(full, entry)?);
                 // A relative time-to-live from the tier's clock, not PXAT:
                 // a clock that differs from the server's (a manual clock in
                 // tests, or skew) would otherwise make Redis drop entries at
@@ -259,7 +284,9 @@ impl RedisBackend {
             .map(|(key, entry)| {
                 self.inner.limits.check_key(&key)?;
                 self.inner.limits.check_value(entry.value.len())?;
-                Ok((self.full_key(&key), self.write_for(&entry, now)?))
+                let full = self.full_key(&key);
+                let write = self.write_for(&full, &entry, now)?;
+                Ok((full, write))
             })
             .collect()
     }
@@ -337,37 +364,12 @@ impl RedisBackend {
         .map(drop)
     }
 
-    /// One page of this cache's keys on `node`: the next cursor (`"0"`
-    /// when done) and the keys.
-    async fn scan_page(&self, node: &Node, cursor: String) -> Result<(String, Vec<Bytes>)> {
-        let pattern = self.inner.pattern.clone();
-        let page = node
-            .call(|c| async move {
-                c.scan_page::<Value, _, _>(cursor, pattern, Some(SCAN_COUNT), None)
-                    .await
-            })
-            .await?;
-        let mut parts = page.into_array().into_iter();
-        let next = parts.next().and_then(Value::into_string);
-        let keys = parts.next().map(Value::into_array);
-        match (next, keys) {
-            (Some(next), Some(keys)) => Ok((
-                next,
-                keys.into_iter().filter_map(Value::into_bytes).collect(),
-            )),
-            _ => Err(Error::new(
-                ErrorKind::Backend,
-                format!("Redis at {} answered SCAN with no cursor", node.label()),
-            )),
-        }
-    }
-
     /// Unlinks every key with this cache's prefix on one node, a page at a
     /// time.
     async fn clear_node(&self, node: Arc<Node>) -> Result<()> {
         let mut cursor = "0".to_owned();
         loop {
-            let (next, keys) = self.scan_page(&node, cursor).await?;
+            let (next, keys) = count::scan_page(&node, self.inner.keys.pattern(), cursor).await?;
             if !keys.is_empty() {
                 let groups = self.inner.routing.by_slot(keys);
                 node.call(|c| async move {
@@ -386,20 +388,35 @@ impl RedisBackend {
         }
     }
 
-    /// Counts the keys with this cache's prefix on one node. `SCAN` may
-    /// return a key twice while Redis resizes its table, so the keys are
-    /// collected rather than counted page by page.
-    async fn count_node(&self, node: Arc<Node>) -> Result<u64> {
-        let mut seen: HashSet<Bytes> = HashSet::new();
-        let mut cursor = "0".to_owned();
-        loop {
-            let (next, keys) = self.scan_page(&node, cursor).await?;
-            seen.extend(keys);
-            if next == "0" {
-                return Ok(seen.len() as u64);
+    /// Deletes `full` and says what went: the script answers with the
+    /// record's header only.
+    async fn remove_full(&self, node: &Node, full: Bytes) -> Result<bool> {
+        let last = (envelope::HEADER_LEN - 1).to_string();
+        let answer = node
+            .call(|c| async move {
+                c.eval::<Value, _, _, _>(DELETE_RETURNING_HEADER, vec![full], vec![last])
+                    .await
+            })
+            .await?;
+        Ok(match answer {
+            Value::Null => false,
+            Value::String(_) | Value::Bytes(_) => {
+                let header = answer.into_bytes().unwrap_or_default();
+                match envelope::keyed_header_expiry(&header) {
+                    Some(expiry) => expiry.is_none_or(|at| at > self.inner.clock.now_ms()),
+                    // Not one of our records: it has gone, and counts.
+                    None => {
+                        self.inner.corrupted.fetch_add(1, Ordering::Relaxed);
+                        false
+                    }
+                }
             }
-            cursor = next;
-        }
+            // A key of another type, which the script has removed.
+            _ => {
+                self.inner.corrupted.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        })
     }
 }
 
@@ -424,7 +441,7 @@ impl Backend for RedisBackend {
             }
             Err(e) => return Err(e),
         };
-        match self.read(value, self.inner.clock.now_ms()) {
+        match self.read(&full, value, self.inner.clock.now_ms()) {
             Stored::Live(entry) => Ok(Lookup::Hit(entry)),
             Stored::Corrupted(seen) => {
                 self.discard(&node, full, seen).await;
@@ -441,8 +458,8 @@ impl Backend for RedisBackend {
     async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
         self.inner.limits.check_key(&key)?;
         self.inner.limits.check_value(entry.value.len())?;
-        let write = self.write_for(&entry, self.inner.clock.now_ms())?;
         let full = self.full_key(&key);
+        let write = self.write_for(&full, &entry, self.inner.clock.now_ms())?;
         let node = self.inner.routing.node_for(&full)?;
         node.call(|c| async move {
             match write {
@@ -453,33 +470,58 @@ impl Backend for RedisBackend {
         .await
     }
 
+    /// Removes the key, answering whether a live entry went.
+    ///
+    /// One script deletes the key and returns only the record's header,
+    /// whose expiry is checked against the tier's clock: the value is
+    /// never fetched. The record's checksum, which needs the value, is not
+    /// checked, so a record damaged past its header counts as live; it is
+    /// gone either way.
     async fn remove(&self, key: &[u8]) -> Result<bool> {
         self.inner.limits.check_key(key)?;
         let full = self.full_key(key);
         let node = self.inner.routing.node_for(&full)?;
+        self.remove_full(&node, full).await
+    }
+
+    /// Removes the key if its record still holds the value `seen`, or is
+    /// not a valid record at all (garbage, damaged, or a key of another
+    /// type): `true` if it removed it.
+    ///
+    /// The record is read and decoded here, then deleted by a script that
+    /// checks the key still holds the very bytes read, so a record written
+    /// between the read and the delete stays.
+    async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+        self.inner.limits.check_key(key)?;
+        let full = self.full_key(key);
+        let node = self.inner.routing.node_for(&full)?;
         let asked = full.clone();
-        // GETDEL rather than DEL: the answer must say whether a live entry
-        // went, and only the record knows its expiry by the tier's clock.
         let value = match node
-            .call(|c| async move { c.getdel::<Value, _>(asked).await })
+            .call(|c| async move { c.get::<Value, _>(asked).await })
             .await
         {
             Ok(value) => value,
             Err(e) if errors::is_wrong_type(&e) => {
-                self.discard(&node, full, None).await;
-                return Ok(false);
+                self.inner.corrupted.fetch_add(1, Ordering::Relaxed);
+                return Self::delete_unchanged(&node, full, None).await;
             }
             Err(e) => return Err(e),
         };
-        Ok(match self.read(value, self.inner.clock.now_ms()) {
-            Stored::Live(_) => true,
-            Stored::Corrupted(_) => {
-                // GETDEL has removed it already; it still counts.
+        if value.is_null() {
+            return Ok(false);
+        }
+        let Some(record) = value.into_bytes() else {
+            self.inner.corrupted.fetch_add(1, Ordering::Relaxed);
+            return Self::delete_unchanged(&node, full, None).await;
+        };
+        match envelope::decode_keyed(&full, &record) {
+            Ok(entry) if entry.value.as_ref() != seen => Ok(false),
+            Ok(_) => Self::delete_unchanged(&node, full, Some(record)).await,
+            Err(_) => {
                 self.inner.corrupted.fetch_add(1, Ordering::Relaxed);
-                false
+                Self::delete_unchanged(&node, full, Some(record)).await
             }
-            Stored::Absent | Stored::Expired => false,
-        })
+        }
     }
 
     async fn clear(&self) -> Result<()> {
@@ -488,9 +530,20 @@ impl Backend for RedisBackend {
         cleared.into_iter().collect()
     }
 
+    /// This cache's keys, exact on a server (or cluster primary) that
+    /// holds at most 1,000 keys in all, and otherwise an estimate: the
+    /// server's `DBSIZE` times the share of this cache's keys among 256
+    /// random ones (`RANDOMKEY`, in one pipeline). The cost is a few round
+    /// trips per primary whatever the size of the servers, so metrics may
+    /// call it on every scrape. The estimate's relative error is about
+    /// √((1 − p) / 256p) for a share p of the keys (6 % at p = ½); a cache
+    /// that holds a tiny share of a large server may read as 0.
+    /// [`exact_len`](RedisBackend::exact_len) counts exactly, by a full
+    /// walk.
     async fn len(&self) -> Result<u64> {
         let nodes = self.inner.routing.primaries()?;
-        let counts = join_all(nodes.into_iter().map(|n| self.count_node(n)).collect()).await;
+        let keys = &self.inner.keys;
+        let counts = join_all(nodes.iter().map(|n| count::estimate(n, keys)).collect()).await;
         counts.into_iter().sum()
     }
 
@@ -516,7 +569,7 @@ impl Backend for RedisBackend {
         for answer in answers {
             let (node, found) = answer?;
             for (i, value) in found {
-                match self.read(value, now) {
+                match self.read(&full[i], value, now) {
                     Stored::Live(entry) => out[i] = Lookup::Hit(entry),
                     Stored::Corrupted(seen) => {
                         corrupted.push((node.clone(), full[i].clone(), seen));
@@ -583,16 +636,5 @@ impl fmt::Debug for RedisBackend {
             .field("stats", &self.stats())
             .field("removal_tracking", &self.removal_tracking())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_are_matched_literally() {
-        assert_eq!(match_pattern("app:"), "app:*");
-        assert_eq!(match_pattern("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\*");
     }
 }

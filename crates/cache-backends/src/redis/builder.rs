@@ -10,6 +10,7 @@ use cache_core::{Clock, Error, ErrorKind, Limits, Result};
 
 use super::backend::RedisBackend;
 use super::cluster::Cluster;
+use super::keys::KeyFormat;
 use super::node::{Node, Settings};
 use super::routing::Routing;
 use super::tracking::{Source, Tracking};
@@ -177,12 +178,9 @@ impl RedisBackendBuilder {
     }
 
     fn check(&self) -> Result<()> {
+        KeyFormat::check_prefix(&self.prefix)?;
         let s = &self.settings;
-        let problem = if self.prefix.is_empty() {
-            // Without a prefix, clear would remove every key on the server,
-            // other programs' included.
-            Some("the key prefix must not be empty")
-        } else if s.command_timeout.is_zero() {
+        let problem = if s.command_timeout.is_zero() {
             Some("the command timeout must be above zero")
         } else if s.connect_timeout.is_zero() {
             Some("the connect timeout must be above zero")
@@ -231,7 +229,7 @@ impl RedisBackendBuilder {
         let tracking = self.track_removals.then(|| {
             Tracking::start(
                 source,
-                Bytes::copy_from_slice(self.prefix.as_bytes()),
+                KeyFormat::new(&self.prefix).head().clone(),
                 self.configure_notifications,
                 self.settings.clone(),
             )

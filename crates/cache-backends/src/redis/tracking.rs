@@ -87,8 +87,9 @@ enum NodeState {
 /// What every subscriber of one backend shares.
 #[derive(Debug)]
 struct Plan {
-    /// The backend's key prefix: only keys starting with it count.
-    prefix: Bytes,
+    /// What every key of the backend starts with (its prefix, delimited,
+    /// and the key format's version): only keys starting with it count.
+    head: Bytes,
     /// Whether a missing flag may be added with `CONFIG SET`.
     configure: bool,
     settings: Settings,
@@ -158,13 +159,13 @@ impl Tracking {
     /// Starts subscribing in the background and returns at once.
     pub(super) fn start(
         source: Source,
-        prefix: Bytes,
+        head: Bytes,
         configure: bool,
         settings: Settings,
     ) -> Tracking {
         let shared = Arc::new(Shared {
             plan: Arc::new(Plan {
-                prefix,
+                head,
                 configure,
                 settings,
             }),
@@ -396,10 +397,10 @@ impl Listener {
     }
 
     fn count(&self, event: &KeyspaceEvent) {
-        // Prefixes are not delimited, so a key of a cache whose prefix
-        // extends this one's matches too; `len` and `clear` treat such
-        // keys the same way.
-        if event.db != self.db || !event.key.as_bytes().starts_with(&self.plan.prefix) {
+        // The head ends with a separator no prefix contains, so a cache
+        // whose prefix extends this one's (`app:` and `app:v2:`) does not
+        // match, as in `len` and `clear`.
+        if event.db != self.db || !event.key.as_bytes().starts_with(&self.plan.head) {
             return;
         }
         match event.operation.as_str() {

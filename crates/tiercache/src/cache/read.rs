@@ -146,10 +146,7 @@ where
                     // is counted as corrupted and dropped from the tier,
                     // unless a valid value replaced it meanwhile.
                     tier.corrupted.fetch_add(1, Ordering::Relaxed);
-                    let _ = tier
-                        .backend
-                        .dyn_remove_if_unchanged(kb, &entry.value)
-                        .await;
+                    let _ = tier.backend.dyn_remove_if_unchanged(kb, &entry.value).await;
                     continue;
                 }
             };

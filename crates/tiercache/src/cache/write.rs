@@ -87,7 +87,8 @@ where
             self.inner
                 .hot
                 .engine
-                .insert_with_expiry(key, slot, expires_at);
+                .insert_with_expiry(key.clone(), slot, expires_at);
+            self.inner.flights.detach(&key);
             return Ok(());
         }
         // 2. The key and value encoded once, and their sizes checked,
@@ -126,6 +127,9 @@ where
             self.remove_lower(&kb).await;
         }
         drop(write);
+        // A load of the key that began before this write may have read an
+        // older value: later callers must not be handed its result.
+        self.inner.flights.detach(&key);
         // 4. What the hot tier evicted to make room goes to the warm tier.
         self.demote_pending().await;
         Ok(())
@@ -177,6 +181,7 @@ where
     pub async fn remove(&self, key: &K) -> Result<()> {
         if self.inner.tiers.is_empty() {
             self.inner.hot.engine.remove(key);
+            self.inner.flights.detach(key);
             self.track(key, None, Tracked::Removed);
             return Ok(());
         }
@@ -189,6 +194,7 @@ where
         }
         self.remove_lower(&kb).await;
         drop(write);
+        self.inner.flights.detach(key);
         Ok(())
     }
 
@@ -198,6 +204,7 @@ where
     pub async fn clear(&self) -> Result<()> {
         if self.inner.tiers.is_empty() {
             self.inner.hot.clear();
+            self.inner.flights.detach_all();
             return Ok(());
         }
         let all = self.inner.stripes.write_all().await;
@@ -217,6 +224,7 @@ where
             }
         }
         drop(all);
+        self.inner.flights.detach_all();
         Ok(())
     }
 }

@@ -569,16 +569,33 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         now: impl Fn() -> u64,
         removed: &mut Removed<K, V>,
     ) -> Option<V> {
+        self.remove_if(hash, key, rule, now, |_| true, removed)
+    }
+
+    /// Removes `key` if it is live and `matches` accepts its value,
+    /// returning the value removed. An expired entry is reclaimed whatever
+    /// `matches` would say, and nothing is returned for it.
+    pub(crate) fn remove_if(
+        &mut self,
+        hash: u32,
+        key: &K,
+        rule: ExpiryRule,
+        now: impl Fn() -> u64,
+        matches: impl FnOnce(&V) -> bool,
+        removed: &mut Removed<K, V>,
+    ) -> Option<V> {
         let idx = self.find(hash, key)?;
-        let expired = self.node(idx).expiry != NO_EXPIRY && self.is_expired(idx, rule, now());
-        let (k, v) = self.take(idx);
-        if expired {
+        if self.node(idx).expiry != NO_EXPIRY && self.is_expired(idx, rule, now()) {
+            let (k, v) = self.take(idx);
             removed.push((k, v, RemovalCause::Expired));
-            None
-        } else {
-            removed.push((k, v.clone(), RemovalCause::Explicit));
-            Some(v)
+            return None;
         }
+        if !matches(&self.node(idx).value) {
+            return None;
+        }
+        let (k, v) = self.take(idx);
+        removed.push((k, v.clone(), RemovalCause::Explicit));
+        Some(v)
     }
 
     /// Removes every expired entry.
