@@ -14,8 +14,36 @@ use serde::Serialize;
 
 use crate::stats::HierarchyStats;
 
-/// Classes the hot tier counts one by one; the rest share the last slot.
-const CLASS_SLOTS: usize = 32;
+/// The named classes the hot tier counts one by one: class numbers 1 to
+/// this. Classes are numbered in the order the cache first sees them.
+const NAMED_SLOTS: u16 = 31;
+/// The slot that counts every class numbered past [`NAMED_SLOTS`], reported
+/// under [`OTHER_CLASSES`](cache_analytics::OTHER_CLASSES) as the byte
+/// tiers' class counters report theirs: under the name of any one class it
+/// would credit that class with the others' counts.
+pub(crate) const OTHER_SLOT: u16 = NAMED_SLOTS + 1;
+/// Slot 0 (the default class, or a total), the named slots, and the shared
+/// one.
+const CLASS_SLOTS: usize = OTHER_SLOT as usize + 1;
+
+/// The slot that counts class number `class`.
+#[inline]
+fn slot(class: u16) -> usize {
+    usize::from(class.min(OTHER_SLOT))
+}
+
+/// The name the hot tier's figures for slot `slot` (a number from
+/// [`HotAnalytics`]'s per-class figures) are reported under: the class's
+/// own name, from `class` (the cache's class names by number), or
+/// [`OTHER_CLASSES`](cache_analytics::OTHER_CLASSES) for [`OTHER_SLOT`],
+/// which counts every class from that number up.
+pub(crate) fn slot_name(slot: u16, class: impl FnOnce(u16) -> cache_core::DataClass) -> String {
+    if slot >= OTHER_SLOT {
+        cache_analytics::OTHER_CLASSES.to_string()
+    } else {
+        class(slot).as_str().to_string()
+    }
+}
 /// The default sampling, (hot tier, byte tiers): one call in this many is
 /// timed, and one lookup in this many feeds the hot-key sketch. A sampled
 /// hot lookup costs about a microsecond (two clock reads, the key's
@@ -117,15 +145,14 @@ impl HotAnalytics {
         if class == 0 {
             return;
         }
-        let slot = usize::from(class).min(CLASS_SLOTS - 1);
-        self.class_hits.add(slot, 1);
+        self.class_hits.add(slot(class), 1);
     }
 
     /// Counts an entry of class number `class` that the hot tier removed
     /// on its own: evicted for room or expired.
     pub(crate) fn removed(&self, class: u16, cause: cache_backends::memory::RemovalCause) {
         use cache_backends::memory::RemovalCause;
-        let slot = usize::from(class).min(CLASS_SLOTS - 1);
+        let slot = slot(class);
         match cause {
             RemovalCause::Size => self.removals.add(2 * slot, 1),
             RemovalCause::Expired => self.removals.add(2 * slot + 1, 1),
@@ -133,8 +160,9 @@ impl HotAnalytics {
         }
     }
 
-    /// Evictions and expirations per class number, for the classes that
-    /// had any. The last number stands for every number past it.
+    /// Evictions and expirations per slot, for the slots that had any. Name
+    /// them with [`slot_name`]: [`OTHER_SLOT`] stands for every class
+    /// numbered from it up.
     pub(crate) fn removals_by_class(&self) -> Vec<(u16, u64, u64)> {
         let counts = self.removals.snapshot();
         counts
@@ -148,19 +176,19 @@ impl HotAnalytics {
     /// Counts an insert of an entry of the named class number `class`.
     #[inline]
     pub(crate) fn inserted_class(&self, class: u16) {
-        let slot = usize::from(class).min(CLASS_SLOTS - 1);
-        self.class_inserts.add(slot, 1);
+        self.class_inserts.add(slot(class), 1);
     }
 
-    /// Inserts per class number, the default class's being what the named
-    /// ones leave of all inserts.
+    /// Inserts per slot, the default class's being what the named ones
+    /// leave of all inserts. Name them with [`slot_name`].
     pub(crate) fn class_inserts(&self) -> Vec<(u16, u64)> {
         per_class(self.class_inserts.snapshot(), self.inserts())
     }
 
-    /// Hits per class number, given the hot tier's `hits` in all: the
-    /// default class's are what the named ones leave. The last number
-    /// stands for every number past it.
+    /// Hits per slot, given the hot tier's `hits` in all: the default
+    /// class's are what the named ones leave. Name them with
+    /// [`slot_name`]: [`OTHER_SLOT`] stands for every class numbered from
+    /// it up.
     pub(crate) fn class_hits(&self, hits: u64) -> Vec<(u16, u64)> {
         per_class(self.class_hits.snapshot(), hits)
     }
@@ -377,6 +405,48 @@ fn nanos(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Forty named classes, class `c` hit, inserted and evicted `c` times:
+    /// the first 31 keep their own counts and names, and the rest are
+    /// counted together and named `other`. The last slot used to hold
+    /// classes 31 to 40 together, reported under class 31's name.
+    #[test]
+    fn classes_past_the_named_slots_are_counted_and_named_as_other() {
+        use cache_backends::memory::RemovalCause;
+        let a = HotAnalytics::new(1, None);
+        let mut hits = 0;
+        for c in 1..=40u16 {
+            for _ in 0..c {
+                a.hit(c);
+                a.insert();
+                a.inserted_class(c);
+                a.removed(c, RemovalCause::Size);
+                hits += 1;
+            }
+        }
+        let shared: u64 = (32..=40).sum();
+        let name = |slot| slot_name(slot, |i| cache_core::DataClass::named(&format!("c{i}")));
+        let named = |counts: Vec<(u16, u64)>| -> Vec<(String, u64)> {
+            counts.into_iter().map(|(i, n)| (name(i), n)).collect()
+        };
+        let mut expected: Vec<(String, u64)> = (1..=31u16)
+            .map(|c| (format!("c{c}"), u64::from(c)))
+            .collect();
+        expected.push(("other".to_string(), shared));
+        assert_eq!(named(a.class_hits(hits)), expected);
+        assert_eq!(named(a.class_inserts()), expected);
+        let removals: Vec<(String, u64)> = a
+            .removals_by_class()
+            .into_iter()
+            .map(|(i, evicted, expired)| {
+                assert_eq!(expired, 0);
+                (name(i), evicted)
+            })
+            .collect();
+        assert_eq!(removals, expected);
+        // The default class keeps its own name.
+        assert_eq!(slot_name(0, |_| cache_core::DataClass::Default), "default");
+    }
 
     #[test]
     fn keys_show_as_text_or_hex() {

@@ -204,7 +204,12 @@ where
         let named = |counts: Vec<(u16, u64)>| -> Vec<(String, u64)> {
             counts
                 .into_iter()
-                .map(|(i, n)| (self.inner.class_names.class(i).as_str().to_string(), n))
+                .map(|(i, n)| {
+                    (
+                        crate::report::slot_name(i, |i| self.inner.class_names.class(i)),
+                        n,
+                    )
+                })
                 .collect()
         };
         let class_hits = named(a.class_hits(hot.hits));
@@ -405,7 +410,7 @@ where
         // Hits and inserts per class, by class name.
         let mut classes: std::collections::BTreeMap<String, cache_analytics::ClassStats> =
             Default::default();
-        let name = |i: u16| self.inner.class_names.class(i).as_str().to_string();
+        let name = |i: u16| crate::report::slot_name(i, |i| self.inner.class_names.class(i));
         for (i, n) in a.class_hits(hot.hits) {
             let c = classes.entry(name(i)).or_default();
             c.hits = n;
@@ -441,7 +446,7 @@ where
             .removals_by_class()
             .into_iter()
             .map(|(i, evicted, expired)| cache_analytics::ClassRemovalStats {
-                class: self.inner.class_names.class(i).as_str().to_string(),
+                class: crate::report::slot_name(i, |i| self.inner.class_names.class(i)),
                 evicted,
                 expired,
             })

@@ -139,6 +139,13 @@ where
                 tier.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(None);
             }
+            if entry.meta.flags.compression() != 0 {
+                // A compressed frame this stack does not decompress (a
+                // tier shared with a cache that compresses it): neither
+                // ours to decode nor corrupted, so it is left alone.
+                tier.misses.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let value: V = match self.inner.codec.decode(&entry.value) {
                 Ok(v) => v,
                 Err(_) => {
@@ -166,11 +173,11 @@ where
         Ok(None)
     }
 
-    /// 5. Copies a hit from tier `found_in` into every tier above it that
-    /// its placement allows, keeping its absolute expiry (and so its
-    /// remaining time to live) — unless a write of the key's stripe ended
-    /// after version `seen` was noted, or is under way, since the hit may
-    /// then be older than that write.
+    /// The last step of a read: copies a hit from tier `found_in` into
+    /// every tier above it that its placement allows, keeping its absolute
+    /// expiry (and so its remaining time to live), unless a write of the
+    /// key's stripe ended after version `seen` was noted, or is under way,
+    /// since the hit may then be older than that write.
     async fn promote(
         &self,
         found_in: usize,
