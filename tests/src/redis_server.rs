@@ -290,6 +290,70 @@ impl RedisServer {
         );
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
+
+    /// Runs `redis-cli -x` against this server: `input` is sent as the
+    /// command's last argument, byte for byte, so binary values (which a
+    /// command line cannot carry) can be written. Returns the output,
+    /// trimmed.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-cli` cannot run or fails.
+    pub fn cli_with_input(&self, args: &[&str], input: &[u8]) -> String {
+        let mut child = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-x"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run redis-cli");
+        child
+            .stdin
+            .take()
+            .expect("a piped stdin")
+            .write_all(input)
+            .expect("write redis-cli's input");
+        let output = child.wait_with_output().expect("redis-cli finishes");
+        assert!(
+            output.status.success(),
+            "redis-cli -x {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// How many times the server has run each command since it started or
+    /// since `CONFIG RESETSTAT`, from `INFO commandstats`, by lower-case
+    /// name (`"scan"`, `"get"`, ...).
+    pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.cli(&["INFO", "commandstats"])
+            .lines()
+            .filter_map(|line| {
+                let (name, stats) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+
+    /// One numeric field of `INFO` (such as `total_net_output_bytes` of
+    /// section `stats`).
+    ///
+    /// # Panics
+    ///
+    /// If the server does not report it.
+    pub fn info_number(&self, section: &str, field: &str) -> u64 {
+        self.cli(&["INFO", section])
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO {section} has no number {field}"))
+    }
 }
 
 impl Drop for RedisServer {

@@ -37,7 +37,7 @@ async fn get_many_across_slots_answers_in_order() {
     // The keys really are spread: over every node and many slots.
     let sample: Vec<String> = (0..400)
         .step_by(20)
-        .map(|i| format!("{PREFIX}key-{i}"))
+        .map(|i| String::from_utf8(tier.redis_key(format!("key-{i}").as_bytes()).to_vec()).unwrap())
         .collect();
     let owners: BTreeSet<usize> = sample.iter().map(|k| cluster.owner_of(k)).collect();
     assert_eq!(owners.len(), 3, "keys on every primary");

@@ -21,31 +21,33 @@ async fn corrupted_values_are_misses_deleted_and_counted() {
     )
     .await;
     let good = Entry::new(Bytes::from_static(b"a perfectly good value"), Meta::new(1));
-    let exists = |key: &str| server.cli(&["EXISTS", key]) == "1";
+    // The Redis key of an entry's key, as text for redis-cli.
+    let raw = |key: &str| String::from_utf8(tier.redis_key(key.as_bytes()).to_vec()).unwrap();
+    let exists = |key: &str| server.cli(&["EXISTS", &raw(key)]) == "1";
 
     // Garbage written by another program.
-    server.cli(&["SET", "c:garbage", "not a tiercache record"]);
+    server.cli(&["SET", &raw("garbage"), "not a tiercache record"]);
     assert_eq!(tier.get(b"garbage").await.unwrap(), Lookup::Miss);
-    assert!(!exists("c:garbage"), "the garbage is deleted");
+    assert!(!exists("garbage"), "the garbage is deleted");
     assert_eq!(tier.stats().corrupted, 1);
 
     // A valid record damaged in place: one byte of its value overwritten.
     tier.insert("damaged".into(), good.clone()).await.unwrap();
     assert!(tier.get(b"damaged").await.unwrap().is_hit());
-    server.cli(&["SETRANGE", "c:damaged", "40", "X"]);
+    server.cli(&["SETRANGE", &raw("damaged"), "40", "X"]);
     assert_eq!(tier.get(b"damaged").await.unwrap(), Lookup::Miss);
-    assert!(!exists("c:damaged"));
+    assert!(!exists("damaged"));
     assert_eq!(tier.stats().corrupted, 2);
 
     // A key of another type under the prefix.
-    server.cli(&["RPUSH", "c:list", "x"]);
+    server.cli(&["RPUSH", &raw("list"), "x"]);
     assert_eq!(tier.get(b"list").await.unwrap(), Lookup::Miss);
-    assert!(!exists("c:list"));
+    assert!(!exists("list"));
     assert_eq!(tier.stats().corrupted, 3);
 
     // In a batch, the bad value is a miss and the good ones still hit.
     tier.insert("fine".into(), good.clone()).await.unwrap();
-    server.cli(&["SET", "c:short", "TC"]);
+    server.cli(&["SET", &raw("short"), "TC"]);
     let answers = tier
         .get_many(&[
             Bytes::from("fine"),
@@ -62,13 +64,13 @@ async fn corrupted_values_are_misses_deleted_and_counted() {
             Lookup::Hit(good.clone())
         ]
     );
-    assert!(!exists("c:short"));
+    assert!(!exists("short"));
     assert_eq!(tier.stats().corrupted, 4);
 
     // Removing a bad value reports that no live entry went.
-    server.cli(&["SET", "c:removed", "junk"]);
+    server.cli(&["SET", &raw("removed"), "junk"]);
     assert!(!tier.remove(b"removed").await.unwrap());
-    assert!(!exists("c:removed"));
+    assert!(!exists("removed"));
     assert_eq!(tier.stats().corrupted, 5);
 
     assert!(

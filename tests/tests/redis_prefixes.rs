@@ -1,6 +1,6 @@
 //! Caches with different key prefixes share a Redis server without seeing,
-//! counting or clearing each other's keys, and keys of other programs
-//! survive their clears.
+//! counting or clearing each other's keys, even when one prefix begins
+//! with another, and keys of other programs survive their clears.
 
 use std::time::Duration;
 
@@ -60,8 +60,10 @@ async fn prefixes_keep_caches_apart() {
     assert_eq!(a.len().await.unwrap(), 50);
     assert_eq!(b.len().await.unwrap(), 51);
     assert_eq!(glob.len().await.unwrap(), 1);
+    let stored = String::from_utf8(a.redis_key(b"k3").to_vec()).unwrap();
+    assert!(stored.starts_with("app-a:"), "{stored:?}");
     assert_eq!(
-        server.cli(&["EXISTS", "app-a:k3"]),
+        server.cli(&["EXISTS", &stored]),
         "1",
         "stored under the prefix"
     );
@@ -80,4 +82,53 @@ async fn prefixes_keep_caches_apart() {
     assert_eq!(b.len().await.unwrap(), 0);
     assert_eq!(server.cli(&["GET", "someone-else"]), "untouched");
     assert_eq!(server.cli(&["DBSIZE"]), "1", "only the foreign key is left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_that_begins_another_keeps_to_its_own_keys() {
+    let Some(server) = RedisServer::start("a_prefix_that_begins_another_keeps_to_its_own_keys")
+    else {
+        return;
+    };
+    let url = server.url();
+    let app = tier(&url, "app:").await;
+    let v2 = tier(&url, "app:v2:").await;
+    for i in 0..20 {
+        app.insert(Bytes::from(format!("k{i}")), entry("app"))
+            .await
+            .unwrap();
+    }
+    for i in 0..30 {
+        v2.insert(Bytes::from(format!("k{i}")), entry("v2"))
+            .await
+            .unwrap();
+    }
+    // A key of "app:" that reads like one of "app:v2:" when the two are
+    // simply concatenated.
+    app.insert("v2:k0".into(), entry("app's own"))
+        .await
+        .unwrap();
+
+    assert_eq!(app.len().await.unwrap(), 21, "app: counts app:v2:'s keys");
+    assert_eq!(v2.len().await.unwrap(), 30);
+    assert_eq!(app.exact_len().await.unwrap(), 21);
+    assert_eq!(value(&v2, "k0").await.as_deref(), Some(&b"v2"[..]));
+    assert_eq!(
+        value(&app, "v2:k0").await.as_deref(),
+        Some(&b"app's own"[..])
+    );
+
+    app.clear().await.unwrap();
+    assert_eq!(app.len().await.unwrap(), 0);
+    assert_eq!(
+        v2.len().await.unwrap(),
+        30,
+        "app:'s clear removed app:v2:'s keys"
+    );
+    assert_eq!(value(&v2, "k29").await.as_deref(), Some(&b"v2"[..]));
+
+    app.insert("k1".into(), entry("app")).await.unwrap();
+    v2.clear().await.unwrap();
+    assert_eq!(v2.len().await.unwrap(), 0);
+    assert_eq!(value(&app, "k1").await.as_deref(), Some(&b"app"[..]));
 }

@@ -105,7 +105,8 @@ async fn expirations_are_counted_per_prefix() {
         assert!(flags.contains(flag), "{flag} missing from {flags:?}");
     }
     // The flags are on now, so a tier that may not set them finds them.
-    let b = tracking(&url, "rm-b:", false).await;
+    // Its prefix begins with a's, and neither counts the other's keys.
+    let b = tracking(&url, "rm-a:v2:", false).await;
     assert_eq!(settled(&b).await, RemovalTracking::Active);
     assert_eq!(a.removals().map(|r| (r.evicted, r.expired)), Some((0, 0)));
 
@@ -207,7 +208,10 @@ async fn expirations_on_every_cluster_primary_are_counted() {
     const N: usize = 90;
     write_expiring(&tier, N, Duration::from_secs(1)).await;
     let owners: std::collections::BTreeSet<usize> = (0..N)
-        .map(|i| cluster.owner_of(&format!("rm-cluster:k{i}")))
+        .map(|i| {
+            let key = tier.redis_key(format!("k{i}").as_bytes());
+            cluster.owner_of(&String::from_utf8(key.to_vec()).unwrap())
+        })
         .collect();
     assert_eq!(owners.len(), 3, "keys on every primary");
 

@@ -112,9 +112,23 @@ impl Stripe {
     /// still `seen`: no write of the stripe's keys ended since, and none
     /// is under way. A copy made under the returned guard cannot land over
     /// a newer write.
-    pub(crate) async fn unchanged_since(&self, seen: u64) -> Option<MutexGuard<'_, ()>> {
-        let guard = self.lock.lock().await;
+    ///
+    /// It does not wait: a write under way holds the lock and will advance
+    /// the version anyway, so a promotion that finds the lock taken is
+    /// skipped rather than made to wait out a commit it would lose to.
+    pub(crate) fn unchanged_since(&self, seen: u64) -> Option<MutexGuard<'_, ()>> {
+        if self.version() != seen {
+            return None;
+        }
+        let guard = self.lock.try_lock().ok()?;
         (self.version() == seen).then_some(guard)
+    }
+
+    /// Waits for the stripe's lock for a change that leaves every key's
+    /// value as it was (dropping a record a tier should not serve), so the
+    /// version is not advanced and promotions go on.
+    pub(crate) async fn hold(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().await
     }
 }
 
@@ -127,12 +141,13 @@ mod tests {
         let stripes = Stripes::new();
         let stripe = stripes.of(b"k");
         let seen = stripe.version();
-        assert!(stripe.unchanged_since(seen).await.is_some());
+        assert!(stripe.unchanged_since(seen).is_some());
         let w = stripe.write().await;
+        assert!(stripe.unchanged_since(seen).is_none(), "a write under way");
         let seq = w.seq();
         drop(w);
         assert!(stripe.version() > seq);
-        assert!(stripe.unchanged_since(seen).await.is_none());
+        assert!(stripe.unchanged_since(seen).is_none());
     }
 
     #[tokio::test]
@@ -150,6 +165,6 @@ mod tests {
         assert!(futures::poll!(&mut write).is_pending());
         drop(write);
         assert_ne!(stripe.version(), seen);
-        assert!(stripe.unchanged_since(stripe.version()).await.is_some());
+        assert!(stripe.unchanged_since(stripe.version()).is_some());
     }
 }

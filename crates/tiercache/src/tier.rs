@@ -37,6 +37,9 @@ pub(crate) struct Tier {
     any_stale: AtomicBool,
     /// A copy of `stale.distrust_before`, read without the lock.
     distrust_before: AtomicU64,
+    /// The latest creation time the cache wrote a record into this tier
+    /// with, so that a distrust point is always past it.
+    highest_stamp: AtomicU64,
 }
 
 impl Tier {
@@ -50,6 +53,7 @@ impl Tier {
             stale: Mutex::new(Stale::default()),
             any_stale: AtomicBool::new(false),
             distrust_before: AtomicU64::new(0),
+            highest_stamp: AtomicU64::new(0),
         }
     }
 
@@ -66,18 +70,18 @@ impl Tier {
     /// took.
     ///
     /// Past [`MAX_STALE_KEYS`] the keys are forgotten and every record the
-    /// tier holds that was created before this failure is distrusted
+    /// tier holds that was written before this failure is distrusted
     /// instead. Nothing is cleared: a clear of a shared Redis prefix would
     /// wipe every process's cache, and each lookup waiting on one made an
     /// outage's aftermath worse than the outage.
     pub(crate) fn mark_stale(&self, key: &Bytes, now_ms: u64) {
         let mut stale = self.stale.lock();
-        if stale.distrust_before == 0 && stale.keys.len() < MAX_STALE_KEYS {
+        if stale.keys.len() < MAX_STALE_KEYS {
             stale.keys.insert(key.clone());
             self.any_stale.store(true, Ordering::Release);
             return;
         }
-        Self::distrust(&mut stale, &self.distrust_before, now_ms);
+        self.distrust(&mut stale, now_ms);
         self.any_stale.store(false, Ordering::Release);
     }
 
@@ -85,15 +89,25 @@ impl Tier {
     /// failed, so it may still hold anything written before.
     pub(crate) fn mark_all_stale(&self, now_ms: u64) {
         let mut stale = self.stale.lock();
-        Self::distrust(&mut stale, &self.distrust_before, now_ms);
+        self.distrust(&mut stale, now_ms);
         self.any_stale.store(false, Ordering::Release);
     }
 
-    fn distrust(stale: &mut Stale, copy: &AtomicU64, now_ms: u64) {
-        // Strictly after the failure: a record created in the same
-        // millisecond may predate it.
-        stale.distrust_before = stale.distrust_before.max(now_ms.saturating_add(1));
-        copy.store(stale.distrust_before, Ordering::Release);
+    /// Moves the distrust point past every record this tier may hold from
+    /// before now: strictly after the failure (a record created in the same
+    /// millisecond may predate it) and after every creation time the cache
+    /// stamped on a record for it (a clock that stepped back, another
+    /// process's clock ahead of this one), then forgets the keys, which
+    /// the point now covers. Keys that go stale later are remembered one by
+    /// one again.
+    fn distrust(&self, stale: &mut Stale, now_ms: u64) {
+        let stamped = self.highest_stamp.load(Ordering::Acquire);
+        stale.distrust_before = stale
+            .distrust_before
+            .max(now_ms.saturating_add(1))
+            .max(stamped.saturating_add(1));
+        self.distrust_before
+            .store(stale.distrust_before, Ordering::Release);
         stale.keys = HashSet::new();
     }
 
@@ -141,6 +155,8 @@ impl Tier {
     pub(crate) fn stamp(&self, mut meta: Meta) -> Meta {
         let from = self.distrust_before.load(Ordering::Acquire);
         meta.created_at_ms = meta.created_at_ms.max(from);
+        self.highest_stamp
+            .fetch_max(meta.created_at_ms, Ordering::AcqRel);
         meta
     }
 
@@ -258,9 +274,20 @@ mod tests {
         assert!(tier.distrusts(&Meta::new(2_000)), "same millisecond");
         assert!(!tier.distrusts(&Meta::new(2_001)));
         // What the cache writes now is current, whatever its age.
-        assert!(!tier.distrusts(&tier.stamp(Meta::new(5))));
-        // A later failure moves the point on.
-        tier.mark_stale(&Bytes::from_static(b"again"), 3_000);
+        let written = tier.stamp(Meta::new(5));
+        assert!(!tier.distrusts(&written));
+        // Later failures are remembered by key again...
+        tier.mark_stale(&Bytes::from_static(b"again"), 2_000);
+        assert!(tier.is_stale(b"again") && !tier.distrusts(&written));
+        // ...until they overflow too: then the point moves past everything
+        // stamped, even within the same millisecond.
+        for i in 0..MAX_STALE_KEYS {
+            tier.mark_stale(&Bytes::from(i.to_le_bytes().to_vec()), 2_000);
+        }
+        assert!(
+            tier.distrusts(&written),
+            "stamped in the failure's millisecond"
+        );
         assert!(tier.distrusts(&Meta::new(2_001)));
         tier.mark_all_current();
         assert!(!tier.distrusts(&Meta::new(0)));

@@ -59,8 +59,8 @@ const DELETE_IF_UNCHANGED: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then
 const DELETE_IF_NOT_STRING: &str = "if redis.call('TYPE', KEYS[1]).ok ~= 'string' then \
     return redis.call('UNLINK', KEYS[1]) end return 0";
 /// Deletes `KEYS[1]` and answers what it was, without its value: nil if
-/// there was nothing, 0 if it was not a string, else the first `ARGV[1]`
-/// + 1 bytes of the string (a record's header, which holds its expiry).
+/// there was nothing, 0 if it was not a string, else the string's bytes
+/// up to offset `ARGV[1]` (a record's header, which holds its expiry).
 /// The liveness of a removed entry depends on the tier's clock, so the
 /// client decides it from the header; the value, up to the size limit,
 /// never crosses the network.
@@ -180,12 +180,14 @@ impl RedisBackend {
     ///
     /// [`ErrorKind::Unavailable`] if that has not happened `within`.
     pub async fn wait_for_connection(&self, within: Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + within;
+        // A wait too long to add to the clock (`Duration::MAX`) has no
+        // deadline.
+        let deadline = tokio::time::Instant::now().checked_add(within);
         loop {
             if self.inner.routing.is_ready() {
                 return Ok(());
             }
-            if tokio::time::Instant::now() >= deadline {
+            if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
                 return Err(Error::new(
                     ErrorKind::Unavailable,
                     format!("Redis did not become reachable within {within:?}"),

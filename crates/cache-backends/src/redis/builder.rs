@@ -4,8 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use cache_core::{Clock, Error, ErrorKind, Limits, Result};
 
 use super::backend::RedisBackend;
@@ -64,15 +62,21 @@ impl RedisBackendBuilder {
     }
 
     /// The prefix of every key this cache stores, so several caches can
-    /// share a server: `clear` and `len` touch only keys with it.
-    /// `"tiercache:"` by default; it must not be empty.
+    /// share a server: `clear` and `len` touch only this cache's keys,
+    /// never those of a cache whose prefix begins with this one. Each key
+    /// is stored as the prefix, the byte 0x1F, the key format's version
+    /// and 0x1F again before the entry's key
+    /// ([`RedisBackend::redis_key`]). `"tiercache:"` by default; it must
+    /// not be empty nor contain 0x1F ([`ErrorKind::InvalidConfig`] from
+    /// [`build`](Self::build)).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
     /// The longest a command may take before the call fails with
-    /// [`ErrorKind::Timeout`]. 250 ms by default.
+    /// [`ErrorKind::Timeout`]. 250 ms by default; `Duration::MAX` means
+    /// no limit.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.settings.command_timeout = timeout;
         self
@@ -80,7 +84,7 @@ impl RedisBackendBuilder {
 
     /// The longest one connection attempt (TCP, TLS and handshake) may
     /// take. Attempts run in the background; calls never wait for one.
-    /// 2 s by default.
+    /// 2 s by default; `Duration::MAX` means no limit.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.settings.connect_timeout = timeout;
         self
@@ -88,7 +92,11 @@ impl RedisBackendBuilder {
 
     /// The bounds of the exponential backoff between reconnection
     /// attempts: the first delay, doubled after each failure up to the
-    /// longest. 50 ms and 1 s by default.
+    /// longest. 50 ms and 1 s by default. The first delay also passes
+    /// before the very first connection attempt: fred runs its
+    /// reconnection policy from the start. Delays are counted in whole milliseconds up to
+    /// `u32::MAX` (about 49 days), and longer ones (`Duration::MAX`) wait
+    /// that long.
     pub fn reconnect_delay(mut self, first: Duration, longest: Duration) -> Self {
         self.settings.reconnect_min = first;
         self.settings.reconnect_max = longest;
@@ -103,7 +111,9 @@ impl RedisBackendBuilder {
     }
 
     /// How long an open circuit breaker refuses calls before it lets one
-    /// probe through; the probe's success closes it. 1 s by default.
+    /// probe through; the probe's success closes it. 1 s by default; an
+    /// open time too long to add to the clock (`Duration::MAX`) keeps an
+    /// open breaker open for good.
     pub fn breaker_open_for(mut self, duration: Duration) -> Self {
         self.settings.breaker_open_for = duration;
         self
@@ -153,11 +163,10 @@ impl RedisBackendBuilder {
     /// server that refuses `CONFIG GET` (some managed services do) is
     /// trusted to have been configured by its operator.
     ///
-    /// Keys are matched by prefix, as [`len`](cache_core::Backend::len)
-    /// and [`clear`](cache_core::Backend::clear) match them: a cache whose
-    /// prefix begins with this one's (`"app:"` and `"app:v2:"`) has its
-    /// keys counted here too, so caches sharing a server should use
-    /// prefixes none of which begins another.
+    /// Keys are matched as [`len`](cache_core::Backend::len) and
+    /// [`clear`](cache_core::Backend::clear) match them, by the delimited
+    /// prefix: a cache whose prefix begins with this one's (`"app:"` and
+    /// `"app:v2:"`) keeps its own counts.
     pub fn track_removals(mut self, on: bool) -> Self {
         self.track_removals = on;
         self
@@ -247,12 +256,14 @@ impl RedisBackendBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cache_core::Backend;
 
     #[tokio::test]
     async fn unusable_settings_are_invalid_config() {
         let url = "redis://127.0.0.1:1";
         let cases = [
             RedisBackend::builder(url).prefix(""),
+            RedisBackend::builder(url).prefix("app\u{1f}v2:"),
             RedisBackend::builder(url).command_timeout(Duration::ZERO),
             RedisBackend::builder(url).breaker_threshold(0),
             RedisBackend::builder(url).breaker_open_for(Duration::ZERO),
@@ -264,5 +275,32 @@ mod tests {
             let err = builder.build().await.expect_err("rejected");
             assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn durations_too_long_for_the_clock_do_not_panic() {
+        // Nothing listens on port 1, so every call fails for want of a
+        // connection and the first failure opens the breaker, which adds
+        // its open time to the clock.
+        let tier = RedisBackend::builder("redis://127.0.0.1:1")
+            .command_timeout(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .reconnect_delay(Duration::MAX, Duration::MAX)
+            .breaker_threshold(1)
+            .breaker_open_for(Duration::MAX)
+            .build()
+            .await
+            .expect("Duration::MAX is accepted for every duration");
+        for _ in 0..3 {
+            let err = tier.get(b"k").await.expect_err("no server");
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        }
+        let stats = tier.stats();
+        assert_eq!((stats.breaker_trips, stats.open_breakers), (1, 1));
+        let err = tier
+            .wait_for_connection(Duration::ZERO)
+            .await
+            .expect_err("no server");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
     }
 }

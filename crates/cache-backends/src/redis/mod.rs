@@ -22,22 +22,50 @@
 //! command or goes away, and every ten seconds. A primary that goes down
 //! fails only the keys it serves; the others keep working.
 //!
+//! # Supported servers
+//!
+//! Redis 4.0 or later (the newest command the tier sends is `UNLINK`,
+//! from 4.0; it also uses `EVAL`, `SCAN`, `RANDOMKEY`, `DBSIZE` and, on a
+//! cluster, `CLUSTER SLOTS`), over RESP2. The tests run against the
+//! `redis-server` of the CI machine (7.0); older servers are not tested.
+//!
 //! # Keys and values
 //!
 //! Every key is stored under the cache's prefix (`"tiercache:"` unless
 //! [`prefix`](RedisBackendBuilder::prefix) says otherwise), so several
-//! caches can share a server: [`clear`](cache_core::Backend::clear) unlinks and
-//! [`len`](cache_core::Backend::len) counts only keys with this prefix, scanning every
-//! primary. Both walk the keyspace with `SCAN`, so they cost time in
-//! proportion to the server's size and are meant for maintenance, not hot
-//! paths.
+//! caches can share a server. The prefix is delimited: the Redis key is
+//! the prefix, the byte 0x1F (which no prefix may contain), the key
+//! format's version `v1`, 0x1F again, then the entry's key
+//! ([`RedisBackend::redis_key`]). So prefix `"a:"` with key `"b:x"` and
+//! prefix `"a:b:"` with key `"x"` are different Redis keys, and the keys
+//! of prefix `"app:v2:"` are not keys of prefix `"app:"`. Nothing in the
+//! delimiter is a hash tag, so on a cluster keys spread over the slots as
+//! the caller's keys do. Keys written by a version of the tier without the
+//! delimiter (before the key format had a version) are not read, counted
+//! or cleared: they are left to their time-to-live.
 //!
-//! Values are the crate's checksummed records, carrying the entry's
-//! metadata. Every read checks the record and its expiry against the
-//! tier's [`Clock`](cache_core::Clock); a value that is not a valid record
+//! [`clear`](cache_core::Backend::clear) unlinks only this cache's keys,
+//! walking every primary's keyspace with `SCAN`: it costs time in
+//! proportion to the server's size and is meant for maintenance.
+//! [`len`](cache_core::Backend::len), which metrics and `Cache::stats`
+//! call, costs a few round trips per primary whatever the server's size:
+//! it is exact on a server that holds at most 1,000 keys in all, and
+//! otherwise an estimate from a random sample of keys;
+//! [`RedisBackend::exact_len`] counts exactly, by a full walk.
+//!
+//! Values are the crate's checksummed records (format version 2),
+//! carrying the entry's metadata and bound to the Redis key they are
+//! stored under: the key is part of the checksum, so a record copied or
+//! renamed to another key does not decode there. Every read checks the
+//! record and its expiry against the tier's [`Clock`](cache_core::Clock);
+//! a value that is not a valid record (an older format version included)
 //! is a miss, is deleted, and is counted in [`RedisStats::corrupted`].
+//! [`remove`](cache_core::Backend::remove) deletes the key with a script
+//! that returns only the record's header, so it learns whether a live
+//! entry went without fetching the value.
+//!
 //! Entries with an expiry are written with a relative `PX` time-to-live
-//! from that clock, so Redis drops them on time on its own; an entry that
+//! from the tier's clock, so Redis drops them on time on its own; an entry that
 //! has already expired is not written, and removes any earlier value.
 //! Batches use `MGET` (one per hash slot on a cluster) and pipelined
 //! writes, one pipeline per node, all nodes at once. Keys and values over
@@ -75,7 +103,10 @@
 //! network for [`breaker_open_for`](RedisBackendBuilder::breaker_open_for)
 //! (1 s by default), then lets one probe through: its success closes the
 //! breaker, its failure opens it again. A server that answers with an
-//! error is not an outage and does not count.
+//! error is not an outage and does not count; nor does a call its caller
+//! gave up on (its future dropped, say by a timeout of the caller's
+//! shorter than the command timeout), and a call admitted before the
+//! breaker last opened or closed does not count when it finishes.
 //!
 //! ```no_run
 //! # async fn example() -> cache_core::Result<()> {

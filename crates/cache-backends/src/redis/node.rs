@@ -85,8 +85,12 @@ pub(super) fn new_client(
     // A connection whose peer vanished without closing it (a network
     // partition) would otherwise time out every command until TCP gives
     // up, minutes later; fred closes and reopens a connection that has
-    // left a command unanswered this long.
-    let unresponsive = (settings.command_timeout * 4).max(Duration::from_secs(1));
+    // left a command unanswered this long. Saturating: a command timeout
+    // of `Duration::MAX` means no limit, not an overflow.
+    let unresponsive = settings
+        .command_timeout
+        .saturating_mul(4)
+        .max(Duration::from_secs(1));
     let connection = ConnectionConfig {
         connection_timeout: settings.connect_timeout,
         internal_command_timeout: settings.connect_timeout,

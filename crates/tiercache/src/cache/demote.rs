@@ -116,11 +116,17 @@ where
         };
         let mut meta = Meta::new(slot.created_at_ms).expires_at(slot.expires_at_ms);
         meta.class = self.inner.class_names.class(slot.class);
+        let meta = warm.stamp(meta);
         match warm
             .backend
-            .dyn_insert(kb.clone(), Entry::new(vb, warm.stamp(meta)))
+            .dyn_insert(kb.clone(), Entry::new(vb, meta.clone()))
             .await
         {
+            Ok(()) if warm.distrusts(&meta) => {
+                // Another key's failure moved the tier's distrust point
+                // past this record while it was written: reads would not
+                // see it, so it stays waiting for the next pass.
+            }
             Ok(()) => {
                 warm.mark_current(&kb);
                 // Taken out only now: a demotion cancelled before this
@@ -129,8 +135,9 @@ where
                 self.inner.counters.add(DEMOTIONS, 1);
             }
             Err(e) => {
+                // The warm tier held nothing for the key (the insert removed
+                // it below), so a failed write leaves nothing stale.
                 warm.count_error(e.kind());
-                warm.mark_stale(&kb, now);
                 pending.failed(key, slot.seq);
             }
         }

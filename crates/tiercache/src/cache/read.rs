@@ -101,7 +101,7 @@ where
                 // A write or removal failed here earlier: what it holds
                 // for the key may be out of date, so it is not asked. The
                 // removal that settles it waits for the key's writes.
-                let _write = stripe.write().await;
+                let _held = stripe.hold().await;
                 tier.settle(kb).await;
                 tier.misses.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -188,7 +188,7 @@ where
         seen: u64,
     ) {
         let stripe = self.inner.stripes.of(kb);
-        let Some(lock) = stripe.unchanged_since(seen).await else {
+        let Some(lock) = stripe.unchanged_since(seen) else {
             return;
         };
         self.inner.counters.add(PROMOTIONS, 1);
@@ -219,14 +219,12 @@ where
             t.backend.dyn_insert(kb.clone(), copy)
         });
         let results = join_all(writes).await;
-        let now = self.inner.clock.now_ms();
         for (tier, result) in above.iter().zip(results) {
             match result {
                 Ok(()) => tier.mark_current(kb),
-                Err(e) => {
-                    tier.count_error(e.kind());
-                    tier.mark_stale(kb, now);
-                }
+                // A copy that failed leaves at worst what the tier held
+                // before: it missed, or the key is already marked stale.
+                Err(e) => tier.count_error(e.kind()),
             }
         }
         drop(lock);
