@@ -38,9 +38,7 @@ async fn other_primaries_keep_serving_while_one_restarts() {
     let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
     let owners: Vec<usize> = keys
         .iter()
-        .map(|k| {
-            cluster.owner_of(&String::from_utf8(tier.redis_key(k.as_bytes()).to_vec()).unwrap())
-        })
+        .map(|k| cluster.owner_of(std::str::from_utf8(&tier.redis_key(k.as_bytes())).unwrap()))
         .collect();
     let (victims, survivors): (Vec<usize>, Vec<usize>) =
         (0..keys.len()).partition(|&i| owners[i] == VICTIM);

@@ -210,7 +210,7 @@ async fn expirations_on_every_cluster_primary_are_counted() {
     let owners: std::collections::BTreeSet<usize> = (0..N)
         .map(|i| {
             let key = tier.redis_key(format!("k{i}").as_bytes());
-            cluster.owner_of(&String::from_utf8(key.to_vec()).unwrap())
+            cluster.owner_of(std::str::from_utf8(&key).unwrap())
         })
         .collect();
     assert_eq!(owners.len(), 3, "keys on every primary");
