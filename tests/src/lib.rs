@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use cache_core::FailingBackend;
 use tiercache::memory::MemoryBackend;
-use tiercache::{Cache, CacheBuilder, DynBackend, ManualClock};
+use tiercache::{Cache, CacheBuilder, ManualClock};
+use tiercache::tier::DynBackend;
 
 mod gate;
 pub mod history;
@@ -84,8 +85,9 @@ pub fn key_bytes(k: &str) -> bytes::Bytes {
 }
 
 /// What tier `tier` of a stack holds for `k`: the value and its entry.
-pub async fn held(tier: &TestTier, k: &str) -> Option<(String, tiercache::Entry)> {
-    use tiercache::{Backend, Codec};
+pub async fn held(tier: &TestTier, k: &str) -> Option<(String, tiercache::tier::Entry)> {
+    use tiercache::Codec;
+use tiercache::tier::Backend;
     match tier
         .inner()
         .get(&key_bytes(k))
@@ -104,7 +106,7 @@ pub async fn held(tier: &TestTier, k: &str) -> Option<(String, tiercache::Entry)
 
 /// The string value a byte tier holds for the key `k`, read from the tier
 /// itself (not through a cache).
-pub async fn held_in(tier: &impl tiercache::Backend, k: &str) -> Option<String> {
+pub async fn held_in(tier: &impl tiercache::tier::Backend, k: &str) -> Option<String> {
     use tiercache::Codec;
     match tier
         .get(&key_bytes(k))

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tiercache::compress::{CompressionLayer, Gzip, Lz4};
 use tiercache::redis::RedisBackend;
-use tiercache::{Backend, Cache, Codec, Postcard};
+use tiercache::{Cache, Codec, Postcard};
+use tiercache::tier::Backend;
 use tiercache_tests::{RedisServer, connected};
 
 /// A value that compresses well: repetitive JSON-like text of about 8 KiB.

@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use tiercache::compress::CompressionLayer;
 use tiercache::redb::RedbBackend;
 use tiercache::redis::RedisBackend;
-use tiercache::{Backend, Cache, DynBackend, Layer};
+use tiercache::Cache;
+use tiercache::tier::{Backend, DynBackend, Layer};
 use tiercache_tests::history::{
     Cancel, Delayed, LogicalClock, NEVER, Op, Record, Report, Seen, ViolationKind, check,
 };

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use tiercache::{Backend, DataClass, ErrorKind, Flags, InsertOptions, Placement};
+use tiercache::{ErrorKind, InsertOptions, Placement};
+use tiercache::tier::{Backend, DataClass, Flags};
 use tiercache_tests::{held, key_bytes, stack_with};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -14,7 +15,7 @@ async fn each_class_has_its_ttl_and_placement_in_every_tier() {
         b.class("session", Duration::from_secs(300))
             .class_placement("session", Placement::MemoryOnly)
             .class("llm-response", Duration::from_secs(24 * 3600))
-            .class_placement("blob", Placement::DiskOnly)
+            .class_placement("blob", Placement::BelowMemory)
     })
     .await;
     let c = &s.cache;
@@ -50,7 +51,7 @@ async fn each_class_has_its_ttl_and_placement_in_every_tier() {
     assert!(!c.hot().contains_key(&"b".into()));
     for tier in &s.tiers {
         let (_, entry) = held(tier, "b").await.expect("written below memory");
-        assert!(entry.meta.flags.contains(Flags::LOWER_ONLY));
+        assert!(entry.meta.flags.contains(Flags::BELOW_MEMORY));
         assert_eq!(entry.meta.remaining_ttl(s.clock.now_ms()), Some(MINUTE));
     }
     assert_eq!(c.get(&"b".into()).await.unwrap(), Some("bytes".into()));
@@ -82,7 +83,7 @@ async fn an_entry_option_overrides_its_class() {
     let options = InsertOptions::new()
         .class("session")
         .time_to_live(Duration::from_secs(5))
-        .placement(Placement::DiskOnly);
+        .placement(Placement::BelowMemory);
     s.cache
         .insert_with("k".into(), "v".into(), options)
         .await
@@ -100,7 +101,7 @@ async fn an_entry_option_overrides_its_class() {
 async fn changing_an_entrys_placement_leaves_no_copy_where_it_may_not_live() {
     let s = stack_with(100, 2, None, |b| {
         b.class_placement("mem", Placement::MemoryOnly)
-            .class_placement("disk", Placement::DiskOnly)
+            .class_placement("disk", Placement::BelowMemory)
     })
     .await;
     s.cache

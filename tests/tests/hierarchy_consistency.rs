@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use tiercache::{Backend, Limits};
+use tiercache::Limits;
+use tiercache::tier::Backend;
 use tiercache_tests::{Stack, held, key_bytes, stack_with};
 
 async fn both_modes(hot: u64, n: usize) -> [Stack; 2] {
@@ -29,7 +30,7 @@ async fn an_update_a_lower_tier_refuses_leaves_no_stale_value_there() {
         })
         .clock(clock.clock())
         .build();
-    let small = std::sync::Arc::new(tiercache::FailingBackend::new(small));
+    let small = std::sync::Arc::new(tiercache::tier::FailingBackend::new(small));
     let cache: tiercache::Cache<String, String> = tiercache::Cache::builder()
         .clock(clock.clock())
         .tier(small.clone())

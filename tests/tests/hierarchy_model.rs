@@ -63,7 +63,7 @@ async fn run(ops: Vec<Op>, write_on_evict: bool) {
     let cache: Cache<u8, u16> = Cache::builder()
         .max_capacity(4)
         .clock(clock.clock())
-        .class_placement("cold", Placement::DiskOnly)
+        .class_placement("cold", Placement::BelowMemory)
         .disk(dir.path().join("model.redb"))
         .tier(Arc::new(remote))
         .write_on_evict(write_on_evict)

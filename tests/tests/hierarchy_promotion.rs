@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use tiercache::{Backend, Promotion};
+use tiercache::Promotion;
+use tiercache::tier::Backend;
 use tiercache_tests::{held, key_bytes, stack_with};
 
 #[tokio::test]

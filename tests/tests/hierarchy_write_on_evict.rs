@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tiercache::DataClass;
+use tiercache::tier::DataClass;
 use tiercache_tests::{held, stack_with};
 
 #[tokio::test]

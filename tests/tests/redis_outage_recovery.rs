@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use cache_core::FailingBackend;
 use tiercache::redis::RedisBackend;
-use tiercache::{Cache, DynBackend};
+use tiercache::Cache;
+use tiercache::tier::DynBackend;
 use tiercache_tests::RedisServer;
 
 /// More than the cache remembers as stale (65,536 keys).

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tiercache::{Backend, Codec, ErrorKind, Lookup, Postcard};
+use tiercache::{Codec, ErrorKind, Lookup, Postcard};
+use tiercache::tier::Backend;
 use tiercache_tests::stack;
 
 fn key_bytes(k: &str) -> Bytes {
@@ -127,7 +128,7 @@ async fn every_tier_failing_is_a_miss_not_an_error() {
 #[tokio::test]
 async fn a_record_that_does_not_decode_is_a_miss_and_is_removed() {
     let s = stack(100, 1, None).await;
-    let garbage = tiercache::Entry::new(vec![0xFF; 3], tiercache::Meta::new(s.clock.now_ms()));
+    let garbage = tiercache::tier::Entry::new(vec![0xFF; 3], tiercache::tier::Meta::new(s.clock.now_ms()));
     s.tiers[0].insert(key_bytes("k"), garbage).await.unwrap();
     assert_eq!(s.cache.get(&"k".into()).await.unwrap(), None);
     assert_eq!(s.tiers[0].get(&key_bytes("k")).await.unwrap(), Lookup::Miss);
@@ -197,15 +198,15 @@ async fn a_negative_entry_expired_by_the_cache_clock_lets_lower_tiers_answer() {
     // The upper tier still answers "negative" for an entry the cache's
     // clock says has expired (its own clock lags); the tier below has the
     // value.
-    let negative = tiercache::Meta::new(now)
+    let negative = tiercache::tier::Meta::new(now)
         .expires_at(Some(now + 1_000))
-        .flags(tiercache::Flags::NEGATIVE);
+        .flags(tiercache::tier::Flags::NEGATIVE);
     s.tiers[1]
         .insert(
             key_bytes("k"),
-            tiercache::Entry::new(
+            tiercache::tier::Entry::new(
                 tiercache::Postcard.encode(&"below".to_string()).unwrap(),
-                tiercache::Meta::new(now),
+                tiercache::tier::Meta::new(now),
             ),
         )
         .await
@@ -214,7 +215,7 @@ async fn a_negative_entry_expired_by_the_cache_clock_lets_lower_tiers_answer() {
     let cache: tiercache::Cache<String, String> = tiercache::Cache::builder()
         .clock(s.clock.clock())
         .backend(lagging)
-        .tier(s.tiers[1].clone() as std::sync::Arc<dyn tiercache::DynBackend>)
+        .tier(s.tiers[1].clone() as std::sync::Arc<dyn tiercache::tier::DynBackend>)
         .build()
         .await
         .unwrap();
@@ -228,16 +229,16 @@ async fn a_negative_entry_expired_by_the_cache_clock_lets_lower_tiers_answer() {
 
 /// A tier that answers every lookup with the same negative entry, whatever
 /// the time: a tier whose clock lags the cache's.
-struct LaggingNegative(tiercache::Meta);
+struct LaggingNegative(tiercache::tier::Meta);
 
-impl tiercache::Backend for LaggingNegative {
+impl tiercache::tier::Backend for LaggingNegative {
     fn name(&self) -> &str {
         "lagging"
     }
     async fn get(&self, _: &[u8]) -> tiercache::Result<Lookup> {
         Ok(Lookup::Negative(self.0.clone()))
     }
-    async fn insert(&self, _: bytes::Bytes, _: tiercache::Entry) -> tiercache::Result<()> {
+    async fn insert(&self, _: bytes::Bytes, _: tiercache::tier::Entry) -> tiercache::Result<()> {
         Ok(())
     }
     async fn remove(&self, _: &[u8]) -> tiercache::Result<bool> {

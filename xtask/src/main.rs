@@ -19,7 +19,10 @@
 //!   calls, and writes `docs/benchmarks/compression.md` and its JSON;
 //! - `bench analytics`: the `analytics` binary of `benches/` measures the
 //!   facade's throughput with analytics off and on, and writes
-//!   `docs/benchmarks/analytics.md` and its JSON.
+//!   `docs/benchmarks/analytics.md` and its JSON;
+//! - `bench facade`: the `facade` binary of `benches/` measures the
+//!   facade's `get_with` against `moka::future::Cache::get_with` from 64
+//!   tokio tasks, and writes `docs/benchmarks/facade.md` and its JSON.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -48,7 +51,12 @@ commands:
                      (arguments after it go to the binary, e.g. --runs 3)
   bench analytics    a memory-only Cache with analytics off and on: writes
                      docs/benchmarks/analytics.{md,json}
-                     (arguments after it go to the binary, e.g. --runs 5)";
+                     (arguments after it go to the binary, e.g. --runs 5)
+  bench facade       get_with of a memory-only Cache against moka::future::Cache
+                     from 64 tokio tasks at 1 and 2 worker threads: writes
+                     docs/benchmarks/facade.{md,json}
+                     (arguments after it go to the binary; a short run:
+                     --ops 2000 --runs 3)";
 
 /// Where the benches write their reports, relative to the workspace root.
 const BENCH_DIR: &str = "docs/benchmarks";
@@ -164,6 +172,7 @@ fn bench(args: &[String]) -> Result<()> {
         Some("tiers") => tiers(&args[1..]),
         Some("compression") => compression(&args[1..]),
         Some("analytics") => analytics(&args[1..]),
+        Some("facade") => facade(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
         // Every bench, in the order the documents were written.
         None => {
@@ -171,7 +180,8 @@ fn bench(args: &[String]) -> Result<()> {
             throughput(&[])?;
             tiers(&[])?;
             compression(&[])?;
-            analytics(&[])
+            analytics(&[])?;
+            facade(&[])
         }
     }
 }
@@ -292,6 +302,12 @@ fn tiers(extra: &[String]) -> Result<()> {
 /// report itself.
 fn analytics(extra: &[String]) -> Result<()> {
     self_reporting_bench("analytics", &[], extra)
+}
+
+/// Builds the `facade` binary in release mode, then runs it: it measures
+/// the facade's `get_with` against moka's and writes the report itself.
+fn facade(extra: &[String]) -> Result<()> {
+    self_reporting_bench("facade", &[], extra)
 }
 
 /// Builds the `compression` binary in release mode, then runs it: it

@@ -368,6 +368,17 @@ impl<B: Backend> Backend for Analytics<B> {
     fn removals(&self) -> Option<cache_core::Removals> {
         self.inner.removals()
     }
+
+    /// The tier underneath's keys, passed through and not counted: a
+    /// listing is maintenance (warming, inspection), and counting its pages
+    /// beside the tier's traffic would skew the per-operation figures.
+    async fn keys(
+        &self,
+        from: &cache_core::KeyCursor,
+        limit: usize,
+    ) -> Result<Option<cache_core::KeyPage>> {
+        self.inner.keys(from, limit).await
+    }
 }
 
 impl<B: Clone> Clone for Analytics<B> {
@@ -385,5 +396,33 @@ impl<B: fmt::Debug> fmt::Debug for Analytics<B> {
             .field("tier", &self.shared.tier)
             .field("inner", &self.inner)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cache_core::conformance::ReferenceBackend;
+    use cache_core::{Clock, KeyCursor, Layer, Limits, Meta};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_listing_is_passed_through_and_not_counted() {
+        let tier = AnalyticsLayer::new()
+            .latency_sample(1)
+            .layer(ReferenceBackend::new(Clock::system(), Limits::DEFAULT));
+        for k in ["a", "b", "c"] {
+            let entry = Entry::new(&b"v"[..], Meta::new(0));
+            tier.insert(Bytes::from(k), entry).await.unwrap();
+        }
+        let counted = |t: &Analytics<ReferenceBackend>| {
+            let stats = t.stats();
+            stats.ops.iter().map(|op| op.results.total()).sum::<u64>()
+        };
+        let before = counted(&tier);
+        let page = tier.keys(&KeyCursor::start(), 10).await.unwrap();
+        let keys = page.expect("the tier underneath lists its keys").keys;
+        assert_eq!(keys, ["a", "b", "c"].map(Bytes::from));
+        assert_eq!(counted(&tier), before, "a listing is not traffic");
     }
 }

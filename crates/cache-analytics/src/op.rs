@@ -65,8 +65,11 @@ impl Op {
 /// Lookups (`get`, `get_many`) end in [`Hit`](Outcome::Hit),
 /// [`Miss`](Outcome::Miss), [`Negative`](Outcome::Negative) or
 /// [`Bypassed`](Outcome::Bypassed), the four answers of a
-/// [`Lookup`](cache_core::Lookup). `contains` and `remove` answer a yes or
-/// a no, counted as a hit (the key had a live entry) or a miss. The other
+/// [`Lookup`](cache_core::Lookup): a negative entry is counted as
+/// [`Negative`](Outcome::Negative), as every tier answers it with
+/// `Lookup::Negative`, never as a hit. `contains` and `remove` answer a yes
+/// or a no, counted as a hit or a miss: `contains` is a miss for a negative
+/// entry (it holds no value), `remove` a hit (it removed an entry). The other
 /// operations succeed with [`Ok`](Outcome::Ok). Any operation may fail with
 /// [`Error`](Outcome::Error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

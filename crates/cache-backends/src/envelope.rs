@@ -257,6 +257,28 @@ mod tests {
         assert_eq!(expiry_of(&record), None);
     }
 
+    /// A negative entry is an empty value with its flag, so its record is
+    /// a header and class name only, and decodes to the same entry, flag,
+    /// expiry, creation time and class included, in either version.
+    #[test]
+    fn negative_entries_round_trip_in_both_versions() {
+        let negative = Entry::negative(Meta {
+            expires_at_ms: Some(1_700_000_030_000),
+            created_at_ms: 1_699_999_999_000,
+            class: DataClass::named("absent"),
+            flags: Flags::BELOW_MEMORY,
+        });
+        let record = encode(&negative).unwrap();
+        assert_eq!(record.len(), HEADER_LEN + "absent".len());
+        let read = decode(&record).unwrap();
+        assert!(read.meta.is_negative() && read.value.is_empty());
+        assert_eq!(read, negative);
+        assert_eq!(expiry_of(&record), Some(1_700_000_030_000));
+        let record = encode_keyed(b"k", &negative).unwrap();
+        assert_eq!(decode_keyed(b"k", &record).unwrap(), negative);
+        assert_eq!(keyed_header_expiry(&record), Some(Some(1_700_000_030_000)));
+    }
+
     #[test]
     fn any_flipped_bit_is_caught() {
         let record = encode(&sample()).unwrap();

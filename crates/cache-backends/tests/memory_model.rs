@@ -1,6 +1,8 @@
 //! `MemoryCache` behaves exactly like a plain map with expiry, checked
 //! step by step on random operation sequences, as long as nothing is
-//! evicted for size.
+//! evicted for size; across resizes (`set_capacity`), which may make room
+//! scarce, an eviction for size is accepted only of an entry the model
+//! holds, live and with that value, and the model then drops it.
 #![cfg(feature = "memory")]
 
 use std::collections::HashMap;
@@ -12,6 +14,16 @@ use cache_core::{ErrorKind, ManualClock};
 use proptest::prelude::*;
 
 const KEYS: u16 = 24;
+/// The heaviest entry with a weigher (see [`weight_of`]).
+const MAX_WEIGHT: u64 = 4;
+/// The capacity a cache is built with: room for every key many times over.
+const ROOMY: u64 = 1_000_000;
+
+/// What the weigher of a weighted cache gives an entry: 1 to
+/// [`MAX_WEIGHT`].
+fn weight_of(v: u32) -> u32 {
+    1 + v % MAX_WEIGHT as u32
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -27,9 +39,22 @@ enum Op {
     Clear,
     Advance(u64),
     PurgeExpired,
+    /// `set_capacity`: a shrink may evict, a grow makes room again.
+    Resize(u64),
+}
+
+/// New capacities: down to one (refused with more partitions than that),
+/// small enough that a partition cannot hold every key, and roomy again.
+fn capacity() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(1u64), 2u64..=8, 9u64..200, Just(ROOMY)]
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    ops_resizing(1)
+}
+
+/// The operations, with resizes `resizes` times as likely as in [`op`].
+fn ops_resizing(resizes: u32) -> impl Strategy<Value = Op> {
     let key = 0..KEYS;
     prop_oneof![
         6 => (key.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
@@ -49,6 +74,7 @@ fn op() -> impl Strategy<Value = Op> {
         // Long enough to carry the timer wheel over bucket boundaries.
         1 => (500u64..5_000).prop_map(Op::Advance),
         2 => Just(Op::PurgeExpired),
+        resizes => capacity().prop_map(Op::Resize),
     ]
 }
 
@@ -67,9 +93,34 @@ struct Model {
     ttl_ms: Option<u64>,
     tti_ms: Option<u64>,
     events: Vec<(u16, u32, RemovalCause)>,
+    /// The cache's capacity now, its partition count, and whether it
+    /// weighs entries with [`weight_of`].
+    capacity: u64,
+    partitions: usize,
+    weighted: bool,
 }
 
 impl Model {
+    fn weight(&self, v: u32) -> u64 {
+        if self.weighted {
+            u64::from(weight_of(v))
+        } else {
+            1
+        }
+    }
+
+    /// The total weight the cache should hold.
+    fn total_weight(&self) -> u64 {
+        self.map.values().map(|e| self.weight(e.value)).sum()
+    }
+
+    /// Whether a write may evict for size: the smallest partition's share
+    /// cannot hold every key at its heaviest.
+    fn may_evict(&self) -> bool {
+        let heaviest = if self.weighted { MAX_WEIGHT } else { 1 };
+        self.capacity / (self.partitions as u64) < u64::from(KEYS) * heaviest
+    }
+
     fn expired(&self, e: &Stored, now: u64) -> bool {
         e.expires_at <= now || self.tti_ms.is_some_and(|tti| e.last_access + tti <= now)
     }
@@ -157,11 +208,21 @@ fn sorted(mut events: Vec<(u16, u32, RemovalCause)>) -> Vec<(u16, u32, RemovalCa
 }
 
 fn check(ops: &[Op], ttl_ms: Option<u64>, tti_ms: Option<u64>, partitions: usize) {
+    check_weighed(ops, ttl_ms, tti_ms, partitions, false);
+}
+
+fn check_weighed(
+    ops: &[Op],
+    ttl_ms: Option<u64>,
+    tti_ms: Option<u64>,
+    partitions: usize,
+    weighted: bool,
+) {
     let clock = ManualClock::default();
     let events: Events = Arc::default();
     let sink = events.clone();
     let mut builder = MemoryCache::<u16, u32>::builder()
-        .max_capacity(1_000_000)
+        .max_capacity(ROOMY)
         .partitions(partitions)
         .clock(clock.clock())
         .eviction_listener(move |k, v, cause| sink.lock().unwrap().push((k, v, cause)));
@@ -171,12 +232,18 @@ fn check(ops: &[Op], ttl_ms: Option<u64>, tti_ms: Option<u64>, partitions: usize
     if let Some(tti) = tti_ms {
         builder = builder.time_to_idle(Duration::from_millis(tti));
     }
+    if weighted {
+        builder = builder.weigher(|_, v| weight_of(*v));
+    }
     let cache = builder.build();
     let mut model = Model {
         map: HashMap::new(),
         ttl_ms,
         tti_ms,
         events: Vec::new(),
+        capacity: ROOMY,
+        partitions,
+        weighted,
     };
 
     for (step, op) in ops.iter().enumerate() {
@@ -231,6 +298,17 @@ fn check(ops: &[Op], ttl_ms: Option<u64>, tti_ms: Option<u64>, partitions: usize
                     "step {step}: {op:?}"
                 );
             }
+            Op::Resize(capacity) => {
+                let result = cache.set_capacity(capacity);
+                if capacity < partitions as u64 {
+                    let err = result.expect_err("each partition needs a unit of capacity");
+                    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "step {step}: {op:?}");
+                } else {
+                    result.expect("a capacity of one unit per partition is valid");
+                    model.capacity = capacity;
+                }
+                assert_eq!(cache.max_capacity(), model.capacity, "step {step}: {op:?}");
+            }
         }
 
         cache.validate();
@@ -240,19 +318,28 @@ fn check(ops: &[Op], ttl_ms: Option<u64>, tti_ms: Option<u64>, partitions: usize
         // model cannot know when a bucket fires, so it accepts such a
         // reclamation, but only of an entry it also holds as expired, with
         // that very value.
+        //
+        // Where room is scarce (after a shrink), a write or a resize may
+        // also evict for size; the model accepts that of an entry it holds,
+        // live and with that very value, and drops it too. Which entry the
+        // policy picks is not the model's to say.
         let mut seen = std::mem::take(&mut *events.lock().unwrap());
         if matches!(
             op,
-            Op::Insert(..) | Op::InsertWithTtl(..) | Op::InsertWithExpiry(..)
+            Op::Insert(..) | Op::InsertWithTtl(..) | Op::InsertWithExpiry(..) | Op::Resize(..)
         ) {
+            let may_evict = model.may_evict();
             seen.retain(|&(k, v, cause)| {
                 let expected = model.events.contains(&(k, v, cause));
                 let reclaimed = !expected
-                    && cause == RemovalCause::Expired
-                    && model
-                        .map
-                        .get(&k)
-                        .is_some_and(|e| e.value == v && model.expired(e, now));
+                    && model.map.get(&k).is_some_and(|e| {
+                        e.value == v
+                            && match cause {
+                                RemovalCause::Expired => model.expired(e, now),
+                                RemovalCause::Size => may_evict && !model.expired(e, now),
+                                _ => false,
+                            }
+                    });
                 if reclaimed {
                     model.map.remove(&k);
                 }
@@ -264,7 +351,15 @@ fn check(ops: &[Op], ttl_ms: Option<u64>, tti_ms: Option<u64>, partitions: usize
             model.map.len() as u64,
             "step {step}: entry_count after {op:?}"
         );
-        assert_eq!(cache.weighted_size(), cache.entry_count());
+        assert_eq!(
+            cache.weighted_size(),
+            model.total_weight(),
+            "step {step}: weighted_size after {op:?}"
+        );
+        assert!(
+            cache.weighted_size() <= model.capacity,
+            "step {step}: over capacity after {op:?}"
+        );
         assert_eq!(
             sorted(seen),
             sorted(std::mem::take(&mut model.events)),
@@ -313,5 +408,25 @@ proptest! {
         partitions in 1usize..6,
     ) {
         check(&ops, Some(ttl), Some(tti), partitions);
+    }
+
+    #[test]
+    fn matches_a_map_across_resizes(
+        ops in proptest::collection::vec(ops_resizing(6), 1..200),
+        partitions in 1usize..4,
+        weighted in any::<bool>(),
+    ) {
+        check_weighed(&ops, None, None, partitions, weighted);
+    }
+
+    #[test]
+    fn matches_a_map_with_expiries_across_resizes(
+        ops in proptest::collection::vec(ops_resizing(6), 1..200),
+        ttl in 1u64..200,
+        tti in proptest::option::of(1u64..120),
+        partitions in 1usize..4,
+        weighted in any::<bool>(),
+    ) {
+        check_weighed(&ops, Some(ttl), tti, partitions, weighted);
     }
 }

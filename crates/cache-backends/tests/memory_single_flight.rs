@@ -273,6 +273,39 @@ fn get_with_runs_its_own_loader_when_a_fallible_load_fails() {
     assert_eq!(cache.get(&1), Some(8));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_with_async_runs_its_own_loader_when_a_fallible_load_fails() {
+    let cache = cache();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let failing = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .try_get_with_async(1, async move {
+                    started_tx.send(()).unwrap();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err::<u64, _>(LoadError(1))
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    let ran = AtomicUsize::new(0);
+    let v = cache
+        .get_with_async(1, async {
+            ran.fetch_add(1, Ordering::SeqCst);
+            8
+        })
+        .await;
+    assert_eq!(v, 8);
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        failing.await.unwrap().unwrap_err().kind(),
+        ErrorKind::Loader
+    );
+    assert_eq!(cache.get(&1), Some(8));
+}
+
 #[test]
 fn loads_of_different_keys_run_in_parallel() {
     let cache = cache();

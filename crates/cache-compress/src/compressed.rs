@@ -26,8 +26,12 @@ use crate::stats::{CompressionStats, Counters, Outcome};
 /// value whose flags name no algorithm is returned as it is stored, even
 /// if its bytes happen to look like a frame.
 ///
-/// Empty values and negative entries pass through untouched, and so do
-/// entries whose flags already name an algorithm: they are taken to be
+/// Empty values and negative entries pass through untouched: a negative
+/// entry (an empty value flagged [`Flags::NEGATIVE`](cache_core::Flags),
+/// see [`Entry::negative`]) is never compressed, and a
+/// [`Lookup::Negative`] from the tier underneath is answered as it came,
+/// never read as a frame, whatever compression id its flags carry. So
+/// are entries whose flags already name an algorithm: they are taken to be
 /// frames, and are decompressed on reads like the layer's own. Such an
 /// entry is refused with [`ErrorKind::Corrupted`](cache_core::ErrorKind)
 /// unless its value starts with the header of a frame of the algorithm its
@@ -154,7 +158,9 @@ impl<B> Compressed<B> {
         self.counters.record(outcome);
     }
 
-    /// The entry as stored before compression.
+    /// The entry as stored before compression. A negative entry, which a
+    /// conforming tier answers as [`Lookup::Negative`] and so never reaches
+    /// here, is left as it is all the same: its value is not a frame.
     fn unpack(&self, entry: Entry) -> Result<Entry> {
         let id = entry.meta.flags.compression();
         if id == 0 || entry.meta.is_negative() {
@@ -173,7 +179,9 @@ impl<B> Compressed<B> {
 }
 
 impl<B: Backend> Compressed<B> {
-    /// A lookup of the tier underneath as the caller must see it.
+    /// A lookup of the tier underneath as the caller must see it. Only a
+    /// hit holds a value to decompress: a miss, a bypass and a negative
+    /// entry (stored uncompressed, its value empty) pass through untouched.
     async fn open(&self, key: &[u8], lookup: Lookup) -> Lookup {
         let Lookup::Hit(entry) = lookup else {
             return lookup;
@@ -225,10 +233,13 @@ impl<B: Backend> Backend for Compressed<B> {
     /// decompresses to `seen` (or does not decompress at all, and so could
     /// never be returned), the tier underneath is asked to delete it only
     /// if it still holds the bytes read: a write that lands in between is
-    /// kept.
+    /// kept. A negative entry is stored as it came (its value empty, never
+    /// a frame), so the tier underneath compares it itself.
     async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
-        let Lookup::Hit(entry) = self.inner.get(key).await? else {
-            return Ok(false);
+        let entry = match self.inner.get(key).await? {
+            Lookup::Hit(entry) => entry,
+            Lookup::Negative(_) => return self.inner.remove_if_unchanged(key, seen).await,
+            Lookup::Miss | Lookup::Bypassed => return Ok(false),
         };
         let stored = entry.value.clone();
         let matches = match self.unpack(entry) {
@@ -282,6 +293,15 @@ impl<B: Backend> Backend for Compressed<B> {
 
     fn removals(&self) -> Option<cache_core::Removals> {
         self.inner.removals()
+    }
+
+    /// The tier underneath's keys: compression changes values, never keys.
+    async fn keys(
+        &self,
+        from: &cache_core::KeyCursor,
+        limit: usize,
+    ) -> Result<Option<cache_core::KeyPage>> {
+        self.inner.keys(from, limit).await
     }
 }
 
@@ -391,21 +411,43 @@ mod tests {
     fn empty_negative_and_precompressed_entries_pass_through() {
         run(async {
             let tier = tier(&CompressionLayer::new(Lz4).threshold(0));
-            let negative = Entry::new(text(5_000), Meta::new(0).flags(Flags::NEGATIVE));
+            let negative = Entry::negative(Meta::new(0).class(DataClass::named("absent")));
+            // Flagged negative with a value, against the encoding: still
+            // never compressed, and still answered as negative.
+            let big_negative = Entry::new(text(5_000), Meta::new(0).flags(Flags::NEGATIVE));
             let empty = Entry::new(Bytes::new(), Meta::new(0));
             let frame = Lz4.compress(&text(5_000)).unwrap();
             let precompressed =
                 Entry::new(frame, Meta::new(0).flags(Flags::EMPTY.with_compression(1)));
             for (k, e) in [
                 ("neg", &negative),
+                ("big-neg", &big_negative),
                 ("empty", &empty),
                 ("pre", &precompressed),
             ] {
                 tier.insert(key(k), e.clone()).await.unwrap();
-                let stored = tier.inner().get(k.as_bytes()).await.unwrap().into_hit();
-                assert_eq!(stored.as_ref(), Some(e), "{k} is stored as it came");
+                // The tier underneath answers a negative entry with its
+                // metadata alone, which would name an algorithm had the
+                // layer compressed it.
+                let stored = tier.inner().get(k.as_bytes()).await.unwrap();
+                let want = if e.meta.is_negative() {
+                    Lookup::Negative(e.meta.clone())
+                } else {
+                    Lookup::Hit(e.clone())
+                };
+                assert_eq!(stored, want, "{k} is stored as it came");
             }
-            assert_eq!(tier.get(b"neg").await.unwrap().into_hit(), Some(negative));
+            for (k, e) in [("neg", &negative), ("big-neg", &big_negative)] {
+                let want = Lookup::Negative(e.meta.clone());
+                assert_eq!(tier.get(k.as_bytes()).await.unwrap(), want, "{k}");
+                assert_eq!(tier.get_many(&[key(k)]).await.unwrap(), [want], "{k}");
+                assert!(!tier.contains(k.as_bytes()).await.unwrap(), "{k}");
+            }
+            // A compare-and-delete of a negative entry is the tier
+            // underneath's, on the value it stored.
+            assert!(!tier.remove_if_unchanged(b"neg", b"x").await.unwrap());
+            assert!(tier.remove_if_unchanged(b"neg", b"").await.unwrap());
+            assert_eq!(tier.get(b"neg").await.unwrap(), Lookup::Miss);
             assert_eq!(tier.get(b"empty").await.unwrap().into_hit(), Some(empty));
             let read = tier.get(b"pre").await.unwrap().into_hit().unwrap();
             assert_eq!((read.value, read.meta.flags), (text(5_000), Flags::EMPTY));
@@ -688,6 +730,27 @@ mod tests {
                 .unwrap();
             assert_eq!(tier.inner().len().await.unwrap(), 3);
             assert_eq!(tier.stats().corrupted_frames, 0);
+        });
+    }
+
+    #[test]
+    fn a_listing_is_the_tier_underneath_s() {
+        run(async {
+            let tier = tier(&CompressionLayer::new(Lz4));
+            for k in ["a", "b", "c"] {
+                let entry = Entry::new(text(10_000), Meta::new(1_000));
+                tier.insert(key(k), entry).await.unwrap();
+            }
+            let start = cache_core::KeyCursor::start();
+            let page = tier.keys(&start, 2).await.unwrap().expect("the tier lists");
+            assert_eq!(page, tier.inner().keys(&start, 2).await.unwrap().unwrap());
+            assert_eq!(page.keys, [key("a"), key("b")]);
+            let next = page.next.expect("one key is left");
+            let rest = tier.keys(&next, 2).await.unwrap().unwrap();
+            assert_eq!((rest.keys, rest.next), (vec![key("c")], None));
+            let garbage = cache_core::KeyCursor::from_bytes(&b"\xff"[..]);
+            let e = tier.keys(&garbage, 2).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
         });
     }
 }

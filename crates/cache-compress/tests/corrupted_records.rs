@@ -99,7 +99,20 @@ fn a_negative_entry_is_never_taken_for_a_frame() {
         tier.insert(Bytes::from_static(b"k"), entry.clone())
             .await
             .unwrap();
-        assert_eq!(tier.get(b"k").await.unwrap(), Lookup::Hit(entry));
+        // Answered as negative, its metadata as stored: nothing read the
+        // value as a frame, nor found it corrupted and deleted it.
+        assert_eq!(tier.get(b"k").await.unwrap(), Lookup::Negative(entry.meta));
+        assert_eq!(tier.len().await.unwrap(), 1);
+        // The encoding's own negative entry, an empty value, is no more a
+        // frame than this one.
+        let negative = Entry::negative(Meta::new(0));
+        tier.insert(Bytes::from_static(b"n"), negative.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            tier.get(b"n").await.unwrap(),
+            Lookup::Negative(negative.meta)
+        );
         assert_eq!(tier.stats().corrupted_frames, 0);
     });
 }

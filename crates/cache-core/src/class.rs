@@ -20,13 +20,13 @@ pub enum Placement {
     /// The tiers below the hot one only (disk, Redis, ...): a hit there is
     /// never promoted into memory. For large values read rarely enough
     /// that they should not take room in memory.
-    DiskOnly,
+    BelowMemory,
 }
 
 impl Placement {
     /// Whether the hot tier may hold the entry.
     pub fn in_memory(self) -> bool {
-        self != Placement::DiskOnly
+        self != Placement::BelowMemory
     }
 
     /// Whether the tiers below the hot one may hold the entry.
@@ -145,6 +145,6 @@ mod tests {
     fn placements_say_where_entries_may_live() {
         assert!(Placement::Everywhere.in_memory() && Placement::Everywhere.below_memory());
         assert!(Placement::MemoryOnly.in_memory() && !Placement::MemoryOnly.below_memory());
-        assert!(!Placement::DiskOnly.in_memory() && Placement::DiskOnly.below_memory());
+        assert!(!Placement::BelowMemory.in_memory() && Placement::BelowMemory.below_memory());
     }
 }

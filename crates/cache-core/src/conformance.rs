@@ -12,8 +12,9 @@
 //!
 //! Each check panics with its name and what differed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,8 @@ use parking_lot::Mutex;
 use crate::backend::Backend;
 use crate::clock::{Clock, ManualClock};
 use crate::entry::{Entry, Lookup};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::{KeyCursor, KeyPage};
 use crate::limits::Limits;
 use crate::meta::{DataClass, Flags, Meta};
 
@@ -76,6 +78,8 @@ where
     check!(limits);
     check!(large_values);
     check!(batches);
+    check!(negative_entries);
+    check!(keys_listing);
     let h = Harness::new();
     let b = Arc::new(make(h.clone()).await);
     concurrent_use(b, &h).await;
@@ -100,6 +104,18 @@ async fn hit<B: Backend>(b: &B, k: &[u8], check: &str) -> Entry {
     }
 }
 
+/// The metadata of the negative entry `b` answers for `k`.
+async fn negative<B: Backend>(b: &B, k: &[u8], check: &str) -> Meta {
+    match b.get(k).await {
+        Ok(Lookup::Negative(meta)) => meta,
+        other => panic!(
+            "{check}: {} expected a negative entry for {:?}, got {other:?}",
+            b.name(),
+            String::from_utf8_lossy(k)
+        ),
+    }
+}
+
 async fn miss<B: Backend>(b: &B, k: &[u8], check: &str) {
     match b.get(k).await {
         Ok(Lookup::Miss) => {}
@@ -118,7 +134,10 @@ async fn round_trip<B: Backend>(b: &B, h: &Harness) {
         expires_at_ms: Some(now + 3_600_000),
         created_at_ms: now - 5,
         class: DataClass::named("conformance"),
-        flags: Flags::EMPTY.with(Flags::NEGATIVE).with_compression(2),
+        // Not negative (a negative entry is answered as `Lookup::Negative`,
+        // see `negative_entries`), and no compression id: a compression
+        // layer under test would take the value for a frame.
+        flags: Flags::BELOW_MEMORY,
     };
     let e = Entry::new(Bytes::from_static(b"value-1"), m);
     b.insert(key("k1"), e.clone()).await.unwrap();
@@ -390,6 +409,279 @@ async fn batches<B: Backend>(b: &B, h: &Harness) {
     assert_eq!(b.len().await.unwrap(), 20);
 }
 
+/// Negative entries: stored as an empty value flagged
+/// [`Flags::NEGATIVE`] ([`Entry::negative`]), answered by `get` and
+/// `get_many` as [`Lookup::Negative`] with the stored metadata, absent for
+/// `contains`, counted by `len`, removed by `remove` (which reports it),
+/// replaced by a value and replacing one, and expiring at their own expiry,
+/// which here differs from the value's beside them.
+async fn negative_entries<B: Backend>(b: &B, h: &Harness) {
+    let check = "negative_entries";
+    let now = h.clock.now_ms();
+    let stored = Entry::negative(Meta {
+        expires_at_ms: Some(now + 30_000),
+        created_at_ms: now - 5,
+        class: DataClass::named("absent-rows"),
+        flags: Flags::BELOW_MEMORY,
+    });
+    let value_meta = Meta::new(now)
+        .expires_at(Some(now + 3_600_000))
+        .class(DataClass::named("rows"));
+    let value = Entry::new(Bytes::from_static(b"row"), value_meta.clone());
+    b.insert(key("neg"), stored.clone()).await.unwrap();
+    b.insert(key("pos"), value.clone()).await.unwrap();
+
+    assert_eq!(
+        negative(b, b"neg", check).await,
+        stored.meta,
+        "{check}: the expiry, creation time, class and flags come back unchanged"
+    );
+    assert!(
+        !b.contains(b"neg").await.unwrap(),
+        "{check}: `contains` of a negative entry, which holds no value"
+    );
+    assert!(
+        b.contains(b"pos").await.unwrap(),
+        "{check}: the value beside it"
+    );
+    assert_eq!(
+        b.len().await.unwrap(),
+        2,
+        "{check}: a negative entry is an entry"
+    );
+
+    let keys = [key("pos"), key("neg"), key("absent")];
+    match b.get_many(&keys).await.unwrap().as_slice() {
+        [Lookup::Hit(e), Lookup::Negative(m), Lookup::Miss] if *e == value && *m == stored.meta => {
+        }
+        other => {
+            panic!("{check}: get_many of a value, a negative entry and nothing gave {other:?}")
+        }
+    }
+
+    // The negative entry ends at its own expiry, the value at its own.
+    h.clock.advance(Duration::from_millis(29_999));
+    negative(b, b"neg", "negative_entries: 1 ms before its expiry").await;
+    h.clock.advance(Duration::from_millis(1));
+    miss(b, b"neg", "negative_entries: at its expiry").await;
+    assert!(!b.contains(b"neg").await.unwrap());
+    assert!(
+        !b.remove(b"neg").await.unwrap(),
+        "{check}: an expired negative entry is gone"
+    );
+    assert_eq!(
+        hit(b, b"pos", check).await,
+        value,
+        "{check}: the value lives on"
+    );
+
+    // A value replaces a negative entry, and a negative entry a value,
+    // written one at a time or in a batch.
+    let now = h.clock.now_ms();
+    let short = Meta::new(now).expires_at(Some(now + 30_000));
+    b.insert(key("flip"), Entry::negative(short.clone()))
+        .await
+        .unwrap();
+    negative(b, b"flip", check).await;
+    let found = Entry::new(Bytes::from_static(b"found"), meta(h));
+    b.insert(key("flip"), found.clone()).await.unwrap();
+    assert_eq!(
+        hit(
+            b,
+            b"flip",
+            "negative_entries: a value over a negative entry"
+        )
+        .await,
+        found
+    );
+    b.insert(key("flip"), Entry::negative(short.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        negative(
+            b,
+            b"flip",
+            "negative_entries: a negative entry over a value"
+        )
+        .await,
+        Entry::negative(short.clone()).meta
+    );
+    assert!(!b.contains(b"flip").await.unwrap());
+    b.insert_many(vec![
+        (key("flip"), found.clone()),
+        (key("pos"), Entry::negative(short.clone())),
+    ])
+    .await
+    .unwrap();
+    match b
+        .get_many(&[key("flip"), key("pos")])
+        .await
+        .unwrap()
+        .as_slice()
+    {
+        [Lookup::Hit(e), Lookup::Negative(m)] if *e == found && m.is_negative() => {}
+        other => {
+            panic!("{check}: a batch that swapped a value and a negative entry gave {other:?}")
+        }
+    }
+
+    // Removing a live negative entry removes an entry, and says so.
+    assert!(
+        b.remove(b"pos").await.unwrap(),
+        "{check}: remove of a live negative entry reports a removal"
+    );
+    miss(b, b"pos", "negative_entries: removed").await;
+    assert!(!b.remove(b"pos").await.unwrap(), "{check}: second remove");
+    assert_eq!(b.len().await.unwrap(), 1, "{check}: only the value is left");
+}
+
+/// The most pages the suite follows before it calls a listing of its few
+/// keys endless.
+const MAX_PAGES: usize = 1_000;
+
+/// Follows a listing from `cursor` to its end in pages of `limit`,
+/// checking that no page holds more than `max(limit, 1)` keys.
+async fn list_from<B: Backend>(
+    b: &B,
+    mut cursor: KeyCursor,
+    limit: usize,
+    check: &str,
+) -> Vec<Bytes> {
+    let mut listed = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let page = match b.keys(&cursor, limit).await {
+            Ok(Some(page)) => page,
+            other => panic!(
+                "{check}: {} answered {other:?} in the middle of a listing",
+                b.name()
+            ),
+        };
+        assert!(
+            page.keys.len() <= limit.max(1),
+            "{check}: {} answered {} keys for a limit of {limit}",
+            b.name(),
+            page.keys.len()
+        );
+        listed.extend(page.keys);
+        match page.next {
+            Some(next) => cursor = next,
+            None => return listed,
+        }
+    }
+    panic!(
+        "{check}: {} listed {MAX_PAGES} pages without ending",
+        b.name()
+    );
+}
+
+/// `listed` as a set, checking that it names no key twice.
+fn once_each<B: Backend>(b: &B, listed: Vec<Bytes>, check: &str) -> BTreeSet<Bytes> {
+    let count = listed.len();
+    let set: BTreeSet<Bytes> = listed.into_iter().collect();
+    assert_eq!(set.len(), count, "{check}: {} listed a key twice", b.name());
+    set
+}
+
+/// Listing keys, for a tier that can: every live key once (negative
+/// entries, the empty key and binary keys among them), removed keys never,
+/// pages within their limit whatever the limit, keys live for the whole
+/// of a listing listed even while other keys are written and removed, and
+/// a cursor the tier did not make refused with an error. A tier whose
+/// `keys` answers `None` passes.
+async fn keys_listing<B: Backend>(b: &B, h: &Harness) {
+    let check = "keys_listing";
+    match b.keys(&KeyCursor::start(), 3).await {
+        Ok(None) => return,
+        Ok(Some(_)) => {}
+        Err(e) => panic!("{check}: {} failed to list an empty tier: {e}", b.name()),
+    }
+    assert!(
+        list_from(b, KeyCursor::start(), 3, check).await.is_empty(),
+        "{check}: an empty tier lists no keys"
+    );
+
+    let mut live = BTreeSet::new();
+    let mut all: Vec<Bytes> = (0..48).map(|i| key(&format!("key-{i:02}"))).collect();
+    // The empty key sorts first and would read as the start if a tier made
+    // its cursor from the last key alone; the binary one holds the key
+    // format's separator and glob characters.
+    all.push(Bytes::new());
+    all.push(Bytes::from_static(&[0, 0x1f, b'*', b'[', b'?', 255]));
+    for (i, k) in all.iter().enumerate() {
+        let entry = if i % 10 == 0 {
+            Entry::negative(meta(h))
+        } else {
+            Entry::new(Bytes::from(vec![i as u8; 4]), meta(h))
+        };
+        b.insert(k.clone(), entry).await.unwrap();
+        live.insert(k.clone());
+    }
+    let removed: BTreeSet<Bytes> = [5, 17, 23, 31, 44]
+        .into_iter()
+        .map(|i| key(&format!("key-{i:02}")))
+        .collect();
+    for k in &removed {
+        assert!(b.remove(k).await.unwrap(), "{check}: remove {k:?}");
+        live.remove(k);
+    }
+
+    for limit in [3, 1, 0, 1_000] {
+        let listed = list_from(b, KeyCursor::start(), limit, check).await;
+        let listed = once_each(b, listed, check);
+        assert_eq!(
+            listed,
+            live,
+            "{check}: {} in pages of {limit} must list exactly the live keys",
+            b.name()
+        );
+    }
+
+    // Keys written and removed during a listing may or may not appear; the
+    // others must, once each.
+    let first = match b.keys(&KeyCursor::start(), 3).await {
+        Ok(Some(page)) => page,
+        other => panic!("{check}: {} answered {other:?}", b.name()),
+    };
+    let churned: Vec<Bytes> = (40..43).map(|i| key(&format!("key-{i:02}"))).collect();
+    for k in &churned {
+        b.remove(k).await.unwrap();
+    }
+    for i in 0..5 {
+        b.insert(key(&format!("new-{i}")), Entry::new(Bytes::new(), meta(h)))
+            .await
+            .unwrap();
+    }
+    let mut listed = first.keys;
+    if let Some(next) = first.next {
+        listed.extend(list_from(b, next, 3, check).await);
+    }
+    let listed = once_each(b, listed, check);
+    for k in live.iter().filter(|k| !churned.contains(k)) {
+        assert!(
+            listed.contains(k),
+            "{check}: {} lost {k:?}, live for the whole listing",
+            b.name()
+        );
+    }
+    for k in &listed {
+        assert!(
+            live.contains(k) || k.starts_with(b"new-"),
+            "{check}: {} listed {k:?}, which was never live during the listing",
+            b.name()
+        );
+    }
+
+    for garbage in [&b"\xffnot a cursor"[..], &[0xff; 64][..]] {
+        match b.keys(&KeyCursor::from_bytes(garbage), 3).await {
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {}
+            other => panic!(
+                "{check}: {} answered a cursor it did not make with {other:?}",
+                b.name()
+            ),
+        }
+    }
+}
+
 async fn concurrent_use<B: Backend>(b: Arc<B>, h: &Harness) {
     const TASKS: usize = 8;
     const KEYS: usize = 50;
@@ -480,7 +772,7 @@ impl Backend for ReferenceBackend {
         self.limits.check_key(key)?;
         Ok(self
             .live(&mut self.map.lock(), key)
-            .map_or(Lookup::Miss, Lookup::Hit))
+            .map_or(Lookup::Miss, Lookup::from_entry))
     }
 
     async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
@@ -518,7 +810,42 @@ impl Backend for ReferenceBackend {
     async fn len(&self) -> Result<u64> {
         Ok(self.map.lock().len() as u64)
     }
+
+    /// Lists the keys in key order; the cursor is the last key listed,
+    /// after a tag byte, so that the empty key is not the start.
+    async fn keys(&self, from: &KeyCursor, limit: usize) -> Result<Option<KeyPage>> {
+        let lower = match from.as_bytes() {
+            [] => Bound::Unbounded,
+            [REFERENCE_CURSOR, last @ ..] => Bound::Excluded(Bytes::copy_from_slice(last)),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "not a key cursor of the reference backend",
+                ));
+            }
+        };
+        let now = self.clock.now_ms();
+        let map = self.map.lock();
+        let mut live = map
+            .range((lower, Bound::Unbounded))
+            .filter(|(_, e)| !e.meta.is_expired(now))
+            .map(|(k, _)| k);
+        let keys: Vec<Bytes> = live.by_ref().take(limit.max(1)).cloned().collect();
+        let next = match (live.next(), keys.last()) {
+            (Some(_), Some(last)) => {
+                let mut cursor = Vec::with_capacity(last.len() + 1);
+                cursor.push(REFERENCE_CURSOR);
+                cursor.extend_from_slice(last);
+                Some(KeyCursor::from_bytes(cursor))
+            }
+            _ => None,
+        };
+        Ok(Some(KeyPage { keys, next }))
+    }
 }
+
+/// The first byte of the reference backend's key cursors.
+const REFERENCE_CURSOR: u8 = b'k';
 
 #[cfg(test)]
 mod tests {
@@ -541,6 +868,11 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_backend_conforms() {
+        run(|h| async move { Arc::new(ReferenceBackend::new(h.clock.clock(), h.limits)) }).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_healthy_failing_backend_conforms() {
         run(|h| async move { FailingBackend::new(ReferenceBackend::new(h.clock.clock(), h.limits)) })
             .await;
@@ -559,7 +891,7 @@ mod tests {
                 .lock()
                 .get(key)
                 .cloned()
-                .map_or(Lookup::Miss, Lookup::Hit))
+                .map_or(Lookup::Miss, Lookup::from_entry))
         }
         async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
             self.0.insert(key, entry).await
@@ -614,6 +946,57 @@ mod tests {
         b.set_failing(false);
         assert!(b.get(b"k").await.unwrap().is_hit());
         assert!(b.remove_if_unchanged(b"k", b"").await.unwrap());
+    }
+
+    /// A backend that answers a negative entry as a hit carrying the flag,
+    /// the encoding the contract rules out: the suite must catch it.
+    struct NegativeAsHit(ReferenceBackend);
+    impl Backend for NegativeAsHit {
+        fn name(&self) -> &str {
+            "negative-as-hit"
+        }
+        async fn get(&self, key: &[u8]) -> Result<Lookup> {
+            Ok(match self.0.get(key).await? {
+                Lookup::Negative(_) => self
+                    .0
+                    .map
+                    .lock()
+                    .get(key)
+                    .cloned()
+                    .map_or(Lookup::Miss, Lookup::Hit),
+                other => other,
+            })
+        }
+        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+            self.0.insert(key, entry).await
+        }
+        async fn remove(&self, key: &[u8]) -> Result<bool> {
+            self.0.remove(key).await
+        }
+        async fn clear(&self) -> Result<()> {
+            self.0.clear().await
+        }
+        async fn len(&self) -> Result<u64> {
+            self.0.len().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_catches_a_negative_entry_answered_as_a_hit() {
+        let outcome = tokio::spawn(run(|h| async move {
+            NegativeAsHit(ReferenceBackend::new(h.clock.clock(), h.limits))
+        }))
+        .await;
+        let panic = outcome.expect_err("the suite must fail");
+        let message = panic.into_panic();
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            text.contains("negative_entries"),
+            "unexpected failure: {text}"
+        );
     }
 
     /// A tier that keeps the trait's default compare-and-delete, which
@@ -691,5 +1074,103 @@ mod tests {
             text.contains("remove_if_unchanged"),
             "unexpected failure: {text}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_reference_backend_lists_its_keys_and_a_failing_one_does_not() {
+        let h = Harness::new();
+        let b = FailingBackend::new(ReferenceBackend::new(h.clock.clock(), h.limits));
+        b.insert(key("k"), Entry::new(Bytes::new(), meta(&h)))
+            .await
+            .unwrap();
+        let page = b.keys(&KeyCursor::start(), 10).await.unwrap();
+        assert_eq!(
+            page,
+            Some(KeyPage {
+                keys: vec![key("k")],
+                next: None
+            })
+        );
+        b.set_failing(true);
+        let e = b.keys(&KeyCursor::start(), 10).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        // Through the object-safe twin too.
+        b.set_failing(false);
+        let dynamic: Arc<dyn DynBackend> = Arc::new(b);
+        let page = dynamic.keys(&KeyCursor::start(), 0).await.unwrap();
+        assert_eq!(page.map(|p| p.keys), Some(vec![key("k")]));
+    }
+
+    /// How [`FlawedListing`] gets listing wrong.
+    #[derive(Clone, Copy, Debug)]
+    enum Flaw {
+        /// Pages one key over the limit.
+        Overfull,
+        /// Drops the last key of every page.
+        Drops,
+        /// Answers a cursor it did not make with an empty, final page.
+        AcceptsAnyCursor,
+    }
+
+    /// The reference backend with a listing that breaks the contract.
+    struct FlawedListing(ReferenceBackend, Flaw);
+    impl Backend for FlawedListing {
+        fn name(&self) -> &str {
+            "flawed-listing"
+        }
+        async fn get(&self, key: &[u8]) -> Result<Lookup> {
+            self.0.get(key).await
+        }
+        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+            self.0.insert(key, entry).await
+        }
+        async fn remove(&self, key: &[u8]) -> Result<bool> {
+            self.0.remove(key).await
+        }
+        async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
+            self.0.remove_if_unchanged(key, seen).await
+        }
+        async fn clear(&self) -> Result<()> {
+            self.0.clear().await
+        }
+        async fn len(&self) -> Result<u64> {
+            self.0.len().await
+        }
+        async fn keys(&self, from: &KeyCursor, limit: usize) -> Result<Option<KeyPage>> {
+            match self.1 {
+                Flaw::Overfull => self.0.keys(from, limit.max(1) + 1).await,
+                Flaw::Drops => {
+                    let mut page = self.0.keys(from, limit).await?;
+                    if let Some(page) = &mut page {
+                        page.keys.pop();
+                    }
+                    Ok(page)
+                }
+                Flaw::AcceptsAnyCursor if from.as_bytes().first() == Some(&0xff) => {
+                    Ok(Some(KeyPage::default()))
+                }
+                Flaw::AcceptsAnyCursor => self.0.keys(from, limit).await,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_catches_a_listing_that_breaks_the_contract() {
+        for flaw in [Flaw::Overfull, Flaw::Drops, Flaw::AcceptsAnyCursor] {
+            let outcome = tokio::spawn(run(move |h| async move {
+                FlawedListing(ReferenceBackend::new(h.clock.clock(), h.limits), flaw)
+            }))
+            .await;
+            let panic = outcome.expect_err("the suite must fail");
+            let message = panic.into_panic();
+            let text = message
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                text.contains("keys_listing"),
+                "{flaw:?}: unexpected failure: {text}"
+            );
+        }
     }
 }

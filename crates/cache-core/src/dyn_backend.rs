@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::backend::Backend;
 use crate::entry::{Entry, Lookup};
 use crate::error::Result;
+use crate::keys::{KeyCursor, KeyPage};
 use crate::removals::Removals;
 
 /// A boxed, sendable future.
@@ -48,6 +49,12 @@ pub trait DynBackend: Send + Sync + 'static {
     fn dyn_insert_many(&self, entries: Vec<(Bytes, Entry)>) -> BoxFuture<'_, Result<()>>;
     /// See [`Backend::removals`].
     fn dyn_removals(&self) -> Option<Removals>;
+    /// See [`Backend::keys`].
+    fn dyn_keys<'a>(
+        &'a self,
+        from: &'a KeyCursor,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<KeyPage>>>;
 }
 
 impl<B: Backend> DynBackend for B {
@@ -88,6 +95,13 @@ impl<B: Backend> DynBackend for B {
     fn dyn_removals(&self) -> Option<Removals> {
         self.removals()
     }
+    fn dyn_keys<'a>(
+        &'a self,
+        from: &'a KeyCursor,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<KeyPage>>> {
+        Box::pin(self.keys(from, limit))
+    }
 }
 
 impl Backend for Arc<dyn DynBackend> {
@@ -123,5 +137,8 @@ impl Backend for Arc<dyn DynBackend> {
     }
     fn removals(&self) -> Option<Removals> {
         (**self).dyn_removals()
+    }
+    async fn keys(&self, from: &KeyCursor, limit: usize) -> Result<Option<KeyPage>> {
+        (**self).dyn_keys(from, limit).await
     }
 }

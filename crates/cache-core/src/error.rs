@@ -34,6 +34,9 @@ pub enum ErrorKind {
     Loader,
     /// A loader panicked or was cancelled before producing a value.
     LoaderAborted,
+    /// An argument is malformed, such as a key listing's cursor that this
+    /// tier did not make; nothing was changed.
+    InvalidInput,
 }
 
 impl ErrorKind {
@@ -51,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Backend => "backend",
             ErrorKind::Loader => "loader",
             ErrorKind::LoaderAborted => "loader_aborted",
+            ErrorKind::InvalidInput => "invalid_input",
         }
     }
 
@@ -65,6 +69,7 @@ impl ErrorKind {
                 | ErrorKind::InvalidTtl
                 | ErrorKind::InvalidConfig
                 | ErrorKind::Codec
+                | ErrorKind::InvalidInput
         )
     }
 }
@@ -185,6 +190,7 @@ mod tests {
     #[test]
     fn input_errors_are_distinguished_from_tier_failures() {
         assert!(ErrorKind::KeyTooLarge.is_input_error());
+        assert!(ErrorKind::InvalidInput.is_input_error());
         assert!(!ErrorKind::Unavailable.is_input_error());
         assert!(!ErrorKind::Corrupted.is_input_error());
     }

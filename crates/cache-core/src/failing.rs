@@ -161,4 +161,9 @@ impl<B: Backend> Backend for FailingBackend<B> {
     fn removals(&self) -> Option<crate::Removals> {
         self.inner.removals()
     }
+
+    async fn keys(&self, from: &crate::KeyCursor, limit: usize) -> Result<Option<crate::KeyPage>> {
+        self.gate("keys").await?;
+        self.inner.keys(from, limit).await
+    }
 }

@@ -54,8 +54,50 @@ struct Flight<V> {
 
 enum State<V> {
     Running(Vec<Waker>),
-    Done(Result<V>),
+    Done(Outcome<V>),
     Abandoned,
+}
+
+/// How a flight ended.
+#[derive(Clone)]
+struct Outcome<V> {
+    result: Result<V>,
+    /// Whether `result` is the error of the leader's loader, which a waiter
+    /// under [`LoaderErrors::Retried`] does not take.
+    loader_failed: bool,
+}
+
+impl<V> Outcome<V> {
+    /// An outcome that is not a loader's error.
+    fn plain(result: Result<V>) -> Self {
+        Outcome {
+            result,
+            loader_failed: false,
+        }
+    }
+
+    /// What a waiter under `errors` takes from this outcome: `None` when it
+    /// is to run its own loader instead.
+    fn taken(self, errors: LoaderErrors) -> Option<Result<V>> {
+        (!self.loader_failed || errors == LoaderErrors::Shared).then_some(self.result)
+    }
+}
+
+/// How a caller that waited on another caller's load treats that load's
+/// loader error (see [`SingleFlight::get_or_load`]).
+///
+/// Only the error of the leader's `load` step is concerned: an error of its
+/// `look` or `store` step reaches every waiter, and a leader that panics or
+/// whose future is dropped always hands over to a waiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoaderErrors {
+    /// Returned to every waiter: one failure answers all (`try_get_with`,
+    /// whose own loader could fail the same way).
+    Shared,
+    /// A waiter whose own loader has not run runs it instead (`get_with`,
+    /// whose loader cannot fail, so another caller's failure is not its
+    /// answer).
+    Retried,
 }
 
 /// What a caller found when it looked up the key.
@@ -148,6 +190,16 @@ where
         }
     }
 
+    /// How many callers wait on the flight of `key`: every holder of the
+    /// flight but the map and its leader.
+    #[cfg(test)]
+    fn waiting(&self, key: &K) -> usize {
+        self.shard(key)
+            .lock()
+            .get(key)
+            .map_or(0, |f| Arc::strong_count(f).saturating_sub(2))
+    }
+
     /// Whether a load for `key` is running now.
     pub fn is_loading(&self, key: &K) -> bool {
         self.shard(key).lock().contains_key(key)
@@ -164,7 +216,7 @@ where
                     let outcome = catch_unwind(AssertUnwindSafe(load));
                     match outcome {
                         Ok(result) => {
-                            self.finish(key, &flight, State::Done(result.clone()));
+                            self.finish(key, &flight, State::Done(Outcome::plain(result.clone())));
                             return result;
                         }
                         Err(panic) => {
@@ -174,13 +226,8 @@ where
                     }
                 }
                 Role::Follower(flight) => {
-                    let mut state = flight.state.lock();
-                    loop {
-                        match &*state {
-                            State::Running(_) => flight.done.wait(&mut state),
-                            State::Done(r) => return r.clone(),
-                            State::Abandoned => break,
-                        }
+                    if let Some(outcome) = wait_blocking(&flight) {
+                        return outcome.result;
                     }
                 }
             }
@@ -209,12 +256,194 @@ where
                     };
                     let result = load().await;
                     guard.armed = false;
-                    self.finish(key, &flight, State::Done(result.clone()));
+                    self.finish(key, &flight, State::Done(Outcome::plain(result.clone())));
                     return result;
                 }
                 Role::Follower(flight) => {
-                    if let Some(r) = (Wait { flight: &flight }).await {
-                        return r;
+                    if let Some(outcome) = (Wait { flight: &flight }).await {
+                        return outcome.result;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Loading through a flight whose value is "the key's value, or none":
+/// the one helper every loading path of the cache calls, so that looking
+/// again, loading, storing and the rule for another caller's loader error
+/// are written once.
+impl<K, V> SingleFlight<K, Option<V>>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    /// Looks again with `look` (another load may have just finished), else
+    /// runs `load`, hands its outcome to `store`, and returns it — once per
+    /// key however many callers wait.
+    ///
+    /// The caller that leads the key's flight runs the three steps in turn:
+    ///
+    /// - `look`: `Ok(Some(v))` ends the flight with `v`, and neither `load`
+    ///   nor `store` runs; `Ok(None)` goes on to `load`.
+    /// - `load`: its `Ok(outcome)` (`None`: the system of record has no
+    ///   value) goes to `store`.
+    /// - `store` receives a clone of the loaded outcome, `None` included,
+    ///   so a negative entry can be stored for it.
+    ///
+    /// Every caller that arrives while the flight runs waits and receives
+    /// its outcome, `Ok(None)` included; an error of `look` or `store` is
+    /// the outcome too. An error of `load` reaches the waiters as `errors`
+    /// says: [`LoaderErrors::Shared`] returns it to them,
+    /// [`LoaderErrors::Retried`] has each of them run its own steps instead
+    /// (a `get_with` caller, whose loader cannot fail, does not take a
+    /// `try_get_with` caller's failure as its answer). Nothing is
+    /// remembered once the flight ends.
+    ///
+    /// A caller leads at most once, so each of its steps runs at most once
+    /// and only if it leads; `FnOnce` is enough. A waiter that is handed
+    /// the flight (its leader was cancelled or panicked) or retries with
+    /// its own loader leads a new flight, and so starts with its own
+    /// `look`: what the earlier leader stored before it went is found there
+    /// rather than loaded again.
+    ///
+    /// If this future is dropped or a step panics before the flight ends,
+    /// its waiters are released and one of them leads the next flight. The
+    /// future is `Send` when the steps and their futures are.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use cache_core::{LoaderErrors, SingleFlight};
+    /// let flights: SingleFlight<u64, Option<String>> = SingleFlight::new();
+    /// let stored = std::sync::Mutex::new(Vec::new());
+    /// let v = flights
+    ///     .get_or_load(
+    ///         &7,
+    ///         LoaderErrors::Shared,
+    ///         || async { Ok(None) },
+    ///         || async { Ok(Some("seven".to_string())) },
+    ///         |v| {
+    ///             stored.lock().unwrap().push(v);
+    ///             async { Ok(()) }
+    ///         },
+    ///     )
+    ///     .await?;
+    /// assert_eq!(v.as_deref(), Some("seven"));
+    /// assert_eq!(*stored.lock().unwrap(), [Some("seven".to_string())]);
+    /// # Ok::<(), cache_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn get_or_load<LookF, LookFut, LoadF, LoadFut, StoreF, StoreFut>(
+        &self,
+        key: &K,
+        errors: LoaderErrors,
+        look: LookF,
+        load: LoadF,
+        store: StoreF,
+    ) -> Result<Option<V>>
+    where
+        LookF: FnOnce() -> LookFut,
+        LookFut: Future<Output = Result<Option<V>>>,
+        LoadF: FnOnce() -> LoadFut,
+        LoadFut: Future<Output = Result<Option<V>>>,
+        StoreF: FnOnce(Option<V>) -> StoreFut,
+        StoreFut: Future<Output = Result<()>>,
+    {
+        let mut steps = Some((look, load, store));
+        loop {
+            match self.join(key) {
+                Role::Leader(flight) => {
+                    let (look, load, store) = steps.take().expect("a caller leads at most once");
+                    // The guard releases the waiters if this future is
+                    // dropped or a step panics before the flight ends.
+                    let mut guard = LeaderGuard {
+                        flights: self,
+                        key,
+                        flight: &flight,
+                        armed: true,
+                    };
+                    let outcome = match look().await {
+                        Ok(None) => match load().await {
+                            Ok(loaded) => {
+                                Outcome::plain(store(loaded.clone()).await.map(|()| loaded))
+                            }
+                            Err(e) => Outcome {
+                                result: Err(e),
+                                loader_failed: true,
+                            },
+                        },
+                        found => Outcome::plain(found),
+                    };
+                    guard.armed = false;
+                    self.finish(key, &flight, State::Done(outcome.clone()));
+                    return outcome.result;
+                }
+                Role::Follower(flight) => {
+                    if let Some(result) = (Wait { flight: &flight })
+                        .await
+                        .and_then(|o| o.taken(errors))
+                    {
+                        return result;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The blocking twin of [`get_or_load`](Self::get_or_load), for the
+    /// synchronous engine: a waiter parks its thread (see the type's notes
+    /// on mixing blocking and async callers). A panic in a step releases
+    /// the waiters and then propagates.
+    ///
+    /// ```
+    /// use cache_core::{LoaderErrors, SingleFlight};
+    /// let flights: SingleFlight<u64, Option<u64>> = SingleFlight::new();
+    /// let found = flights.get_or_load_blocking(
+    ///     &7,
+    ///     LoaderErrors::Retried,
+    ///     || Ok(Some(70)),
+    ///     || unreachable!("look found the value"),
+    ///     |_| unreachable!("nothing was loaded"),
+    /// );
+    /// assert_eq!(found.unwrap(), Some(70));
+    /// ```
+    pub fn get_or_load_blocking(
+        &self,
+        key: &K,
+        errors: LoaderErrors,
+        look: impl FnOnce() -> Result<Option<V>>,
+        load: impl FnOnce() -> Result<Option<V>>,
+        store: impl FnOnce(Option<V>) -> Result<()>,
+    ) -> Result<Option<V>> {
+        let mut steps = Some((look, load, store));
+        loop {
+            match self.join(key) {
+                Role::Leader(flight) => {
+                    let (look, load, store) = steps.take().expect("a caller leads at most once");
+                    let steps = || match look() {
+                        Ok(None) => match load() {
+                            Ok(loaded) => Outcome::plain(store(loaded.clone()).map(|()| loaded)),
+                            Err(e) => Outcome {
+                                result: Err(e),
+                                loader_failed: true,
+                            },
+                        },
+                        found => Outcome::plain(found),
+                    };
+                    match catch_unwind(AssertUnwindSafe(steps)) {
+                        Ok(outcome) => {
+                            self.finish(key, &flight, State::Done(outcome.clone()));
+                            return outcome.result;
+                        }
+                        Err(panic) => {
+                            self.finish(key, &flight, State::Abandoned);
+                            resume_unwind(panic);
+                        }
+                    }
+                }
+                Role::Follower(flight) => {
+                    if let Some(result) = wait_blocking(&flight).and_then(|o| o.taken(errors)) {
+                        return result;
                     }
                 }
             }
@@ -264,14 +493,27 @@ where
     }
 }
 
-/// Waits for a flight to end: `Some(result)` when it finished, `None` when
+/// Blocks until a flight ends: `Some(outcome)` when it finished, `None`
+/// when its leader abandoned it.
+fn wait_blocking<V: Clone>(flight: &Flight<V>) -> Option<Outcome<V>> {
+    let mut state = flight.state.lock();
+    loop {
+        match &*state {
+            State::Running(_) => flight.done.wait(&mut state),
+            State::Done(outcome) => return Some(outcome.clone()),
+            State::Abandoned => return None,
+        }
+    }
+}
+
+/// Waits for a flight to end: `Some(outcome)` when it finished, `None` when
 /// its leader abandoned it.
 struct Wait<'a, V> {
     flight: &'a Arc<Flight<V>>,
 }
 
 impl<V: Clone> Future for Wait<'_, V> {
-    type Output = Option<Result<V>>;
+    type Output = Option<Outcome<V>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.flight.state.lock();
@@ -282,7 +524,7 @@ impl<V: Clone> Future for Wait<'_, V> {
                 }
                 Poll::Pending
             }
-            State::Done(r) => Poll::Ready(Some(r.clone())),
+            State::Done(outcome) => Poll::Ready(Some(outcome.clone())),
             State::Abandoned => Poll::Ready(None),
         }
     }
@@ -429,5 +671,323 @@ mod tests {
         assert!(r.is_err());
         assert!(!flights.is_loading(&3));
         assert_eq!(flights.run_blocking(&3, || Ok(9)).unwrap(), 9);
+    }
+
+    /// A step that must not run.
+    fn never<T>() -> std::future::Ready<Result<T>> {
+        panic!("this step must not run")
+    }
+
+    fn loader_failure() -> Error {
+        Error::new(ErrorKind::Loader, "the loader failed")
+    }
+
+    /// What the `store` steps of a test received.
+    type Stored = Mutex<Vec<Option<u32>>>;
+
+    /// Flights of `u32` keys to maybe-`u32` values, and what their callers
+    /// stored.
+    fn loading() -> (SingleFlight<u32, Option<u32>>, Stored) {
+        (SingleFlight::new(), Mutex::new(Vec::new()))
+    }
+
+    #[tokio::test]
+    async fn a_leader_whose_look_finds_a_value_runs_no_loader() {
+        let (flights, _) = loading();
+        for errors in [LoaderErrors::Shared, LoaderErrors::Retried] {
+            let v = flights
+                .get_or_load(&1, errors, || async { Ok(Some(10)) }, never, |_| never())
+                .await;
+            assert_eq!(v.unwrap(), Some(10));
+            let v = flights.get_or_load_blocking(
+                &1,
+                errors,
+                || Ok(Some(11)),
+                || panic!("look found the value"),
+                |_| panic!("nothing was loaded"),
+            );
+            assert_eq!(v.unwrap(), Some(11));
+        }
+        assert!(!flights.is_loading(&1));
+    }
+
+    #[tokio::test]
+    async fn none_is_stored_and_shared_with_waiters() {
+        let (flights, stored) = loading();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let mut leader = std::pin::pin!(flights.get_or_load(
+            &1,
+            LoaderErrors::Shared,
+            || async { Ok(None) },
+            || async {
+                released.await.ok();
+                Ok(None)
+            },
+            |v| {
+                stored.lock().push(v);
+                async { Ok(()) }
+            },
+        ));
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        let mut shared =
+            std::pin::pin!(
+                flights.get_or_load(&1, LoaderErrors::Shared, never, never, |_| never())
+            );
+        let mut retried = std::pin::pin!(flights.get_or_load(
+            &1,
+            LoaderErrors::Retried,
+            never,
+            never,
+            |_| never()
+        ));
+        assert!(futures::poll!(shared.as_mut()).is_pending());
+        assert!(futures::poll!(retried.as_mut()).is_pending());
+        assert_eq!(flights.waiting(&1), 2);
+        release.send(()).unwrap();
+        assert_eq!(leader.await.unwrap(), None);
+        // "Not found" is an answer, not a failure: every waiter takes it.
+        assert_eq!(shared.await.unwrap(), None);
+        assert_eq!(retried.await.unwrap(), None);
+        assert_eq!(*stored.lock(), [None]);
+    }
+
+    #[tokio::test]
+    async fn another_callers_loader_error_is_shared_or_retried_as_asked() {
+        let (flights, stored) = loading();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let mut leader = std::pin::pin!(flights.get_or_load(
+            &1,
+            LoaderErrors::Shared,
+            || async { Ok(None) },
+            || async {
+                released.await.ok();
+                Err(loader_failure())
+            },
+            |_| never(),
+        ));
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        let mut shared =
+            std::pin::pin!(
+                flights.get_or_load(&1, LoaderErrors::Shared, never, never, |_| never())
+            );
+        let looked = AtomicUsize::new(0);
+        let mut retried = std::pin::pin!(flights.get_or_load(
+            &1,
+            LoaderErrors::Retried,
+            || {
+                looked.fetch_add(1, Ordering::SeqCst);
+                async { Ok(None) }
+            },
+            || async { Ok(Some(2)) },
+            |v| {
+                stored.lock().push(v);
+                async { Ok(()) }
+            },
+        ));
+        assert!(futures::poll!(shared.as_mut()).is_pending());
+        assert!(futures::poll!(retried.as_mut()).is_pending());
+        assert_eq!(flights.waiting(&1), 2);
+        release.send(()).unwrap();
+        assert_eq!(leader.await.unwrap_err().kind(), ErrorKind::Loader);
+        assert_eq!(shared.await.unwrap_err().kind(), ErrorKind::Loader);
+        // The retrying waiter leads a flight of its own, looking first.
+        assert_eq!(retried.await.unwrap(), Some(2));
+        assert_eq!(looked.load(Ordering::SeqCst), 1);
+        assert_eq!(*stored.lock(), [Some(2)]);
+        assert!(!flights.is_loading(&1));
+    }
+
+    #[test]
+    fn another_blocking_callers_loader_error_is_shared_or_retried_as_asked() {
+        let (flights, stored) = loading();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let flights = &flights;
+            let leader = s.spawn(move || {
+                flights.get_or_load_blocking(
+                    &1,
+                    LoaderErrors::Retried,
+                    || Ok(None),
+                    || {
+                        released.recv().unwrap();
+                        Err(loader_failure())
+                    },
+                    |_| panic!("nothing was loaded"),
+                )
+            });
+            while !flights.is_loading(&1) {
+                std::thread::yield_now();
+            }
+            let shared = s.spawn(|| {
+                flights.get_or_load_blocking(
+                    &1,
+                    LoaderErrors::Shared,
+                    || panic!("a waiter does not look"),
+                    || panic!("a waiter sharing the error does not load"),
+                    |_| panic!("nothing was loaded"),
+                )
+            });
+            let retried = s.spawn(|| {
+                flights.get_or_load_blocking(
+                    &1,
+                    LoaderErrors::Retried,
+                    || Ok(None),
+                    || Ok(Some(3)),
+                    |v| {
+                        stored.lock().push(v);
+                        Ok(())
+                    },
+                )
+            });
+            while flights.waiting(&1) < 2 {
+                std::thread::yield_now();
+            }
+            release.send(()).unwrap();
+            assert_eq!(
+                leader.join().unwrap().unwrap_err().kind(),
+                ErrorKind::Loader
+            );
+            assert_eq!(
+                shared.join().unwrap().unwrap_err().kind(),
+                ErrorKind::Loader
+            );
+            assert_eq!(retried.join().unwrap().unwrap(), Some(3));
+        });
+        assert_eq!(*stored.lock(), [Some(3)]);
+    }
+
+    #[tokio::test]
+    async fn a_store_error_reaches_even_a_retrying_waiter() {
+        let (flights, _) = loading();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let mut leader = std::pin::pin!(flights.get_or_load(
+            &1,
+            LoaderErrors::Retried,
+            || async { Ok(None) },
+            || async {
+                released.await.ok();
+                Ok(Some(1))
+            },
+            |_| async { Err(Error::new(ErrorKind::ValueTooLarge, "too large")) },
+        ));
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        let mut retried = std::pin::pin!(flights.get_or_load(
+            &1,
+            LoaderErrors::Retried,
+            never,
+            never,
+            |_| never()
+        ));
+        assert!(futures::poll!(retried.as_mut()).is_pending());
+        release.send(()).unwrap();
+        assert_eq!(leader.await.unwrap_err().kind(), ErrorKind::ValueTooLarge);
+        assert_eq!(retried.await.unwrap_err().kind(), ErrorKind::ValueTooLarge);
+    }
+
+    #[tokio::test]
+    async fn a_leader_cancelled_mid_load_hands_over_to_a_waiter() {
+        let (flights, stored) = loading();
+        let (_never_sent, never_released) = tokio::sync::oneshot::channel::<()>();
+        let mut leader = Box::pin(flights.get_or_load(
+            &1,
+            LoaderErrors::Shared,
+            || async { Ok(None) },
+            || async {
+                never_released.await.ok();
+                Ok(Some(1))
+            },
+            |_| never(),
+        ));
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        let mut waiter = std::pin::pin!(flights.get_or_load(
+            &1,
+            LoaderErrors::Shared,
+            || async { Ok(None) },
+            || async { Ok(Some(2)) },
+            |v| {
+                stored.lock().push(v);
+                async { Ok(()) }
+            },
+        ));
+        assert!(futures::poll!(waiter.as_mut()).is_pending());
+        assert_eq!(flights.waiting(&1), 1);
+        drop(leader);
+        assert_eq!(waiter.await.unwrap(), Some(2));
+        assert_eq!(*stored.lock(), [Some(2)]);
+        assert!(!flights.is_loading(&1));
+    }
+
+    #[test]
+    fn a_panicking_blocking_loader_hands_over_to_a_waiter() {
+        let (flights, stored) = loading();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let flights = &flights;
+            let leader = s.spawn(move || {
+                flights.get_or_load_blocking(
+                    &1,
+                    LoaderErrors::Shared,
+                    || Ok(None),
+                    || {
+                        released.recv().unwrap();
+                        panic!("the loader panicked on purpose")
+                    },
+                    |_| panic!("nothing was loaded"),
+                )
+            });
+            while !flights.is_loading(&1) {
+                std::thread::yield_now();
+            }
+            let waiter = s.spawn(|| {
+                flights.get_or_load_blocking(
+                    &1,
+                    LoaderErrors::Shared,
+                    || Ok(None),
+                    || Ok(Some(4)),
+                    |v| {
+                        stored.lock().push(v);
+                        Ok(())
+                    },
+                )
+            });
+            while flights.waiting(&1) < 1 {
+                std::thread::yield_now();
+            }
+            release.send(()).unwrap();
+            assert!(leader.join().is_err(), "the leader's panic propagates");
+            assert_eq!(waiter.join().unwrap().unwrap(), Some(4));
+        });
+        assert_eq!(*stored.lock(), [Some(4)]);
+        assert!(!flights.is_loading(&1));
+    }
+
+    /// Compiles only if `get_or_load`'s future is `Send` whenever its
+    /// steps' futures are, so the facade can spawn it.
+    #[allow(dead_code)]
+    fn get_or_load_is_send<'a, K, V>(
+        flights: &'a SingleFlight<K, Option<V>>,
+        key: &'a K,
+        value: V,
+    ) -> impl Future<Output = Result<Option<V>>> + Send + 'a
+    where
+        K: Hash + Eq + Clone + Send + Sync,
+        V: Clone + Send + Sync + 'a,
+    {
+        flights.get_or_load(
+            key,
+            LoaderErrors::Retried,
+            || async { Ok(None) },
+            move || async move { Ok(Some(value)) },
+            |_| async { Ok(()) },
+        )
+    }
+
+    #[test]
+    fn get_or_load_futures_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let flights: SingleFlight<String, Option<Vec<u8>>> = SingleFlight::new();
+        let key = "k".to_string();
+        let fut = get_or_load_is_send(&flights, &key, vec![1]);
+        assert_send(&fut);
     }
 }

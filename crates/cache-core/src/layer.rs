@@ -104,6 +104,17 @@ impl<A: Backend, B: Backend> Backend for Either<A, B> {
             Either::Plain(b) => b.removals(),
         }
     }
+
+    async fn keys(
+        &self,
+        from: &crate::KeyCursor,
+        limit: usize,
+    ) -> crate::Result<Option<crate::KeyPage>> {
+        match self {
+            Either::Wrapped(a) => a.keys(from, limit).await,
+            Either::Plain(b) => b.keys(from, limit).await,
+        }
+    }
 }
 
 impl<B: Backend, L: Layer<B>> Layer<B> for Option<L> {
@@ -157,6 +168,17 @@ mod tests {
         type Backend = Renamed<B>;
         fn layer(&self, inner: B) -> Renamed<B> {
             Renamed(inner)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_arms_of_an_optional_layer_conform() {
+        for on in [true, false] {
+            crate::conformance::run(|h| async move {
+                let tier = crate::conformance::ReferenceBackend::new(h.clock.clock(), h.limits);
+                on.then_some(RenameLayer).layer(tier)
+            })
+            .await;
         }
     }
 

@@ -35,8 +35,10 @@ mod error;
 #[cfg(feature = "test-utils")]
 mod failing;
 mod flight;
+mod keys;
 mod layer;
 mod limits;
+mod loader;
 mod meta;
 mod removals;
 mod striped;
@@ -56,9 +58,11 @@ pub use entry::{Entry, Lookup};
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "test-utils")]
 pub use failing::FailingBackend;
-pub use flight::{SingleFlight, loader_error};
+pub use flight::{LoaderErrors, SingleFlight, loader_error};
+pub use keys::{KeyCursor, KeyPage};
 pub use layer::{Either, Layer};
 pub use limits::Limits;
+pub use loader::Loader;
 pub use meta::{DataClass, Flags, Meta, expiry_after, validate_ttl};
 pub use removals::{ClassRemovals, Removals};
 pub use striped::StripedCounters;

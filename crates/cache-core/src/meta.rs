@@ -60,11 +60,18 @@ impl Flags {
     /// No flags set.
     pub const EMPTY: Flags = Flags(0);
     /// The entry records that the key has no value (negative caching).
+    ///
+    /// A negative entry is stored as an ordinary [`Entry`](crate::Entry)
+    /// with this flag and an empty value ([`Entry::negative`](crate::Entry::negative)),
+    /// and expires with its own TTL. Every tier answers it with
+    /// [`Lookup::Negative`](crate::Lookup::Negative) and the stored metadata,
+    /// never as a hit ([`Lookup::from_entry`](crate::Lookup::from_entry)).
+    /// It is never compressed.
     pub const NEGATIVE: Flags = Flags(1);
     /// The entry is placed below the hot tier only
-    /// ([`Placement::DiskOnly`](crate::Placement::DiskOnly)): a hit in a
+    /// ([`Placement::BelowMemory`](crate::Placement::BelowMemory)): a hit in a
     /// lower tier is never promoted into memory.
-    pub const LOWER_ONLY: Flags = Flags(2);
+    pub const BELOW_MEMORY: Flags = Flags(2);
     const COMPRESSION_SHIFT: u16 = 8;
     const COMPRESSION_MASK: u16 = 0x0F << Self::COMPRESSION_SHIFT;
 
@@ -113,9 +120,9 @@ impl fmt::Debug for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Flags {{ negative: {}, lower_only: {}, compression: {} }}",
+            "Flags {{ negative: {}, below_memory: {}, compression: {} }}",
             self.contains(Flags::NEGATIVE),
-            self.contains(Flags::LOWER_ONLY),
+            self.contains(Flags::BELOW_MEMORY),
             self.compression()
         )
     }

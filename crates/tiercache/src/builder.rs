@@ -1,4 +1,6 @@
-//! Configuration of a tiered [`Cache`].
+//! Configuration of a tiered [`Cache`], and building it in three steps:
+//! open the tiers below memory, wrap each in its layers, then make the hot
+//! tier with its removal listener.
 
 use std::fmt;
 use std::hash::Hash;
@@ -6,22 +8,23 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use cache_backends::memory::MemoryCache;
 use cache_core::{
     Backend, ClassPolicy, Classes, Clock, Codec, DataClass, DynBackend, Error, ErrorKind, Limits,
-    Placement, Postcard, Result, validate_ttl,
+    Placement, Postcard, Result, SingleFlight, StripedCounters, validate_ttl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cache::{Cache, Parts};
-use crate::hot::{HotTier, Pending, Slot, demote_on_evict};
+use crate::cache::{
+    Cache, DemotionQueue, Inner, MAX_WAITING_DEMOTIONS, WritePolicy, encode_key, hot_listener,
+};
+use crate::hot::{ClassNames, HotTier};
+use crate::observe::Observer;
 use crate::promotion::{HitWindow, Promotion};
-
-/// The most evicted entries that wait for the warm tier at once under
-/// write-on-evict; calls that evict write them right away, so the queue
-/// stays short unless the warm tier is much slower than the inserts.
-const MAX_WAITING_DEMOTIONS: usize = 10_000;
+use crate::stripes::Stripes;
+use crate::tiers::{Tier, Tiers};
 
 /// Builds a [`Cache`]; start from [`Cache::builder`].
 ///
@@ -31,13 +34,20 @@ const MAX_WAITING_DEMOTIONS: usize = 10_000;
 /// with [`tier`](Self::tier), in the order they are added: memory → redb →
 /// Redis → the rest.
 pub struct CacheBuilder<K, V, C = Postcard> {
+    settings: Settings,
+    codec: C,
+    _types: PhantomData<fn(K, V)>,
+}
+
+/// Everything a builder is told, apart from the codec: kept in one place so
+/// that [`CacheBuilder::codec`] moves it whole.
+struct Settings {
     max_capacity: u64,
     time_to_live: Option<Duration>,
     time_to_idle: Option<Duration>,
     clock: Clock,
-    codec: C,
     limits: Limits,
-    tiers: Vec<Arc<dyn DynBackend>>,
+    tiers: Vec<AddedTier>,
     #[cfg(feature = "redb")]
     disk: Option<std::path::PathBuf>,
     #[cfg(feature = "redis")]
@@ -55,7 +65,79 @@ pub struct CacheBuilder<K, V, C = Postcard> {
     /// default.
     #[cfg(feature = "analytics")]
     entry_tracking: Option<u64>,
-    _types: PhantomData<fn(K, V)>,
+}
+
+/// A tier the application added, waiting for [`CacheBuilder::build`] to
+/// wrap it in the builder's layers (which keeps its concrete type, so that
+/// its calls are boxed once).
+struct AddedTier {
+    name: String,
+    wrap: Box<dyn FnOnce(&Wrapping) -> Tier + Send>,
+}
+
+impl AddedTier {
+    fn new<B: Backend>(backend: B) -> Self {
+        AddedTier {
+            name: backend.name().to_string(),
+            wrap: Box::new(move |wrapping| wrapping.wrap(backend)),
+        }
+    }
+}
+
+/// The layers the builder wraps every tier in.
+struct Wrapping {
+    /// The analytics layer, before its tier label is set.
+    #[cfg(feature = "analytics")]
+    analytics: Option<cache_analytics::AnalyticsLayer>,
+}
+
+impl Wrapping {
+    /// `backend` in the analytics layer (outermost, so that it sees values
+    /// as the cache gives them and times everything below), boxed once.
+    #[cfg(feature = "analytics")]
+    fn wrap<B: Backend>(&self, backend: B) -> Tier {
+        use cache_core::Layer;
+        match &self.analytics {
+            Some(layer) => {
+                let layer = layer.clone().tier(backend.name().to_string());
+                let analysed = Arc::new(layer.layer(backend));
+                Tier::new(analysed.clone()).with_analytics(analysed)
+            }
+            None => Tier::new(Arc::new(backend)),
+        }
+    }
+
+    /// `backend`, boxed once.
+    #[cfg(not(feature = "analytics"))]
+    fn wrap<B: Backend>(&self, backend: B) -> Tier {
+        Tier::new(Arc::new(backend))
+    }
+
+    /// `backend` compressed with `layer` if there is one, then wrapped as
+    /// every tier is; the tier keeps a handle on its own compression
+    /// figures.
+    #[cfg(all(feature = "compress", any(feature = "redb", feature = "redis")))]
+    fn wrap_compressed<B: Backend>(
+        &self,
+        backend: B,
+        layer: Option<&cache_compress::CompressionLayer>,
+    ) -> Tier {
+        use cache_core::Layer;
+        match layer {
+            Some(layer) => {
+                let compressed = Arc::new(layer.layer(backend));
+                self.wrap(compressed.clone()).with_compression(compressed)
+            }
+            None => self.wrap(backend),
+        }
+    }
+
+    /// `backend`, wrapped as every tier is (compression needs the
+    /// `compress` feature).
+    #[cfg(all(not(feature = "compress"), any(feature = "redb", feature = "redis")))]
+    fn wrap_compressed<B: Backend>(&self, backend: B, _layer: Option<&()>) -> Tier {
+        self.wrap(backend)
+    }
 }
 
 /// How the builder compresses the tiers it opens itself.
@@ -78,14 +160,13 @@ impl Default for Compression {
     }
 }
 
-impl<K, V> Default for CacheBuilder<K, V, Postcard> {
+impl Default for Settings {
     fn default() -> Self {
-        CacheBuilder {
+        Settings {
             max_capacity: 10_000,
             time_to_live: None,
             time_to_idle: None,
             clock: Clock::system(),
-            codec: Postcard,
             limits: Limits::DEFAULT,
             tiers: Vec::new(),
             #[cfg(feature = "redb")]
@@ -98,9 +179,18 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
             #[cfg(feature = "compress")]
             compression: Compression::default(),
             #[cfg(feature = "analytics")]
-            analytics: Some(crate::report::DEFAULT_SAMPLING),
+            analytics: Some(crate::observe::DEFAULT_SAMPLING),
             #[cfg(feature = "analytics")]
             entry_tracking: None,
+        }
+    }
+}
+
+impl<K, V> Default for CacheBuilder<K, V, Postcard> {
+    fn default() -> Self {
+        CacheBuilder {
+            settings: Settings::default(),
+            codec: Postcard,
             _types: PhantomData,
         }
     }
@@ -108,13 +198,14 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
 
 impl<K, V, C> fmt::Debug for CacheBuilder<K, V, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
         f.debug_struct("CacheBuilder")
-            .field("max_capacity", &self.max_capacity)
-            .field("time_to_live", &self.time_to_live)
-            .field("time_to_idle", &self.time_to_idle)
+            .field("max_capacity", &s.max_capacity)
+            .field("time_to_live", &s.time_to_live)
+            .field("time_to_idle", &s.time_to_idle)
             .field(
                 "tiers",
-                &self.tiers.iter().map(|t| t.dyn_name()).collect::<Vec<_>>(),
+                &s.tiers.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -128,47 +219,50 @@ where
 {
     /// The number of entries the hot tier holds (10,000 by default).
     pub fn max_capacity(mut self, max_capacity: u64) -> Self {
-        self.max_capacity = max_capacity;
+        self.settings.max_capacity = max_capacity;
         self
     }
 
     /// How long an entry lives after it is written, in every tier. Without
     /// it entries live until evicted or removed.
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
-        self.time_to_live = Some(ttl);
+        self.settings.time_to_live = Some(ttl);
         self
     }
 
     /// How long an entry may go unread in the hot tier before it expires
     /// there (lower tiers keep it until its time-to-live).
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
-        self.time_to_idle = Some(tti);
+        self.settings.time_to_idle = Some(tti);
         self
     }
 
     /// The clock used for expiry in the hot tier and for new entries'
     /// metadata. Give lower tiers the same clock.
     pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
+        self.settings.clock = clock;
         self
     }
 
     /// Key and value size limits for the byte tiers, checked before any
     /// tier is written.
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        self.settings.limits = limits;
         self
     }
 
     /// Adds a byte tier below the tiers already added.
     pub fn tier(mut self, tier: Arc<dyn DynBackend>) -> Self {
-        self.tiers.push(tier);
+        self.settings.tiers.push(AddedTier::new(tier));
         self
     }
 
-    /// Adds a byte tier given by value.
-    pub fn backend(self, backend: impl Backend) -> Self {
-        self.tier(Arc::new(backend))
+    /// Adds a byte tier given by value. Its calls are boxed once, at the
+    /// outermost layer, where [`tier`](Self::tier)'s already boxed stack
+    /// is boxed again under the builder's own layers.
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.settings.tiers.push(AddedTier::new(backend));
+        self
     }
 
     /// Adds the disk tier: a redb file at `path`, created if missing, with
@@ -178,7 +272,7 @@ where
     /// and add it with [`tier`](Self::tier).
     #[cfg(feature = "redb")]
     pub fn disk(mut self, path: impl AsRef<std::path::Path>) -> Self {
-        self.disk = Some(path.as_ref().to_path_buf());
+        self.settings.disk = Some(path.as_ref().to_path_buf());
         self
     }
 
@@ -192,7 +286,7 @@ where
     /// with [`tier`](Self::tier).
     #[cfg(feature = "redis")]
     pub fn redis(mut self, url: &str) -> Self {
-        self.redis = Some(url.to_string());
+        self.settings.redis = Some(url.to_string());
         self
     }
 
@@ -219,14 +313,14 @@ where
     /// # }).unwrap();
     /// ```
     pub fn class(mut self, name: &str, ttl: Duration) -> Self {
-        self.classes.push((DataClass::named(name), Some(ttl), None));
+        self.settings.classes.push((DataClass::named(name), Some(ttl), None));
         self
     }
 
     /// Sets which tiers the entries of class `name` may live in (every
     /// tier by default), defining the class if needed.
     pub fn class_placement(mut self, name: &str, placement: Placement) -> Self {
-        self.classes
+        self.settings.classes
             .push((DataClass::named(name), None, Some(placement)));
         self
     }
@@ -234,7 +328,7 @@ where
     /// When a hit in a lower tier is copied into the tiers above it: on
     /// every hit (the default), or after a number of hits within a window.
     pub fn promotion(mut self, promotion: Promotion) -> Self {
-        self.promotion = promotion;
+        self.settings.promotion = promotion;
         self
     }
 
@@ -243,10 +337,10 @@ where
     /// what it evicts for room into the warm tier, the first tier below
     /// it, with its remaining time to live. An entry promoted from below is
     /// not written back when evicted, since the tier below still holds it.
-    /// Entries placed [`DiskOnly`](Placement::DiskOnly) are still written
+    /// Entries placed [`BelowMemory`](Placement::BelowMemory) are still written
     /// through.
     pub fn write_on_evict(mut self, on: bool) -> Self {
-        self.write_on_evict = on;
+        self.settings.write_on_evict = on;
         self
     }
 
@@ -259,22 +353,22 @@ where
     /// [`Layer::layer`](cache_core::Layer::layer).
     #[cfg(feature = "compress")]
     pub fn compression(mut self, layer: Option<cache_compress::CompressionLayer>) -> Self {
-        self.compression.disk = layer.clone();
-        self.compression.redis = layer;
+        self.settings.compression.disk = layer.clone();
+        self.settings.compression.redis = layer;
         self
     }
 
     /// Compresses the disk tier with `layer`, or not at all with `None`.
     #[cfg(feature = "compress")]
     pub fn disk_compression(mut self, layer: Option<cache_compress::CompressionLayer>) -> Self {
-        self.compression.disk = layer;
+        self.settings.compression.disk = layer;
         self
     }
 
     /// Compresses the Redis tier with `layer`, or not at all with `None`.
     #[cfg(feature = "compress")]
     pub fn redis_compression(mut self, layer: Option<cache_compress::CompressionLayer>) -> Self {
-        self.compression.redis = layer;
+        self.settings.compression.redis = layer;
         self
     }
 
@@ -284,7 +378,7 @@ where
     /// exported with [`Cache::emit_metrics`](crate::Cache::emit_metrics).
     #[cfg(feature = "analytics")]
     pub fn analytics(mut self, on: bool) -> Self {
-        self.analytics = on.then_some(self.analytics.unwrap_or(crate::report::DEFAULT_SAMPLING));
+        self.settings.analytics = on.then_some(self.settings.analytics.unwrap_or(crate::observe::DEFAULT_SAMPLING));
         self
     }
 
@@ -298,7 +392,7 @@ where
     #[cfg(feature = "analytics")]
     pub fn analytics_sampling(mut self, one_in: u32) -> Self {
         let n = one_in.max(1);
-        self.analytics = Some((n, n));
+        self.settings.analytics = Some((n, n));
         self
     }
 
@@ -310,209 +404,201 @@ where
     /// Turns analytics on.
     #[cfg(feature = "analytics")]
     pub fn entry_tracking(mut self, one_in: u64) -> Self {
-        self.entry_tracking = Some(one_in.max(1));
-        self.analytics = self.analytics.or(Some(crate::report::DEFAULT_SAMPLING));
+        self.settings.entry_tracking = Some(one_in.max(1));
+        self.settings.analytics = self.settings.analytics.or(Some(crate::observe::DEFAULT_SAMPLING));
         self
     }
 
     /// Encodes keys and values for the byte tiers with another codec.
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<K, V, C2> {
         CacheBuilder {
-            max_capacity: self.max_capacity,
-            time_to_live: self.time_to_live,
-            time_to_idle: self.time_to_idle,
-            clock: self.clock,
+            settings: self.settings,
             codec,
-            limits: self.limits,
-            tiers: self.tiers,
-            #[cfg(feature = "redb")]
-            disk: self.disk,
-            #[cfg(feature = "redis")]
-            redis: self.redis,
-            classes: self.classes,
-            promotion: self.promotion,
-            write_on_evict: self.write_on_evict,
-            #[cfg(feature = "compress")]
-            compression: self.compression,
-            #[cfg(feature = "analytics")]
-            analytics: self.analytics,
-            #[cfg(feature = "analytics")]
-            entry_tracking: self.entry_tracking,
             _types: PhantomData,
         }
     }
 
-    /// Builds the cache, or explains which setting is invalid.
+    /// Builds the cache, or explains which setting is invalid: checks the
+    /// settings, opens and wraps the tiers below memory, then makes the hot
+    /// tier.
     pub async fn build(self) -> Result<Cache<K, V, C>> {
+        let mut s = self.settings;
+        let classes = s.checked_classes()?;
+        let codec = self.codec;
+        let limits = s.limits;
+        let encoder = codec.clone();
+        let observer = s.observer(Arc::new(move |key: &K| encode_key(&encoder, &limits, key).ok()));
+        let tiers = s.open_tiers().await?;
+        let policy = if s.write_on_evict {
+            WritePolicy::OnEvict(Arc::new(DemotionQueue::new(MAX_WAITING_DEMOTIONS)))
+        } else {
+            WritePolicy::Through
+        };
+        let hot = s.hot_tier(&policy, observer.clone())?;
+        let promotion = match s.promotion {
+            Promotion::Always | Promotion::AfterHits { hits: 0 | 1, .. } => None,
+            Promotion::AfterHits { hits, window } => Some(HitWindow::new(hits, window)),
+        };
+        Ok(Cache::from_inner(Inner {
+            hot,
+            tiers,
+            policy,
+            codec,
+            clock: s.clock,
+            time_to_live: s.time_to_live,
+            limits,
+            classes: ArcSwap::from_pointee(classes),
+            class_names: ClassNames::default(),
+            promotion,
+            stripes: Stripes::new(),
+            flights: SingleFlight::new(),
+            counters: StripedCounters::new(),
+            observer,
+        }))
+    }
+}
+
+impl Settings {
+    /// The classes' policies, checked. Each class starts from the built-in
+    /// policy (every tier, the cache's time-to-live) and takes only what
+    /// its own calls set, so the order of the calls that configure classes,
+    /// the default class among them, changes nothing.
+    fn checked_classes(&self) -> Result<Classes> {
         if let Some(ttl) = self.time_to_live {
             validate_ttl(ttl)?;
         }
         if let Some(tti) = self.time_to_idle {
             validate_ttl(tti)?;
         }
-        // Each class starts from the built-in policy (every tier, the
-        // cache's time-to-live) and takes only what its own calls set, so
-        // the order of the calls that configure classes, the default class
-        // among them, changes nothing.
         let mut policies: Vec<(DataClass, ClassPolicy)> = Vec::new();
-        for (class, ttl, placement) in self.classes {
-            let i = match policies.iter().position(|(c, _)| *c == class) {
+        for (class, ttl, placement) in &self.classes {
+            let i = match policies.iter().position(|(c, _)| c == class) {
                 Some(i) => i,
                 None => {
-                    policies.push((class, ClassPolicy::default()));
+                    policies.push((class.clone(), ClassPolicy::default()));
                     policies.len() - 1
                 }
             };
             let policy = &mut policies[i].1;
             if ttl.is_some() {
-                policy.time_to_live = ttl;
+                policy.time_to_live = *ttl;
             }
             if let Some(placement) = placement {
-                policy.placement = placement;
+                policy.placement = *placement;
             }
         }
         let mut classes = Classes::default();
         for (class, policy) in policies {
             classes.set(class, policy)?;
         }
-        let promotion = match self.promotion {
-            Promotion::Always | Promotion::AfterHits { hits: 0 | 1, .. } => None,
-            Promotion::AfterHits { hits, window } => Some(HitWindow::new(hits, window)),
-        };
+        Ok(classes)
+    }
+
+    /// The layers every tier is wrapped in.
+    fn wrapping(&self) -> Wrapping {
+        Wrapping {
+            #[cfg(feature = "analytics")]
+            analytics: self.analytics.map(|(_, n)| {
+                cache_analytics::AnalyticsLayer::new()
+                    .latency_sample(n)
+                    .key_sample(n)
+                    .clock(self.clock.clone())
+            }),
+        }
+    }
+
+    /// The hot path's observer: analytics when it is on.
+    #[cfg(feature = "analytics")]
+    fn observer<K: Hash>(&self, encode: crate::observe::KeyEncoder<K>) -> Observer<K> {
+        let analytics = self
+            .analytics
+            .map(|(n, _)| Arc::new(crate::observe::HotAnalytics::new(n, self.entry_tracking)));
+        Observer::new(self.clock.clone(), encode).with(analytics)
+    }
+
+    /// The hot path's observer, which observes nothing without analytics.
+    #[cfg(not(feature = "analytics"))]
+    fn observer<K: Hash>(&self, encode: crate::observe::KeyEncoder<K>) -> Observer<K> {
+        Observer::new(self.clock.clone(), encode)
+    }
+
+    /// Step 1 and 2: opens the disk and Redis tiers, and wraps them and the
+    /// tiers the application added in the builder's layers, in order.
+    async fn open_tiers(&mut self) -> Result<Tiers> {
+        let wrapping = self.wrapping();
+        let mut tiers = Vec::with_capacity(self.tiers.len() + 2);
+        #[cfg(feature = "redb")]
+        if let Some(path) = self.disk.take() {
+            let disk = cache_backends::redb::RedbBackend::builder(path)
+                .clock(self.clock.clone())
+                .limits(self.limits)
+                .build()
+                .await?;
+            tiers.push(wrapping.wrap_compressed(disk, self.disk_compression()));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(url) = self.redis.take() {
+            let redis = cache_backends::redis::RedisBackend::builder(&url)
+                .clock(self.clock.clone())
+                .limits(self.limits)
+                .build()
+                .await?;
+            tiers.push(wrapping.wrap_compressed(redis, self.redis_compression()));
+        }
+        tiers.extend(self.tiers.drain(..).map(|added| (added.wrap)(&wrapping)));
+        Ok(Tiers::new(tiers))
+    }
+
+    #[cfg(all(feature = "compress", feature = "redb"))]
+    fn disk_compression(&self) -> Option<&cache_compress::CompressionLayer> {
+        self.compression.disk.as_ref()
+    }
+
+    #[cfg(all(not(feature = "compress"), feature = "redb"))]
+    fn disk_compression(&self) -> Option<&()> {
+        None
+    }
+
+    #[cfg(all(feature = "compress", feature = "redis"))]
+    fn redis_compression(&self) -> Option<&cache_compress::CompressionLayer> {
+        self.compression.redis.as_ref()
+    }
+
+    #[cfg(all(not(feature = "compress"), feature = "redis"))]
+    fn redis_compression(&self) -> Option<&()> {
+        None
+    }
+
+    /// Step 3: the hot tier, with the removal listener that tells the
+    /// observer what it evicts and, with write-on-evict, queues it for
+    /// demotion (inside the partition's lock, so that an entry is in the
+    /// queue before any later change of its key can look for it there).
+    fn hot_tier<K, V>(
+        &self,
+        policy: &WritePolicy<K, V>,
+        observer: Observer<K>,
+    ) -> Result<HotTier<K, V>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
         let mut hot = MemoryCache::builder()
             .max_capacity(self.max_capacity)
             .clock(self.clock.clone());
         if let Some(tti) = self.time_to_idle {
             hot = hot.time_to_idle(tti);
         }
-        let pending = self
-            .write_on_evict
-            .then(|| Arc::new(Pending::new(MAX_WAITING_DEMOTIONS)));
-        #[cfg(feature = "analytics")]
-        let hot_analytics = self
-            .analytics
-            .map(|(n, _)| Arc::new(crate::report::HotAnalytics::new(n, self.entry_tracking)));
-        // The hot tier tells analytics the class of what it evicts and
-        // expires, and (write-on-evict) hands the evicted to the warm tier.
-        let clock = self.clock.clone();
-        let demote = pending.clone().map(|p| demote_on_evict(p, clock));
-        #[cfg(feature = "analytics")]
-        let counted = hot_analytics.clone();
-        #[cfg(not(feature = "analytics"))]
-        let counted: Option<()> = None;
-        if demote.is_some() || counted.is_some() {
-            // With write-on-evict, in the partition's lock: an entry is in
-            // the demotion queue before any later change of its key can
-            // look for it there.
-            hot = hot.listener_in_lock(demote.is_some()).eviction_listener(
-                move |key: K, slot: Slot<V>, cause| {
-                    #[cfg(feature = "analytics")]
-                    if let Some(a) = &counted {
-                        a.removed(slot.class, cause);
-                    }
-                    if let Some(demote) = &demote {
-                        demote(key, slot, cause);
-                    }
-                },
-            );
+        let queue = match policy {
+            WritePolicy::OnEvict(queue) => Some(queue.clone()),
+            WritePolicy::Through => None,
+        };
+        let in_lock = queue.is_some();
+        if let Some(listener) = hot_listener(queue, observer, self.clock.clone()) {
+            hot = hot.listener_in_lock(in_lock).eviction_listener(listener);
         }
-        let hot = hot.try_build().map_err(|e| {
+        let engine = hot.try_build().map_err(|e| {
             Error::new(ErrorKind::InvalidConfig, "invalid hot tier settings").with_source(e)
         })?;
-        #[allow(unused_mut)]
-        let mut tiers: Vec<Arc<dyn DynBackend>> = Vec::with_capacity(self.tiers.len() + 2);
-        #[allow(unused_mut)]
-        let mut compressed = Vec::new();
-        #[cfg(feature = "redb")]
-        if let Some(path) = self.disk {
-            let disk = cache_backends::redb::RedbBackend::builder(path)
-                .clock(self.clock.clone())
-                .limits(self.limits)
-                .build()
-                .await?;
-            #[cfg(feature = "compress")]
-            let disk = maybe_compress(disk, self.compression.disk.as_ref(), &mut compressed);
-            #[cfg(not(feature = "compress"))]
-            let disk: Arc<dyn DynBackend> = Arc::new(disk);
-            tiers.push(disk);
-        }
-        #[cfg(feature = "redis")]
-        if let Some(url) = self.redis {
-            let redis = cache_backends::redis::RedisBackend::builder(&url)
-                .clock(self.clock.clone())
-                .limits(self.limits)
-                .build()
-                .await?;
-            #[cfg(feature = "compress")]
-            let redis = maybe_compress(redis, self.compression.redis.as_ref(), &mut compressed);
-            #[cfg(not(feature = "compress"))]
-            let redis: Arc<dyn DynBackend> = Arc::new(redis);
-            tiers.push(redis);
-        }
-        tiers.extend(self.tiers);
-        // Analytics wraps each byte tier outermost, so it sees values as the
-        // cache gives them (before compression) and times everything below.
-        #[cfg(feature = "analytics")]
-        let (tiers, tier_analytics) = match self.analytics {
-            Some((_, n)) => {
-                let wrapped: Vec<_> = tiers
-                    .into_iter()
-                    .map(|t| {
-                        let layer = cache_analytics::AnalyticsLayer::new()
-                            .tier(t.dyn_name().to_string())
-                            .latency_sample(n)
-                            .key_sample(n)
-                            .clock(self.clock.clone());
-                        cache_core::Layer::layer(&layer, t)
-                    })
-                    .collect();
-                let dyns = wrapped
-                    .iter()
-                    .map(|t| Arc::new(t.clone()) as Arc<dyn DynBackend>)
-                    .collect();
-                (dyns, wrapped)
-            }
-            None => (tiers, Vec::new()),
-        };
-        Ok(Cache::from_parts(Parts {
-            hot: HotTier { engine: hot },
-            tiers,
-            codec: self.codec,
-            clock: self.clock,
-            time_to_live: self.time_to_live,
-            limits: self.limits,
-            classes,
-            promotion,
-            pending,
-            compressed,
-            #[cfg(feature = "analytics")]
-            hot_analytics,
-            #[cfg(feature = "analytics")]
-            tier_analytics,
-        }))
-    }
-}
-
-/// `tier` wrapped in `layer` if there is one; a wrapped tier's statistics
-/// are reachable through `compressed` afterwards, under the tier's name.
-#[cfg(all(feature = "compress", any(feature = "redb", feature = "redis")))]
-fn maybe_compress<B: Backend>(
-    tier: B,
-    layer: Option<&cache_compress::CompressionLayer>,
-    compressed: &mut Vec<crate::cache::CompressedTier>,
-) -> Arc<dyn DynBackend> {
-    use cache_core::Layer;
-    match layer {
-        Some(layer) => {
-            let tier = Arc::new(layer.layer(tier));
-            let name = tier.name().to_string();
-            let stats = tier.clone();
-            compressed.push(crate::cache::CompressedTier {
-                name,
-                stats: Box::new(move || stats.stats()),
-            });
-            tier
-        }
-        None => Arc::new(tier),
+        Ok(HotTier { engine })
     }
 }

@@ -1,31 +1,38 @@
-//! The async, typed, tiered cache.
+//! The async, typed, tiered cache: its state, and the small accessors.
+//! The read path is in `cache/read.rs`, the write path in `cache/write.rs`,
+//! loading on a miss in `cache/load.rs`, write-on-evict in
+//! `cache/demote.rs`, the write-policy seam in `cache/policy.rs`; the
+//! reports are in `crate::report`.
 
 use std::fmt;
 use std::hash::Hash;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use cache_core::{
-    Classes, Clock, Codec, DynBackend, Limits, Meta, Placement, Postcard, Result, SingleFlight,
-    StripedCounters,
+    ClassPolicy, Classes, Clock, Codec, DataClass, Limits, Meta, Placement, Postcard, Result,
+    SingleFlight, StripedCounters, validate_ttl,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::builder::CacheBuilder;
-use crate::hot::{ClassNames, HotTier, Pending, Slot};
+use crate::hot::{ClassNames, HotTier, Slot};
+use crate::observe::Observer;
 use crate::promotion::HitWindow;
-use crate::stats::{HierarchyStats, TierStats};
 use crate::stripes::Stripes;
-use crate::tier::Tier;
+use crate::tiers::Tiers;
 
 mod demote;
 mod load;
-mod observe;
+mod policy;
 mod read;
 mod write;
+
+pub(crate) use demote::{DemotionQueue, MAX_WAITING_DEMOTIONS, hot_listener};
+pub(crate) use policy::WritePolicy;
 
 /// A typed cache over a hierarchy of tiers: an in-memory hot tier holding
 /// `V` itself, then any number of byte tiers (disk, Redis, ...) in order.
@@ -71,78 +78,43 @@ pub struct Cache<K, V, C = Postcard> {
     inner: Arc<Inner<K, V, C>>,
 }
 
-struct Inner<K, V, C> {
-    hot: HotTier<K, V>,
-    tiers: Vec<Tier>,
-    codec: C,
-    clock: Clock,
-    time_to_live: Option<Duration>,
-    limits: Limits,
-    classes: Classes,
-    class_names: ClassNames,
-    /// `None` promotes on every lower-tier hit.
-    promotion: Option<HitWindow>,
-    /// Set with write-on-evict: what the hot tier let go of, waiting for
-    /// the warm tier. `None` writes through.
-    pending: Option<Arc<Pending<K, V>>>,
-    /// A caller is writing the waiting entries into the warm tier; the
-    /// others leave it to them unless the queue is crowded.
-    demoting: AtomicBool,
-    /// The order of changes to each key across tiers.
-    stripes: Stripes,
-    #[cfg_attr(not(feature = "compress"), allow(dead_code))]
-    compressed: Vec<CompressedTier>,
-    #[cfg(feature = "analytics")]
-    hot_analytics: Option<Arc<crate::report::HotAnalytics>>,
-    #[cfg(feature = "analytics")]
-    tier_analytics: Vec<cache_analytics::Analytics<Arc<dyn DynBackend>>>,
-    flights: SingleFlight<K, V>,
-    /// Hot lookups and misses, promotions and demotions, by the indexes
-    /// below. Striped: every hot lookup adds to one, from every thread.
-    counters: StripedCounters<4>,
-    /// A lookup is sampled by analytics when the running count of its
-    /// thread's lookup counter has these bits clear (sampling one in
-    /// `mask + 1`); all bits set, and so only the first, without analytics.
-    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
-    sample_mask: u64,
-}
-
-/// Lookups of the hot tier, counted as they start: the running count of
-/// a thread's copy also decides which lookups analytics samples.
-const HOT_LOOKUPS: usize = 0;
-/// Lookups it could not answer.
-const HOT_MISSES: usize = 1;
-/// Lower-tier hits copied into the tiers above.
-const PROMOTIONS: usize = 2;
-/// Hot-tier evictions written into the warm tier.
-const DEMOTIONS: usize = 3;
-
-/// Everything [`Cache::from_parts`] assembles, from the builder.
-pub(crate) struct Parts<K, V, C> {
+/// Everything a cache holds, shared by its clones; the builder assembles
+/// it.
+pub(crate) struct Inner<K, V, C> {
     pub(crate) hot: HotTier<K, V>,
-    pub(crate) tiers: Vec<Arc<dyn DynBackend>>,
+    pub(crate) tiers: Tiers,
+    /// How writes reach the tiers below memory.
+    pub(crate) policy: WritePolicy<K, V>,
     pub(crate) codec: C,
     pub(crate) clock: Clock,
     pub(crate) time_to_live: Option<Duration>,
     pub(crate) limits: Limits,
-    pub(crate) classes: Classes,
+    /// The classes' policies; they may change after the cache is built,
+    /// and writes read them without a lock.
+    pub(crate) classes: ArcSwap<Classes>,
+    pub(crate) class_names: ClassNames,
+    /// `None` promotes on every lower-tier hit.
     pub(crate) promotion: Option<HitWindow>,
-    pub(crate) pending: Option<Arc<Pending<K, V>>>,
-    pub(crate) compressed: Vec<CompressedTier>,
-    #[cfg(feature = "analytics")]
-    pub(crate) hot_analytics: Option<Arc<crate::report::HotAnalytics>>,
-    #[cfg(feature = "analytics")]
-    pub(crate) tier_analytics: Vec<cache_analytics::Analytics<Arc<dyn DynBackend>>>,
+    /// The order of changes to each key across tiers.
+    pub(crate) stripes: Stripes,
+    /// Loads under way, by key; `None` is a load that found nothing.
+    pub(crate) flights: SingleFlight<K, Option<V>>,
+    /// Hot lookups and misses, promotions and demotions, by the indexes
+    /// below. Striped: every hot lookup adds to one, from every thread.
+    pub(crate) counters: StripedCounters<4>,
+    /// The hot path's instrumentation (a no-op without analytics).
+    pub(crate) observer: Observer<K>,
 }
 
-/// A tier the builder wrapped in compression, and how to read its
-/// statistics.
-pub(crate) struct CompressedTier {
-    #[cfg_attr(not(feature = "compress"), allow(dead_code))]
-    pub(crate) name: String,
-    #[cfg(feature = "compress")]
-    pub(crate) stats: Box<dyn Fn() -> cache_compress::CompressionStats + Send + Sync>,
-}
+/// Lookups of the hot tier, counted as they start: the running count of
+/// a thread's copy also decides which lookups analytics samples.
+pub(crate) const HOT_LOOKUPS: usize = 0;
+/// Lookups it could not answer.
+pub(crate) const HOT_MISSES: usize = 1;
+/// Lower-tier hits copied into the tiers above.
+pub(crate) const PROMOTIONS: usize = 2;
+/// Hot-tier evictions written into the warm tier.
+pub(crate) const DEMOTIONS: usize = 3;
 
 impl<K, V, C> Clone for Cache<K, V, C> {
     fn clone(&self) -> Self {
@@ -158,12 +130,7 @@ impl<K, V, C: Codec> fmt::Debug for Cache<K, V, C> {
             .field("hot", &self.inner.hot)
             .field(
                 "tiers",
-                &self
-                    .inner
-                    .tiers
-                    .iter()
-                    .map(|t| t.backend.dyn_name())
-                    .collect::<Vec<_>>(),
+                &self.inner.tiers.iter().map(|t| t.name()).collect::<Vec<_>>(),
             )
             .field("codec", &self.inner.codec.name())
             .finish_non_exhaustive()
@@ -187,54 +154,28 @@ where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     C: Codec,
 {
-    pub(crate) fn from_parts(parts: Parts<K, V, C>) -> Self {
-        #[cfg(feature = "analytics")]
-        let sample_mask = parts
-            .hot_analytics
-            .as_ref()
-            .map_or(u64::MAX, |a| a.sample_mask);
-        #[cfg(not(feature = "analytics"))]
-        let sample_mask = u64::MAX;
+    pub(crate) fn from_inner(inner: Inner<K, V, C>) -> Self {
         Cache {
-            inner: Arc::new(Inner {
-                tiers: parts.tiers.into_iter().map(Tier::new).collect(),
-                class_names: ClassNames::default(),
-                hot: parts.hot,
-                codec: parts.codec,
-                clock: parts.clock,
-                time_to_live: parts.time_to_live,
-                limits: parts.limits,
-                classes: parts.classes,
-                promotion: parts.promotion,
-                pending: parts.pending,
-                demoting: AtomicBool::new(false),
-                stripes: Stripes::new(),
-                compressed: parts.compressed,
-                #[cfg(feature = "analytics")]
-                hot_analytics: parts.hot_analytics,
-                #[cfg(feature = "analytics")]
-                tier_analytics: parts.tier_analytics,
-                flights: SingleFlight::new(),
-                counters: StripedCounters::new(),
-                sample_mask,
-            }),
+            inner: Arc::new(inner),
         }
     }
 
-    pub(super) fn encode_key(&self, key: &K) -> Result<Bytes> {
-        let bytes = Bytes::from(self.inner.codec.encode(key)?);
-        self.inner.limits.check_key(&bytes)?;
-        Ok(bytes)
+    pub(crate) fn inner(&self) -> &Inner<K, V, C> {
+        &self.inner
     }
 
-    /// A hot-tier slot for `value` with `meta`'s expiry and class, written
-    /// under stripe version `seq`.
+    pub(super) fn encode_key(&self, key: &K) -> Result<Bytes> {
+        encode_key(&self.inner.codec, &self.inner.limits, key)
+    }
+
+    /// A hot-tier slot for `value` (`None`: a negative entry) with
+    /// `meta`'s expiry and class, written under stripe version `seq`.
     pub(super) fn slot(
         &self,
-        value: V,
+        value: Option<V>,
         meta: &Meta,
         placement: Placement,
-        clean: bool,
+        held_below: bool,
         seq: u64,
     ) -> Slot<V> {
         Slot {
@@ -243,7 +184,7 @@ where
             created_at_ms: meta.created_at_ms,
             class: self.inner.class_names.index(&meta.class),
             placement,
-            clean,
+            held_below,
             seq,
             tracked: false,
         }
@@ -254,52 +195,55 @@ where
         &self.inner.hot
     }
 
-    /// The compression statistics of each tier the builder compressed (the
-    /// disk and Redis tiers, by default), by tier name: bytes in and out
-    /// and the ratio per algorithm, and the values stored uncompressed.
-    #[cfg(feature = "compress")]
-    pub fn compression_stats(&self) -> Vec<(String, cache_compress::CompressionStats)> {
-        self.inner
-            .compressed
-            .iter()
-            .map(|t| (t.name.clone(), (t.stats)()))
-            .collect()
-    }
-
-    /// Promotions and demotions between tiers since the cache was built.
-    pub fn hierarchy_stats(&self) -> HierarchyStats {
-        HierarchyStats {
-            promotions: self.inner.counters.get(PROMOTIONS),
-            demotions: self.inner.counters.get(DEMOTIONS),
-            demotions_dropped: self.inner.pending.as_ref().map_or(0, |e| e.dropped()),
-        }
-    }
-
     /// The number of entries in the hot tier.
     pub fn entry_count(&self) -> u64 {
         self.inner.hot.entry_count()
     }
 
-    /// Counters for the hot tier followed by each byte tier, in order.
-    pub fn tier_stats(&self) -> Vec<TierStats> {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        // A lookup is counted as it starts and its miss as it ends, so one
-        // in flight may count as a hit for the moment.
-        let hot = self.inner.counters.snapshot();
-        let mut out = vec![TierStats {
-            name: "hot".to_string(),
-            hits: hot[HOT_LOOKUPS].saturating_sub(hot[HOT_MISSES]),
-            misses: hot[HOT_MISSES],
-            errors: 0,
-            corrupted: 0,
-        }];
-        out.extend(self.inner.tiers.iter().map(|t| TierStats {
-            name: t.backend.dyn_name().to_string(),
-            hits: load(&t.hits),
-            misses: load(&t.misses),
-            errors: load(&t.errors),
-            corrupted: load(&t.corrupted),
-        }));
-        out
+    /// The policy of the data class `name` as writes use it now: its
+    /// time-to-live (`None`: the cache's) and where it may live.
+    pub fn class_policy(&self, name: &str) -> ClassPolicy {
+        self.inner.classes.load().policy(&DataClass::named(name))
     }
+
+    /// Changes the time-to-live of the data class `name` (`"default"` for
+    /// entries inserted without a class), defining the class if needed;
+    /// `None` makes it fall back to the cache's. Writes from now on use it;
+    /// entries already stored keep the expiry they were written with. A
+    /// zero or unrepresentable `ttl` is an
+    /// [`ErrorKind::InvalidTtl`](crate::ErrorKind::InvalidTtl) error and
+    /// changes nothing.
+    pub fn set_class_ttl(&self, name: &str, ttl: Option<Duration>) -> Result<()> {
+        if let Some(ttl) = ttl {
+            validate_ttl(ttl)?;
+        }
+        self.update_class(name, |policy| policy.time_to_live = ttl)
+    }
+
+    /// Changes which tiers the entries of class `name` may live in, for
+    /// writes and promotions from now on, defining the class if needed.
+    pub fn set_class_placement(&self, name: &str, placement: Placement) -> Result<()> {
+        self.update_class(name, |policy| policy.placement = placement)
+    }
+
+    fn update_class(&self, name: &str, change: impl Fn(&mut ClassPolicy)) -> Result<()> {
+        let class = DataClass::named(name);
+        let mut failed = None;
+        self.inner.classes.rcu(|classes| {
+            let mut next = Classes::clone(classes);
+            let mut policy = next.policy(&class);
+            change(&mut policy);
+            failed = next.set(class.clone(), policy).err();
+            next
+        });
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// `key` in the bytes the tiers store it under, checked against the size
+/// limit.
+pub(crate) fn encode_key<K: Serialize, C: Codec>(codec: &C, limits: &Limits, key: &K) -> Result<Bytes> {
+    let bytes = Bytes::from(codec.encode(key)?);
+    limits.check_key(&bytes)?;
+    Ok(bytes)
 }

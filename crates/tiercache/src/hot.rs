@@ -2,21 +2,19 @@
 //! to move down the hierarchy later.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::hash::Hash;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use cache_backends::memory::{MemoryCache, RemovalCause};
-use cache_core::{Clock, DataClass, Placement};
-use parking_lot::{Mutex, RwLock};
+use cache_backends::memory::MemoryCache;
+use cache_core::{DataClass, Flags, Meta, Placement, Result};
+use parking_lot::RwLock;
 
-/// A value in the hot tier, with its expiry, class and whether the warm
-/// tier already holds the same value (so evicting it need not write it
+/// A value in the hot tier, with its expiry, class and whether the tier
+/// below already holds the same value (so evicting it need not write it
 /// there again).
 #[derive(Clone, Debug)]
 pub(crate) struct Slot<V> {
-    pub(crate) value: V,
+    /// `None` for a negative entry: the key is known to have no value.
+    pub(crate) value: Option<V>,
     pub(crate) expires_at_ms: Option<u64>,
     pub(crate) created_at_ms: u64,
     /// An index into the cache's [`ClassNames`]: a copy of a small number
@@ -24,9 +22,9 @@ pub(crate) struct Slot<V> {
     /// counter.
     pub(crate) class: u16,
     pub(crate) placement: Placement,
-    /// The warm tier holds this very value: written through, or promoted
-    /// from below.
-    pub(crate) clean: bool,
+    /// The tier below already holds this very value (it was written
+    /// through, or promoted from there), so evicting it writes nothing.
+    pub(crate) held_below: bool,
     /// The version of the key's stripe when the value was written (see
     /// [`crate::stripes`]): later writes of the key have higher ones, so
     /// an entry waiting for demotion can tell whether it was replaced.
@@ -35,6 +33,22 @@ pub(crate) struct Slot<V> {
     /// (so a hot hit of it is reported, and hits of other keys cost
     /// nothing).
     pub(crate) tracked: bool,
+}
+
+impl<V> Slot<V> {
+    /// The slot's metadata as the byte tiers store it: expiry, creation
+    /// time, class (named through `names`) and flags.
+    pub(crate) fn meta(&self, names: &ClassNames) -> Meta {
+        let mut meta = Meta::new(self.created_at_ms).expires_at(self.expires_at_ms);
+        meta.class = names.class(self.class);
+        if self.value.is_none() {
+            meta.flags = meta.flags.with(Flags::NEGATIVE);
+        }
+        if !self.placement.in_memory() {
+            meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
+        }
+        meta
+    }
 }
 
 /// The class names the hot tier has seen, each under a small number.
@@ -77,139 +91,6 @@ impl ClassNames {
     }
 }
 
-/// Entries the hot tier let go of that the warm tier does not hold yet
-/// (write-on-evict), by key, until a demotion writes them there.
-///
-/// While an entry waits here it is still the key's value: a lookup that
-/// misses the hot tier looks here before it looks below, so an entry is
-/// never out of sight between leaving memory and reaching the warm tier.
-/// A write or removal of the key takes it out (under the key's stripe
-/// lock), so an older value can never be demoted over a newer one, and a
-/// demotion removes it only after the warm tier took it, so a demotion
-/// cancelled half way loses nothing.
-pub(crate) struct Pending<K, V> {
-    waiting: Mutex<HashMap<K, Slot<V>>>,
-    /// The most entries waiting at once; beyond it an evicted entry is
-    /// dropped (and counted) rather than let memory grow.
-    bound: usize,
-    dropped: AtomicU64,
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Pending<K, V> {
-    pub(crate) fn new(bound: usize) -> Self {
-        Pending {
-            waiting: Mutex::new(HashMap::new()),
-            bound,
-            dropped: AtomicU64::new(0),
-        }
-    }
-
-    /// Queues what the hot tier let go of. The hot tier's listener runs
-    /// under its partition's lock, so this happens before any later change
-    /// of the key; a newer write's entry is never replaced by an older one.
-    fn push(&self, key: K, slot: Slot<V>) {
-        let mut waiting = self.waiting.lock();
-        let len = waiting.len();
-        match waiting.entry(key) {
-            Entry::Occupied(mut e) => {
-                if e.get().seq <= slot.seq {
-                    e.insert(slot);
-                }
-            }
-            Entry::Vacant(e) if len < self.bound => {
-                e.insert(slot);
-            }
-            Entry::Vacant(_) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// The entry waiting for `key`, if any.
-    pub(crate) fn get(&self, key: &K) -> Option<Slot<V>> {
-        self.waiting.lock().get(key).cloned()
-    }
-
-    /// Takes out the entry waiting for `key` if it was written before
-    /// `seq` (a newer write or a removal of the key replaces it).
-    pub(crate) fn purge(&self, key: &K, seq: u64) {
-        let mut waiting = self.waiting.lock();
-        if waiting.get(key).is_some_and(|slot| slot.seq < seq) {
-            waiting.remove(key);
-        }
-    }
-
-    /// Takes out the entry for `key` once the warm tier holds it, unless a
-    /// newer one replaced it meanwhile.
-    pub(crate) fn demoted(&self, key: &K, seq: u64) {
-        let mut waiting = self.waiting.lock();
-        if waiting.get(key).is_some_and(|slot| slot.seq == seq) {
-            waiting.remove(key);
-        }
-    }
-
-    /// Counts an entry the warm tier refused: it is given up, like an
-    /// eviction without a tier below.
-    pub(crate) fn failed(&self, key: &K, seq: u64) {
-        self.demoted(key, seq);
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Up to `n` keys waiting, for a demotion pass.
-    pub(crate) fn keys(&self, n: usize) -> Vec<K> {
-        self.waiting.lock().keys().take(n).cloned().collect()
-    }
-
-    /// How many entries wait.
-    pub(crate) fn len(&self) -> usize {
-        self.waiting.lock().len()
-    }
-
-    /// Whether the queue is past half full, so callers should help empty it.
-    pub(crate) fn is_crowded(&self) -> bool {
-        self.len() > self.bound / 2
-    }
-
-    /// Forgets everything waiting (the cache is being cleared).
-    pub(crate) fn clear(&self) {
-        self.waiting.lock().clear();
-    }
-
-    /// Evicted entries dropped because too many were waiting, or because
-    /// the warm tier refused them.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-/// The listener that queues what the hot tier lets go of for the warm tier
-/// (write-on-evict): entries evicted for room, and entries that idled out
-/// (their time-to-idle passed while their time-to-live has not), that may
-/// live below memory and that the warm tier does not already hold.
-/// Entries expired, removed or replaced are not demoted.
-pub(crate) fn demote_on_evict<K, V>(
-    pending: Arc<Pending<K, V>>,
-    clock: Clock,
-) -> impl Fn(K, Slot<V>, RemovalCause) + Send + Sync + 'static
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    move |key, slot, cause| {
-        if slot.clean || !slot.placement.below_memory() {
-            return;
-        }
-        let demote = match cause {
-            RemovalCause::Size => true,
-            RemovalCause::Expired => slot.expires_at_ms.is_none_or(|at| at > clock.now_ms()),
-            _ => false,
-        };
-        if demote {
-            pending.push(key, slot);
-        }
-    }
-}
-
 /// The hot tier of a [`Cache`](crate::Cache): typed values in memory,
 /// for direct synchronous access and inspection. Changes made here do not
 /// reach the tiers below.
@@ -230,19 +111,21 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// The value for `key`, if present and unexpired; counts as a use.
+    /// The value for `key`, if present and unexpired; counts as a use. A
+    /// negative entry has no value.
     pub fn get(&self, key: &K) -> Option<V> {
-        self.engine.get(key).map(|slot| slot.value)
+        self.engine.get(key).and_then(|slot| slot.value)
     }
 
-    /// Whether `key` has a live value here.
+    /// Whether `key` has a live value here (a negative entry is none);
+    /// counts as a use.
     pub fn contains_key(&self, key: &K) -> bool {
-        self.engine.contains_key(key)
+        self.engine.get(key).is_some_and(|slot| slot.value.is_some())
     }
 
     /// Removes `key` from this tier only, returning its value.
     pub fn remove(&self, key: &K) -> Option<V> {
-        self.engine.remove(key).map(|slot| slot.value)
+        self.engine.remove(key).and_then(|slot| slot.value)
     }
 
     /// Removes every entry from this tier only.
@@ -258,6 +141,17 @@ where
     /// The most entries (or weight) it holds.
     pub fn max_capacity(&self) -> u64 {
         self.engine.max_capacity()
+    }
+
+    /// Changes how many entries it holds, at run time (a size tuner's
+    /// knob). A shrink evicts at once what no longer fits, as any eviction
+    /// does: with write-on-evict the evicted entries are demoted into the
+    /// warm tier by the cache's next write, or by
+    /// [`Cache::flush`](crate::Cache::flush). Once no write is running, the
+    /// tier holds at most `max_capacity` entries. A capacity the builder
+    /// would refuse is an error and changes nothing.
+    pub fn set_capacity(&self, max_capacity: u64) -> Result<()> {
+        self.engine.set_capacity(max_capacity)
     }
 }
 

@@ -49,16 +49,16 @@ mod cache;
 #[cfg(feature = "memory")]
 mod hot;
 #[cfg(feature = "memory")]
+mod observe;
+#[cfg(feature = "memory")]
 mod options;
 #[cfg(feature = "memory")]
 mod promotion;
-#[cfg(feature = "analytics")]
-mod report;
 #[cfg(feature = "memory")]
-mod stats;
+mod report;
 mod stripes;
 #[cfg(feature = "memory")]
-mod tier;
+mod tiers;
 
 #[cfg(feature = "memory")]
 pub use builder::CacheBuilder;
@@ -73,17 +73,28 @@ pub use promotion::Promotion;
 #[cfg(feature = "analytics")]
 pub use report::{COLD_WINDOW, CacheStats, ColdKeySummary, HotKey, TierSummary};
 #[cfg(feature = "memory")]
-pub use stats::{HierarchyStats, TierStats};
+pub use report::{HierarchyStats, TierStats};
 
 #[cfg(feature = "bincode")]
 pub use cache_core::Bincode;
 pub use cache_core::{
-    Backend, BoxFuture, ClassPolicy, ClassRemovals, Classes, Clock, Codec, DataClass, DynBackend,
-    Either, Entry, Error, ErrorKind, Flags, Layer, Limits, Lookup, ManualClock, Meta, Placement,
-    Postcard, Removals, Result,
+    Clock, Codec, Error, ErrorKind, Limits, Loader, Lookup, ManualClock, Placement, Postcard,
+    Result,
 };
-#[cfg(feature = "test-utils")]
-pub use cache_core::{FailingBackend, conformance};
+
+/// The contracts for writing a tier or a layer of your own: the byte-level
+/// [`Backend`](tier::Backend) trait and its object-safe twin, entries and
+/// their metadata, layers, data classes, and (feature `test-utils`) the
+/// conformance suite and a tier that fails on demand. Add a tier with
+/// [`CacheBuilder::backend`] or [`CacheBuilder::tier`].
+pub mod tier {
+    pub use cache_core::{
+        Backend, BoxFuture, ClassPolicy, ClassRemovals, Classes, DataClass, DynBackend, Either,
+        Entry, Flags, KeyCursor, KeyPage, Layer, Lookup, Meta, Removals,
+    };
+    #[cfg(feature = "test-utils")]
+    pub use cache_core::{FailingBackend, conformance};
+}
 
 /// The in-memory tier: the typed engine and its byte-level backend.
 #[cfg(feature = "memory")]

@@ -15,7 +15,7 @@ use cache_core::{DataClass, Placement};
 /// let options = InsertOptions::new()
 ///     .class("llm-response")
 ///     .time_to_live(Duration::from_secs(3600))
-///     .placement(Placement::DiskOnly);
+///     .placement(Placement::BelowMemory);
 /// # let _ = options;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use flate2::Compression;
 use flate2::bufread::GzDecoder;
 use flate2::write::GzEncoder;
 use tiercache::memory::MemoryBackend;
-use tiercache::{Backend, Entry, Layer, Meta};
+use tiercache::tier::{Backend, Entry, Layer, Meta};
 
 /// How long one batch of calls should take: long enough that reading the
 /// clock is noise, short enough to stop close to the time budget.

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cache_core::{Backend, Clock, Entry, Limits, Lookup, Removals, Result};
+use cache_core::{
+    Backend, Clock, Entry, Error, ErrorKind, KeyCursor, KeyPage, Limits, Lookup, Removals, Result,
+};
 use parking_lot::Mutex;
 
 use super::RemovalCause;
@@ -18,6 +20,42 @@ fn entry_weight(len: usize) -> u32 {
     u32::try_from(len)
         .unwrap_or(u32::MAX)
         .saturating_add(ENTRY_OVERHEAD)
+}
+
+/// The first byte of this tier's key cursors, followed by the partition
+/// and the slot, each a big-endian `u32`.
+const CURSOR_TAG: u8 = b'm';
+
+/// The key cursor of a position in the engine.
+fn encode_cursor((partition, slot): (usize, usize)) -> KeyCursor {
+    let mut bytes = Vec::with_capacity(9);
+    bytes.push(CURSOR_TAG);
+    // Partitions and slots are counted in u32 by the engine.
+    bytes.extend_from_slice(&u32::try_from(partition).unwrap_or(u32::MAX).to_be_bytes());
+    bytes.extend_from_slice(&u32::try_from(slot).unwrap_or(u32::MAX).to_be_bytes());
+    KeyCursor::from_bytes(bytes)
+}
+
+/// The engine position of a key cursor, which must name one of the
+/// engine's `partitions`.
+fn decode_cursor(cursor: &KeyCursor, partitions: usize) -> Result<(usize, usize)> {
+    if cursor.is_start() {
+        return Ok((0, 0));
+    }
+    let position = match *cursor.as_bytes() {
+        [CURSOR_TAG, p0, p1, p2, p3, s0, s1, s2, s3] => Some((
+            u32::from_be_bytes([p0, p1, p2, p3]) as usize,
+            u32::from_be_bytes([s0, s1, s2, s3]) as usize,
+        )),
+        _ => None,
+    };
+    match position {
+        Some((partition, slot)) if partition < partitions => Ok((partition, slot)),
+        _ => Err(Error::new(
+            ErrorKind::InvalidInput,
+            "not a key cursor of this memory tier",
+        )),
+    }
 }
 
 /// The memory engine as a [`Backend`]: bytes in, bytes out, bounded by
@@ -145,7 +183,7 @@ impl Backend for MemoryBackend {
         Ok(self
             .cache
             .get(&Bytes::copy_from_slice(key))
-            .map_or(Lookup::Miss, Lookup::Hit))
+            .map_or(Lookup::Miss, Lookup::from_entry))
     }
 
     async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
@@ -171,9 +209,15 @@ impl Backend for MemoryBackend {
             .is_some())
     }
 
+    /// Whether the key has a live entry that is not negative, without
+    /// counting as a use.
     async fn contains(&self, key: &[u8]) -> Result<bool> {
         self.limits.check_key(key)?;
-        Ok(self.cache.contains_key(&Bytes::copy_from_slice(key)))
+        Ok(self
+            .cache
+            .contains_key_where(&Bytes::copy_from_slice(key), |entry| {
+                !entry.meta.is_negative()
+            }))
     }
 
     async fn clear(&self) -> Result<()> {
@@ -191,5 +235,20 @@ impl Backend for MemoryBackend {
         removals.expired = self.cache.expired_count();
         removals.by_class = self.classes.lock().by_class.clone();
         Some(removals)
+    }
+
+    /// Lists the engine's keys a partition at a time, in slot order, with
+    /// [`MemoryCache::keys_page`]: each key live for the whole listing
+    /// exactly once, expired entries skipped. A key removed and written
+    /// again during the listing may be listed twice. The cursor names a
+    /// partition and a slot, so it is meaningful only to this backend (and
+    /// its clones) while it lives.
+    async fn keys(&self, from: &KeyCursor, limit: usize) -> Result<Option<KeyPage>> {
+        let position = decode_cursor(from, self.cache.partition_count())?;
+        let (keys, next) = self.cache.keys_page(position, limit);
+        Ok(Some(KeyPage {
+            keys,
+            next: next.map(encode_cursor),
+        }))
     }
 }

@@ -145,12 +145,7 @@ where
         for ttl in [self.time_to_live, self.time_to_idle].into_iter().flatten() {
             validate_ttl(ttl)?;
         }
-        if self.max_capacity == 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                "max_capacity must be at least 1",
-            ));
-        }
+        check_capacity(self.max_capacity, self.partitions)?;
         if self.partitions == Some(0) {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
@@ -161,17 +156,6 @@ where
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
                 "a partition function needs an explicit partition count",
-            ));
-        }
-        if let Some(p) = self.partitions
-            && (p as u64) > self.max_capacity
-        {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "{p} partitions cannot share a capacity of {}",
-                    self.max_capacity
-                ),
             ));
         }
         Ok(MemoryCache::from_builder(self))
@@ -190,4 +174,25 @@ where
             Err(e) => panic!("invalid MemoryCache configuration: {e}"),
         }
     }
+}
+
+/// Checks that `max_capacity` can be shared by `partitions` (when the
+/// caller chose the count): the builder's rule, which
+/// [`MemoryCache::set_capacity`] applies too.
+pub(crate) fn check_capacity(max_capacity: u64, partitions: Option<usize>) -> Result<()> {
+    if max_capacity == 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            "max_capacity must be at least 1",
+        ));
+    }
+    if let Some(p) = partitions
+        && (p as u64) > max_capacity
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!("{p} partitions cannot share a capacity of {max_capacity}"),
+        ));
+    }
+    Ok(())
 }

@@ -4,13 +4,16 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache_core::{Clock, Result, SingleFlight, StripedCounters, expiry_after, loader_error};
-use parking_lot::RwLock;
+use cache_core::{
+    Clock, LoaderErrors, Result, SingleFlight, StripedCounters, expiry_after, loader_error,
+};
+use parking_lot::{Mutex, RwLock};
 
 use super::RemovalCause;
-use super::builder::MemoryCacheBuilder;
+use super::builder::{MemoryCacheBuilder, check_capacity};
 use super::chooser::WindowChooser;
 use super::expiry::{ExpiryRule, NEVER};
 use super::shard::{Read, Removed, Shard, key_hash};
@@ -68,8 +71,14 @@ struct Inner<K, V> {
     ttl: Option<Duration>,
     rule: ExpiryRule,
     clock: Clock,
-    max_capacity: u64,
-    flights: SingleFlight<K, V>,
+    /// The capacity, which [`MemoryCache::set_capacity`] may change.
+    max_capacity: AtomicU64,
+    /// Held by a resize, so that two resizes do not interleave their
+    /// partitions' shares.
+    resizing: Mutex<()>,
+    /// Loads in flight; "not found" is part of a load's outcome, though
+    /// the engine's own loaders always find a value.
+    flights: SingleFlight<K, Option<V>>,
     exact_reads: bool,
     chooser: Option<WindowChooser>,
     /// Evictions and expirations, counted after each write's lock is
@@ -89,7 +98,10 @@ impl<K, V> Clone for MemoryCache<K, V> {
 impl<K, V> fmt::Debug for MemoryCache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryCache")
-            .field("max_capacity", &self.inner.max_capacity)
+            .field(
+                "max_capacity",
+                &self.inner.max_capacity.load(Ordering::Relaxed),
+            )
             .field("partitions", &self.inner.shards.len())
             .finish_non_exhaustive()
     }
@@ -126,8 +138,6 @@ where
         let n = b
             .partitions
             .unwrap_or_else(|| default_partitions(b.max_capacity));
-        let per = b.max_capacity / n as u64;
-        let extra = b.max_capacity % n as u64;
         let seed = foldhash::fast::RandomState::default().hash_one(0u64);
         // One hasher for the cache and its partitions: they recompute the
         // hashes the cache hands them.
@@ -140,7 +150,7 @@ where
             .then(|| WindowChooser::new(b.max_capacity, seed.rotate_left(17)));
         let shards = (0..n)
             .map(|i| {
-                let capacity = per + u64::from((i as u64) < extra);
+                let capacity = partition_share(b.max_capacity, n, i);
                 let climbs = chooser.is_none();
                 let mut shard = Shard::new(
                     capacity,
@@ -173,7 +183,8 @@ where
                         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 },
                 clock: b.clock,
-                max_capacity: b.max_capacity,
+                max_capacity: AtomicU64::new(b.max_capacity),
+                resizing: Mutex::new(()),
                 flights: SingleFlight::new(),
                 exact_reads: b.exact_reads,
                 chooser,
@@ -295,10 +306,21 @@ where
 
     /// Whether `key` has a live entry; does not count as a use.
     pub fn contains_key(&self, key: &K) -> bool {
+        self.contains_key_where(key, |_| true)
+    }
+
+    /// Whether `key` has a live entry whose value `matches` accepts; does
+    /// not count as a use. The byte tier uses it to leave negative entries
+    /// out, which hold no value.
+    pub(crate) fn contains_key_where(&self, key: &K, matches: impl FnOnce(&V) -> bool) -> bool {
         let (hash, shard) = self.locate(key);
-        shard
-            .read()
-            .contains(hash, key, self.inner.rule, || self.inner.clock.now_ms())
+        shard.read().contains(
+            hash,
+            key,
+            self.inner.rule,
+            || self.inner.clock.now_ms(),
+            matches,
+        )
     }
 
     /// Stores a value, replacing any earlier one; it expires after the
@@ -465,9 +487,95 @@ where
         self.inner.removals.get(EXPIRED)
     }
 
-    /// The configured capacity.
+    /// The capacity: as configured, or as [`set_capacity`](Self::set_capacity)
+    /// last set it.
     pub fn max_capacity(&self) -> u64 {
-        self.inner.max_capacity
+        self.inner.max_capacity.load(Ordering::Acquire)
+    }
+
+    /// Changes the capacity at run time, as the builder's
+    /// [`max_capacity`](MemoryCacheBuilder::max_capacity) sets it (entries,
+    /// or total weight with a weigher). A value the builder would refuse (zero,
+    /// or less than one unit per partition: the partition count stays as
+    /// built) is an error and changes nothing.
+    ///
+    /// The partitions' shares are split again as the builder splits them.
+    /// A shrink evicts at once, each partition down to its new share,
+    /// through the usual eviction path: entries already expired first, then
+    /// the policy's victims, each reported to the eviction listener (cause
+    /// [`Size`](RemovalCause::Size), or `Expired`) and counted by
+    /// [`evicted_count`](Self::evicted_count). A grow lets the partitions
+    /// hold more from now on.
+    ///
+    /// Exact once quiescent: when this returns and no write is running,
+    /// [`weighted_size`](Self::weighted_size) is at most the new capacity.
+    /// Partitions are resized one after another, each under its own lock,
+    /// so writes carry on meanwhile; while a resize runs, the total stays
+    /// within the larger of the old and the new capacity, and within what
+    /// [`max_capacity`](Self::max_capacity) reports (a grow reports the new
+    /// capacity first, a shrink once every partition is done). Resizes do
+    /// not overlap: a second one waits for the first.
+    ///
+    /// What the policy keeps: each partition's window keeps its share of
+    /// the capacity (the window chooser's share, where it sizes the
+    /// window), protected gets 80% of the rest as in a new partition, the
+    /// hill climber's step follows the capacity and its current period
+    /// starts over, and the memory of rejected candidates starts afresh for
+    /// half the new share. The frequency sketch is kept (popularity does
+    /// not change with the capacity, and the sketch grows by itself as
+    /// entries arrive), and so are the window chooser's ghosts: they
+    /// simulate the capacity the cache was built with, and what they choose
+    /// is a share of the capacity, which the partitions apply to their new
+    /// one; rebuilding them would lose their scores and leave the cache on
+    /// the starting configuration until they filled again.
+    ///
+    /// ```
+    /// use cache_backends::memory::MemoryCache;
+    /// let cache: MemoryCache<u64, u64> = MemoryCache::builder()
+    ///     .max_capacity(1_000)
+    ///     .partitions(2)
+    ///     .build();
+    /// (0..1_000).for_each(|i| cache.insert(i, i));
+    /// cache.set_capacity(10).unwrap();
+    /// assert_eq!(cache.max_capacity(), 10);
+    /// assert!(cache.weighted_size() <= 10);
+    /// assert!(cache.set_capacity(1).is_err(), "two partitions need two units");
+    /// assert_eq!(cache.max_capacity(), 10);
+    /// ```
+    pub fn set_capacity(&self, max_capacity: u64) -> Result<()> {
+        let n = self.inner.shards.len();
+        check_capacity(max_capacity, Some(n))?;
+        let _resizing = self.inner.resizing.lock();
+        let grows = max_capacity > self.max_capacity();
+        if grows {
+            self.inner
+                .max_capacity
+                .store(max_capacity, Ordering::Release);
+        }
+        let clock = &self.inner.clock;
+        for (i, shard) in self.inner.shards.iter().enumerate() {
+            let mut removed = self.removed();
+            let mut guard = shard.write();
+            let config = self.inner.chooser.as_ref().map(|c| c.config());
+            guard.set_capacity(
+                partition_share(max_capacity, n, i),
+                n,
+                config.map(|(share, _)| share),
+                self.inner.rule,
+                || clock.now_ms(),
+                &mut removed,
+            );
+            if let Some((_, rejects)) = config {
+                guard.set_rejects(rejects);
+            }
+            self.release(guard, removed);
+        }
+        if !grows {
+            self.inner
+                .max_capacity
+                .store(max_capacity, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// The number of partitions.
@@ -487,20 +595,16 @@ where
         if let Some(v) = self.get(&key) {
             return v;
         }
-        let mut init = Some(init);
-        loop {
-            let result = self.inner.flights.run_blocking(&key, || {
-                Ok(self.load_once(&key, || {
-                    (init.take().expect("a caller's loader runs at most once"))()
-                }))
-            });
-            // A failing `try_get_with` on the same key hands its error to
-            // every waiter; this caller's own loader has not run yet, so it
-            // tries again.
-            if let Ok(v) = result {
-                return v;
-            }
-        }
+        // A failing `try_get_with` on the same key does not answer this
+        // caller: its own loader, which cannot fail, runs instead.
+        let loaded = self.inner.flights.get_or_load_blocking(
+            &key,
+            LoaderErrors::Retried,
+            || Ok(self.get(&key)),
+            || Ok(Some(init())),
+            |v| self.store_loaded(&key, v),
+        );
+        Self::loaded(loaded).expect("this caller's own loader cannot fail")
     }
 
     /// Like [`get_with`](Self::get_with) with a fallible loader. A loader
@@ -513,14 +617,14 @@ where
         if let Some(v) = self.get(&key) {
             return Ok(v);
         }
-        self.inner.flights.run_blocking(&key, || {
-            if let Some(v) = self.get(&key) {
-                return Ok(v);
-            }
-            let v = init().map_err(loader_error)?;
-            self.insert(key.clone(), v.clone());
-            Ok(v)
-        })
+        let loaded = self.inner.flights.get_or_load_blocking(
+            &key,
+            LoaderErrors::Shared,
+            || Ok(self.get(&key)),
+            || init().map(Some).map_err(loader_error),
+            |v| self.store_loaded(&key, v),
+        );
+        Self::loaded(loaded)
     }
 
     /// The async form of [`get_with`](Self::get_with): the future runs only
@@ -529,30 +633,20 @@ where
         if let Some(v) = self.get(&key) {
             return v;
         }
-        let mut init = Some(init);
-        let key_ref = &key;
-        loop {
-            let slot = &mut init;
-            let result = self
-                .inner
-                .flights
-                .run(key_ref, move || async move {
-                    if let Some(v) = self.get(key_ref) {
-                        return Ok(v);
-                    }
-                    let v = slot
-                        .take()
-                        .expect("a caller's loader runs at most once")
-                        .await;
-                    self.insert(key_ref.clone(), v.clone());
-                    Ok(v)
-                })
-                .await;
-            // See `get_with`: another caller's loader error is not ours.
-            if let Ok(v) = result {
-                return v;
-            }
-        }
+        let key = &key;
+        // See `get_with`: another caller's loader error is not ours.
+        let loaded = self
+            .inner
+            .flights
+            .get_or_load(
+                key,
+                LoaderErrors::Retried,
+                || async { Ok(self.get(key)) },
+                || async { Ok(Some(init.await)) },
+                |v| async { self.store_loaded(key, v) },
+            )
+            .await;
+        Self::loaded(loaded).expect("this caller's own loader cannot fail")
     }
 
     /// The async form of [`try_get_with`](Self::try_get_with).
@@ -567,27 +661,89 @@ where
         if let Some(v) = self.get(&key) {
             return Ok(v);
         }
-        let key_ref = &key;
-        self.inner
+        let key = &key;
+        let loaded = self
+            .inner
             .flights
-            .run(key_ref, move || async move {
-                if let Some(v) = self.get(key_ref) {
-                    return Ok(v);
-                }
-                let v = init.await.map_err(loader_error)?;
-                self.insert(key_ref.clone(), v.clone());
-                Ok(v)
-            })
-            .await
+            .get_or_load(
+                key,
+                LoaderErrors::Shared,
+                || async { Ok(self.get(key)) },
+                || async { init.await.map(Some).map_err(loader_error) },
+                |v| async { self.store_loaded(key, v) },
+            )
+            .await;
+        Self::loaded(loaded)
     }
 
-    fn load_once(&self, key: &K, init: impl FnOnce() -> V) -> V {
-        if let Some(v) = self.get(key) {
-            return v;
+    /// Stores what a load produced. The engine's loaders always produce a
+    /// value, so there is no "not found" to remember.
+    fn store_loaded(&self, key: &K, loaded: Option<V>) -> Result<()> {
+        if let Some(v) = loaded {
+            self.insert(key.clone(), v);
         }
-        let v = init();
-        self.insert(key.clone(), v.clone());
-        v
+        Ok(())
+    }
+
+    /// A load's outcome as the loading methods return it. Every loader the
+    /// engine hands its flights yields a value and `look` only ends a
+    /// flight with one, so a flight never ends with "not found".
+    fn loaded(loaded: Result<Option<V>>) -> Result<V> {
+        loaded.map(|v| v.expect("the engine's loads always yield a value"))
+    }
+
+    /// Up to `limit` keys (at least one) of live entries from position
+    /// `from` on, and the position the next page starts at (`None` once
+    /// every partition has been listed): a listing of the cache's keys a
+    /// page at a time, for warming other tiers and for inspection. Start at
+    /// `(0, 0)`.
+    ///
+    /// A position is a partition and a slot in it. Each partition is read
+    /// under its shared lock, so a page holds up writers of one partition at
+    /// a time, for as long as it takes to clone that partition's share of
+    /// the page's keys. An entry keeps its slot while it lives, so
+    /// following the positions lists every key live for the whole listing
+    /// exactly once; a key removed and written again meanwhile may be
+    /// listed twice or not at all. Expired entries are skipped, and a
+    /// listing does not count as a use of any entry. A position past the
+    /// last partition lists nothing.
+    ///
+    /// ```
+    /// use cache_backends::memory::MemoryCache;
+    /// let cache: MemoryCache<u32, u32> = MemoryCache::new(100);
+    /// for k in 0..10 {
+    ///     cache.insert(k, k);
+    /// }
+    /// let (mut keys, mut next) = cache.keys_page((0, 0), 3);
+    /// while let Some(from) = next {
+    ///     let (more, after) = cache.keys_page(from, 3);
+    ///     assert!(more.len() <= 3);
+    ///     keys.extend(more);
+    ///     next = after;
+    /// }
+    /// keys.sort();
+    /// assert_eq!(keys, (0..10).collect::<Vec<_>>());
+    /// ```
+    pub fn keys_page(
+        &self,
+        from: (usize, usize),
+        limit: usize,
+    ) -> (Vec<K>, Option<(usize, usize)>) {
+        let limit = limit.max(1);
+        let now = self.inner.clock.now_ms();
+        let (mut partition, mut slot) = from;
+        let mut keys = Vec::new();
+        while let Some(shard) = self.inner.shards.get(partition) {
+            let resume = shard
+                .read()
+                .keys_from(slot, limit, self.inner.rule, now, &mut keys);
+            if let Some(resume) = resume {
+                return (keys, Some((partition, resume)));
+            }
+            partition += 1;
+            slot = 0;
+        }
+        (keys, None)
     }
 
     /// Checks every internal invariant of every partition: list links,
@@ -601,10 +757,19 @@ where
             total_capacity += s.capacity();
         }
         assert_eq!(
-            total_capacity, self.inner.max_capacity,
+            total_capacity,
+            self.max_capacity(),
             "partition capacities must add up to max_capacity"
         );
     }
+}
+
+/// The share of `max_capacity` that partition `i` of `partitions` holds:
+/// an even split, the remainder spread one unit each over the first
+/// partitions.
+fn partition_share(max_capacity: u64, partitions: usize, i: usize) -> u64 {
+    let n = partitions as u64;
+    max_capacity / n + u64::from((i as u64) < max_capacity % n)
 }
 
 /// The removal counter of evictions.

@@ -37,6 +37,20 @@ impl Climber {
         }
     }
 
+    /// Follows a change of the capacity from `old` to `new`: the step keeps
+    /// its share of the capacity and direction, and the period under way
+    /// starts over, since its reads straddle two capacities. The ratio it
+    /// is compared with stays, so the first period after a resize may take
+    /// one step the wrong way, which the next period reverses, as after any
+    /// shift of the workload.
+    pub(crate) fn resized(&mut self, old: u64, new: u64) {
+        if old > 0 {
+            self.step *= new as f64 / old as f64;
+        }
+        self.hits = 0;
+        self.misses = 0;
+    }
+
     /// Adds reads seen since the last call.
     pub(crate) fn record(&mut self, hits: u64, misses: u64) {
         self.hits += hits;
@@ -92,6 +106,17 @@ mod tests {
         assert_eq!(period(&mut c, 60, 40), Some(-62));
         // Worse: reverse.
         assert!(period(&mut c, 40, 60).unwrap() > 0);
+    }
+
+    #[test]
+    fn a_resize_scales_the_step_and_restarts_the_period() {
+        let mut c = Climber::new(1_000);
+        c.record(400, 0);
+        c.resized(1_000, 100);
+        // The reads before the resize no longer count toward a period.
+        assert_eq!(c.adjustment(100, 100), None);
+        c.record(50, 50);
+        assert_eq!(c.adjustment(100, 100), Some(-6));
     }
 
     #[test]

@@ -7,11 +7,14 @@ use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use cache_core::{Backend, Entry, Error, ErrorKind, Limits, Lookup, Removals, Result};
+use cache_core::{
+    Backend, Entry, Error, ErrorKind, KeyCursor, KeyPage, Limits, Lookup, Removals, Result,
+};
 use tokio::sync::oneshot;
 
 use super::builder::RedbBackendBuilder;
 use super::error::{closed, needs_reopen};
+use super::listing;
 use super::readers::{Answer, Readers, guarded};
 use super::shared::{Found, Shared};
 use super::stats::RedbStats;
@@ -194,7 +197,7 @@ impl RedbBackend {
             .into_iter()
             .zip(keys)
             .map(|(found, key)| match found {
-                Found::Hit(entry) => Lookup::Hit(entry),
+                Found::Hit(entry) => Lookup::from_entry(entry),
                 Found::Miss => Lookup::Miss,
                 Found::Corrupted(record) => {
                     corrupted.push((key, record));
@@ -213,7 +216,7 @@ impl RedbBackend {
         let (found, flush) = self.checked(guarded(|| shared.read_one(key)))?;
         self.flush_if(flush);
         Ok(match found {
-            Found::Hit(entry) => Lookup::Hit(entry),
+            Found::Hit(entry) => Lookup::from_entry(entry),
             Found::Miss => Lookup::Miss,
             Found::Corrupted(record) => {
                 let records = vec![(Bytes::copy_from_slice(key), record)];
@@ -334,5 +337,25 @@ impl Backend for RedbBackend {
 
     fn removals(&self) -> Option<Removals> {
         Some(self.inner.shared.counters.removals())
+    }
+
+    /// Lists keys in bytewise key order, one read transaction per page, off
+    /// the async runtime's worker threads. Entries expired at the tier's
+    /// clock are skipped whether or not the sweeper has reached them, and
+    /// each key appears at most once per listing.
+    ///
+    /// The cursor is the last key a page visited, so it stays valid while
+    /// the tier runs, after the file is reopened and in another process on
+    /// the same file: the listing resumes after that key even if it has
+    /// been removed since. Records are not read, so the key of a corrupted
+    /// record is listed; reading it is then a miss that deletes it.
+    async fn keys(&self, from: &KeyCursor, limit: usize) -> Result<Option<KeyPage>> {
+        let after = listing::resume_after(from)?;
+        let shared = self.inner.shared.clone();
+        let page = listing::off_runtime(self.inner.inline_reads, move || {
+            guarded(|| listing::page(&shared, after.as_deref(), limit))
+        })
+        .await;
+        self.checked(page).map(Some)
     }
 }

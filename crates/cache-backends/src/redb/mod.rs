@@ -120,6 +120,7 @@ mod backend;
 mod builder;
 mod durability;
 mod error;
+mod listing;
 mod open;
 mod readers;
 mod shared;

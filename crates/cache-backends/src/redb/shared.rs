@@ -18,7 +18,8 @@ use crate::envelope;
 /// What a read found for one key.
 #[derive(Debug)]
 pub(super) enum Found {
-    /// A live entry.
+    /// A live entry, negative or not: the tier's answer is built from it
+    /// with `Lookup::from_entry`.
     Hit(Entry),
     /// Nothing live: absent or expired.
     Miss,

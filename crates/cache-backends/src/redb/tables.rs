@@ -17,7 +17,7 @@ pub(super) const ENTRIES: TableDefinition<'static, &[u8], &[u8]> =
 /// counted): where each entry sits in the two indexes, and what it adds to
 /// the total. Keeping the count here, rather than measuring the record on
 /// removal, keeps the total right even if a record was altered on disk.
-const KEYS: TableDefinition<'static, &[u8], (u64, u64, u64)> =
+pub(super) const KEYS: TableDefinition<'static, &[u8], (u64, u64, u64)> =
     TableDefinition::new("tiercache_keys");
 /// (expiry ms, key) → (): the entries that expire, soonest first.
 const BY_EXPIRY: TableDefinition<'static, (u64, &[u8]), ()> =

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cache_core::{Backend, Clock, Entry, Error, ErrorKind, Limits, Lookup, Removals, Result};
+use cache_core::{
+    Backend, Clock, Entry, Error, ErrorKind, KeyCursor, KeyPage, Limits, Lookup, Removals, Result,
+};
 use fred::clients::Pipeline;
 use fred::interfaces::{KeysInterface, LuaInterface};
 use fred::types::{Expiration, Value};
@@ -16,6 +18,7 @@ use super::count;
 use super::errors;
 use super::join::join_all;
 use super::keys::KeyFormat;
+use super::listing;
 use super::node::Node;
 use super::routing::{NodeBatch, Routing};
 use super::stats::RedisStats;
@@ -444,7 +447,7 @@ impl Backend for RedisBackend {
             Err(e) => return Err(e),
         };
         match self.read(&full, value, self.inner.clock.now_ms()) {
-            Stored::Live(entry) => Ok(Lookup::Hit(entry)),
+            Stored::Live(entry) => Ok(Lookup::from_entry(entry)),
             Stored::Corrupted(seen) => {
                 self.discard(&node, full, seen).await;
                 Ok(Lookup::Miss)
@@ -572,7 +575,7 @@ impl Backend for RedisBackend {
             let (node, found) = answer?;
             for (i, value) in found {
                 match self.read(&full[i], value, now) {
-                    Stored::Live(entry) => out[i] = Lookup::Hit(entry),
+                    Stored::Live(entry) => out[i] = Lookup::from_entry(entry),
                     Stored::Corrupted(seen) => {
                         corrupted.push((node.clone(), full[i].clone(), seen));
                     }
@@ -623,6 +626,28 @@ impl Backend for RedisBackend {
     /// for a subscriber that is reconnecting.
     fn removals(&self) -> Option<Removals> {
         self.inner.tracking.as_ref().and_then(Tracking::removals)
+    }
+
+    /// Lists this cache's keys with `SCAN ... MATCH` on every primary (the
+    /// one server, or each primary of a cluster in turn), keys of other
+    /// prefixes and of older key formats left out and the prefix stripped.
+    ///
+    /// `SCAN` returns every key present for the whole walk, and may return
+    /// a key twice if the server shrinks its table meanwhile, so on Redis a
+    /// key can appear twice in one listing. Its `COUNT` is only a hint, so
+    /// keys a `SCAN` returned beyond the page's limit travel in the cursor
+    /// to the next page. A page makes at most a few dozen `SCAN` calls, so
+    /// on a server that mostly holds other programs' keys a page may be
+    /// short, or empty, before the listing ends. On a cluster, a listing
+    /// whose primary is no longer one (after a failover) fails with
+    /// [`ErrorKind::Unavailable`] and must start again; keys whose slots
+    /// migrate during a listing may be missed. Expiry is Redis's own:
+    /// `SCAN` skips keys Redis has expired, and the tier's clock is not
+    /// consulted.
+    async fn keys(&self, from: &KeyCursor, limit: usize) -> Result<Option<KeyPage>> {
+        listing::page(&self.inner.routing, &self.inner.keys, from, limit)
+            .await
+            .map(Some)
     }
 }
 

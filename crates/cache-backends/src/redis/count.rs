@@ -41,10 +41,22 @@ pub(super) async fn scan_page(
     pattern: &str,
     cursor: String,
 ) -> Result<(String, Vec<Bytes>)> {
+    scan_page_counted(node, pattern, cursor, SCAN_COUNT).await
+}
+
+/// [`scan_page`] with its `COUNT` hint: about how many slots of the
+/// keyspace the server looks at, not how many keys it returns (it may
+/// return more, or none).
+pub(super) async fn scan_page_counted(
+    node: &Node,
+    pattern: &str,
+    cursor: String,
+    count: u32,
+) -> Result<(String, Vec<Bytes>)> {
     let pattern = pattern.to_owned();
     let page = node
         .call(|c| async move {
-            c.scan_page::<Value, _, _>(cursor, pattern, Some(SCAN_COUNT), None)
+            c.scan_page::<Value, _, _>(cursor, pattern, Some(count), None)
                 .await
         })
         .await?;

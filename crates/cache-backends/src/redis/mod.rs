@@ -142,6 +142,7 @@ mod count;
 mod errors;
 mod join;
 mod keys;
+mod listing;
 mod node;
 mod routing;
 mod stats;

@@ -1,14 +1,198 @@
-//! Write-on-evict: writing what the hot tier let go of into the warm tier,
-//! and [`Cache::flush`].
+//! Write-on-evict, in one place: the queue of entries the hot tier let go
+//! of, the hot tier's removal listener that fills it, the demotion that
+//! writes them into the warm tier, and [`Cache::flush`].
+//!
+//! The order that keeps demotions from landing over newer writes:
+//! the listener runs inside the hot tier's partition lock, so an evicted
+//! entry is queued before any later change of its key can look for it; a
+//! lookup that misses the hot tier looks in the queue before the tiers
+//! below; a write or removal of the key takes an older entry out of the
+//! queue under the key's stripe lock; and a demotion writes under that
+//! lock too, removing the entry from the queue only once the warm tier
+//! holds it.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use cache_core::{Codec, Entry, Meta, Result};
+use cache_backends::memory::RemovalCause;
+use cache_core::{Clock, Codec, Entry, Result};
+use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Cache, DEMOTIONS};
+use crate::hot::Slot;
+use crate::observe::Observer;
+
+/// The most evicted entries that wait for the warm tier at once; calls that
+/// evict write them right away, so the queue stays short unless the warm
+/// tier is much slower than the inserts.
+pub(crate) const MAX_WAITING_DEMOTIONS: usize = 10_000;
+
+/// Entries the hot tier let go of that the warm tier does not hold yet
+/// (write-on-evict), by key, until a demotion writes them there.
+///
+/// While an entry waits here it is still the key's value: a lookup that
+/// misses the hot tier looks here before it looks below, so an entry is
+/// never out of sight between leaving memory and reaching the warm tier.
+/// A write or removal of the key takes it out (under the key's stripe
+/// lock), so an older value can never be demoted over a newer one, and a
+/// demotion removes it only after the warm tier took it, so a demotion
+/// cancelled half way loses nothing.
+pub(crate) struct DemotionQueue<K, V> {
+    waiting: Mutex<HashMap<K, Slot<V>>>,
+    /// The most entries waiting at once; beyond it an evicted entry is
+    /// dropped (and counted) rather than let memory grow.
+    bound: usize,
+    dropped: AtomicU64,
+    /// A caller is writing the waiting entries into the warm tier; the
+    /// others leave it to them unless the queue is crowded.
+    demoting: AtomicBool,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> DemotionQueue<K, V> {
+    pub(crate) fn new(bound: usize) -> Self {
+        DemotionQueue {
+            waiting: Mutex::new(HashMap::new()),
+            bound,
+            dropped: AtomicU64::new(0),
+            demoting: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues what the hot tier let go of. The hot tier's listener runs
+    /// under its partition's lock, so this happens before any later change
+    /// of the key; a newer write's entry is never replaced by an older one.
+    fn push(&self, key: K, slot: Slot<V>) {
+        let mut waiting = self.waiting.lock();
+        let len = waiting.len();
+        match waiting.entry(key) {
+            MapEntry::Occupied(mut e) => {
+                if e.get().seq <= slot.seq {
+                    e.insert(slot);
+                }
+            }
+            MapEntry::Vacant(e) if len < self.bound => {
+                e.insert(slot);
+            }
+            MapEntry::Vacant(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The entry waiting for `key`, if any.
+    pub(crate) fn get(&self, key: &K) -> Option<Slot<V>> {
+        self.waiting.lock().get(key).cloned()
+    }
+
+    /// Takes out the entry waiting for `key` if it was written before
+    /// `seq` (a newer write or a removal of the key replaces it).
+    pub(crate) fn purge(&self, key: &K, seq: u64) {
+        let mut waiting = self.waiting.lock();
+        if waiting.get(key).is_some_and(|slot| slot.seq < seq) {
+            waiting.remove(key);
+        }
+    }
+
+    /// Takes out the entry for `key` once the warm tier holds it, unless a
+    /// newer one replaced it meanwhile.
+    pub(crate) fn demoted(&self, key: &K, seq: u64) {
+        let mut waiting = self.waiting.lock();
+        if waiting.get(key).is_some_and(|slot| slot.seq == seq) {
+            waiting.remove(key);
+        }
+    }
+
+    /// Counts an entry the warm tier refused: it is given up, like an
+    /// eviction without a tier below.
+    pub(crate) fn failed(&self, key: &K, seq: u64) {
+        self.demoted(key, seq);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Up to `n` keys waiting, for a demotion pass.
+    pub(crate) fn keys(&self, n: usize) -> Vec<K> {
+        self.waiting.lock().keys().take(n).cloned().collect()
+    }
+
+    /// How many entries wait.
+    pub(crate) fn len(&self) -> usize {
+        self.waiting.lock().len()
+    }
+
+    /// Whether the queue is past half full, so callers should help empty it.
+    pub(crate) fn is_crowded(&self) -> bool {
+        self.len() > self.bound / 2
+    }
+
+    /// Forgets everything waiting (the cache is being cleared).
+    pub(crate) fn clear(&self) {
+        self.waiting.lock().clear();
+    }
+
+    /// Evicted entries dropped because too many were waiting, or because
+    /// the warm tier refused them.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The listener that queues what the hot tier lets go of for the warm tier
+/// (write-on-evict): entries evicted for room, and entries that idled out
+/// (their time-to-idle passed while their time-to-live has not), that may
+/// live below memory and that the warm tier does not already hold.
+/// Entries expired, removed or replaced are not demoted.
+fn demote_on_evict<K, V>(
+    queue: Arc<DemotionQueue<K, V>>,
+    clock: Clock,
+) -> impl Fn(K, Slot<V>, RemovalCause) + Send + Sync + 'static
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    move |key, slot, cause| {
+        if slot.held_below || !slot.placement.below_memory() {
+            return;
+        }
+        let demote = match cause {
+            RemovalCause::Size => true,
+            RemovalCause::Expired => slot.expires_at_ms.is_none_or(|at| at > clock.now_ms()),
+            _ => false,
+        };
+        if demote {
+            queue.push(key, slot);
+        }
+    }
+}
+
+
+/// The hot tier's removal listener: it tells the observer the class of
+/// what the hot tier evicted or expired, and, with write-on-evict, queues
+/// what must be demoted. `None` when there is nothing to tell.
+pub(crate) fn hot_listener<K, V>(
+    queue: Option<Arc<DemotionQueue<K, V>>>,
+    observer: Observer<K>,
+    clock: Clock,
+) -> Option<impl Fn(K, Slot<V>, RemovalCause) + Send + Sync + 'static>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    if queue.is_none() && !observer.is_on() {
+        return None;
+    }
+    let demote = queue.map(|q| demote_on_evict(q, clock));
+    Some(move |key: K, slot: Slot<V>, cause| {
+        observer.on_evict(slot.class, cause);
+        if let Some(demote) = &demote {
+            demote(key, slot, cause);
+        }
+    })
+}
 
 /// How many waiting entries one call writes before it returns.
 const DEMOTIONS_PER_CALL: usize = 64;
@@ -41,13 +225,13 @@ where
     /// slows inserts down to what the warm tier takes rather than letting
     /// evicted entries be dropped.
     pub(super) async fn demote_pending(&self) {
-        let Some(pending) = &self.inner.pending else {
+        let Some(pending) = self.inner.policy.queue() else {
             return;
         };
         if self.inner.tiers.is_empty() || pending.len() == 0 {
             return;
         }
-        let claim = Demoting::claim(&self.inner.demoting);
+        let claim = Demoting::claim(&pending.demoting);
         if claim.is_none() && !pending.is_crowded() {
             return;
         }
@@ -63,7 +247,7 @@ where
     /// clean shutdown so that what the hot tier evicted reaches the disk.
     /// Without write-on-evict there is nothing to flush.
     pub async fn flush(&self) -> Result<()> {
-        let Some(pending) = &self.inner.pending else {
+        let Some(pending) = self.inner.policy.queue() else {
             return Ok(());
         };
         if self.inner.tiers.is_empty() {
@@ -90,7 +274,7 @@ where
     /// taken it out of the queue, and one that comes later waits for this
     /// write and then replaces or removes it.
     async fn demote(&self, key: &K) {
-        let (Some(pending), Some(warm)) = (&self.inner.pending, self.inner.tiers.first()) else {
+        let (Some(pending), Some(warm)) = (self.inner.policy.queue(), self.inner.tiers.warm()) else {
             return;
         };
         let Ok(kb) = self.encode_key(key) else {
@@ -110,15 +294,20 @@ where
             pending.demoted(key, slot.seq);
             return;
         }
-        let Ok(vb) = self.inner.codec.encode(&slot.value) else {
-            pending.failed(key, slot.seq);
-            return;
+        // A negative entry is demoted as one, with an empty value.
+        let vb = match &slot.value {
+            Some(value) => match self.inner.codec.encode(value) {
+                Ok(vb) => vb,
+                Err(_) => {
+                    pending.failed(key, slot.seq);
+                    return;
+                }
+            },
+            None => Vec::new(),
         };
-        let mut meta = Meta::new(slot.created_at_ms).expires_at(slot.expires_at_ms);
-        meta.class = self.inner.class_names.class(slot.class);
-        let meta = warm.stamp(meta);
+        let meta = warm.stamp(slot.meta(&self.inner.class_names));
         match warm
-            .backend
+            .backend()
             .dyn_insert(kb.clone(), Entry::new(vb, meta.clone()))
             .await
         {

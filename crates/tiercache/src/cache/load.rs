@@ -1,14 +1,15 @@
-//! Loading on a miss: [`Cache::get_with`] and [`Cache::try_get_with`], one
-//! loader per key however many callers wait.
+//! Loading on a miss: [`Cache::get_with`], [`Cache::try_get_with`] and
+//! [`Cache::get_or_load`], one load per key however many callers wait,
+//! all through `SingleFlight::get_or_load`.
 
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use cache_core::{Codec, ErrorKind, Result, loader_error};
+use cache_core::{Codec, Loader, LoaderErrors, Lookup, Result, loader_error};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::observe::{Sampled, Tracked};
 use super::{Cache, HOT_MISSES};
 
 impl<K, V, C> Cache<K, V, C>
@@ -19,53 +20,36 @@ where
 {
     /// The value for `key`; on a miss in every tier, awaits `init`, stores
     /// its value in every tier and returns it. However many callers ask for
-    /// the same key at once, one `init` runs and all share its value.
+    /// the same key at once, one `init` runs and all share its value. A
+    /// negative entry does not stop `init`: its value replaces the entry.
     pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
-        let sample = self.sample_lookup(&key);
-        let found = self.get_with_counted(key, init).await;
-        self.sample_done(sample, Sampled::Lookup);
-        found
-    }
-
-    /// [`get_with`](Self::get_with) without the analytics sample around it.
-    async fn get_with_counted(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
-        if let Some(v) = self.hot_get(&key) {
-            return Ok(v);
-        }
-        self.inner.counters.add(HOT_MISSES, 1);
+        let sample = self.start_lookup(&key);
         let mut init = Some(init);
-        let key_ref = &key;
-        loop {
+        let found = loop {
             let slot = &mut init;
-            let result = self
-                .inner
-                .flights
-                .run(key_ref, move || async move {
-                    if let Some(v) = self.get_uncounted(key_ref).await? {
-                        return Ok(v);
-                    }
-                    self.track(key_ref, None, Tracked::Miss);
-                    let v = slot
-                        .take()
-                        .expect("a caller's loader runs at most once")
-                        .await;
-                    self.insert(key_ref.clone(), v.clone()).await?;
-                    Ok(v)
+            let loaded = self
+                .load(&key, LoaderErrors::Retried, false, || async move {
+                    let init = slot.take().expect("a caller's loader runs at most once");
+                    Ok(Some(init.await))
                 })
                 .await;
-            match result {
-                // A waiter handed another caller's loader error still has
-                // its own loader, which has not run: it tries again.
-                Err(e) if e.kind() == ErrorKind::Loader && init.is_some() => {}
-                other => return other,
+            match loaded {
+                Ok(Some(v)) => break Ok(v),
+                // Another caller's loader found nothing; this one's has not
+                // run yet, and always yields a value.
+                Ok(None) if init.is_some() => {}
+                Ok(None) => unreachable!("get_with's own loader yields a value"),
+                Err(e) => break Err(e),
             }
-        }
+        };
+        self.inner.observer.done(sample);
+        found
     }
 
     /// Like [`get_with`](Self::get_with) with a fallible loader. A loader
     /// error is returned to every caller waiting on the key as an error of
-    /// kind [`ErrorKind::Loader`] whose source is the loader's own error,
-    /// and nothing is cached.
+    /// kind [`ErrorKind::Loader`](crate::ErrorKind::Loader) whose source is
+    /// the loader's own error, and nothing is cached.
     pub async fn try_get_with<E>(
         &self,
         key: K,
@@ -74,38 +58,101 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let sample = self.sample_lookup(&key);
-        let found = self.try_get_with_counted(key, init).await;
-        self.sample_done(sample, Sampled::Lookup);
+        let sample = self.start_lookup(&key);
+        let mut init = Some(init);
+        let found = loop {
+            let slot = &mut init;
+            let loaded = self
+                .load(&key, LoaderErrors::Shared, false, || async move {
+                    let init = slot.take().expect("a caller's loader runs at most once");
+                    init.await.map(Some).map_err(loader_error)
+                })
+                .await;
+            match loaded {
+                Ok(Some(v)) => break Ok(v),
+                Ok(None) if init.is_some() => {}
+                Ok(None) => unreachable!("try_get_with's own loader yields a value or an error"),
+                Err(e) => break Err(e),
+            }
+        };
+        self.inner.observer.done(sample);
         found
     }
 
-    /// [`try_get_with`](Self::try_get_with) without the analytics sample
-    /// around it.
-    async fn try_get_with_counted<E>(
+    /// The value for `key`, loaded with `loader` on a miss in every tier
+    /// and stored in every tier; `None` when the loader finds none (nothing
+    /// is stored then) or when the cache holds a negative entry for the key
+    /// (the loader is not called). However many callers ask for the key at
+    /// once, one load runs. A loader error reaches every caller waiting on
+    /// it, and nothing is cached.
+    ///
+    /// The loader is reusable (see [`Loader`]): the same one can serve
+    /// every key, and later a prefetcher or a refresh.
+    pub async fn get_or_load(&self, key: &K, loader: &impl Loader<K, V>) -> Result<Option<V>> {
+        let sample = self.start_lookup(key);
+        let found = self
+            .load(key, LoaderErrors::Shared, true, || loader.load(key))
+            .await;
+        self.inner.observer.done(sample);
+        found
+    }
+
+    /// The one loading path: the hot tier, then one flight per key that
+    /// looks in the tiers below again, runs `load` on a miss and stores
+    /// what it found. With `negative_answers`, a negative entry answers
+    /// `None` without loading.
+    async fn load<F, Fut>(
         &self,
-        key: K,
-        init: impl Future<Output = Result<V, E>>,
-    ) -> Result<V>
+        key: &K,
+        errors: LoaderErrors,
+        negative_answers: bool,
+        load: F,
+    ) -> Result<Option<V>>
     where
-        E: std::error::Error + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>>>,
     {
-        if let Some(v) = self.hot_get(&key) {
-            return Ok(v);
+        match self.hot_lookup(key) {
+            Some(Lookup::Hit(v)) => return Ok(Some(v)),
+            Some(Lookup::Negative(_)) if negative_answers => return Ok(None),
+            _ => {}
         }
         self.inner.counters.add(HOT_MISSES, 1);
-        let key_ref = &key;
+        // A negative entry found in the flight's own look answers for
+        // every caller waiting: nothing is loaded or stored.
+        let negative = AtomicBool::new(false);
+        let negative = &negative;
         self.inner
             .flights
-            .run(key_ref, move || async move {
-                if let Some(v) = self.get_uncounted(key_ref).await? {
-                    return Ok(v);
-                }
-                self.track(key_ref, None, Tracked::Miss);
-                let v = init.await.map_err(loader_error)?;
-                self.insert(key_ref.clone(), v.clone()).await?;
-                Ok(v)
-            })
+            .get_or_load(
+                key,
+                errors,
+                || async move {
+                    match self.lookup_uncounted(key).await? {
+                        Lookup::Hit(v) => Ok(Some(v)),
+                        Lookup::Negative(_) if negative_answers => {
+                            negative.store(true, Ordering::Relaxed);
+                            Ok(None)
+                        }
+                        _ => Ok(None),
+                    }
+                },
+                || async move {
+                    if negative.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    self.inner.observer.on_load(key);
+                    load().await
+                },
+                |loaded| async move {
+                    match loaded {
+                        Some(v) if !negative.load(Ordering::Relaxed) => {
+                            self.insert(key.clone(), v).await
+                        }
+                        _ => Ok(()),
+                    }
+                },
+            )
             .await
     }
 }

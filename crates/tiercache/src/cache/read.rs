@@ -3,16 +3,15 @@
 //! tiers above it.
 
 use std::hash::Hash;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use cache_core::{Codec, Entry, Flags, Lookup, Placement, Result};
-use futures::future::join_all;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::observe::{Sampled, Tracked};
-use super::{Cache, HOT_MISSES, PROMOTIONS};
+use super::{Cache, HOT_LOOKUPS, HOT_MISSES, PROMOTIONS};
+use crate::hot::Slot;
+use crate::tiers::{Change, Tier};
 
 impl<K, V, C> Cache<K, V, C>
 where
@@ -20,43 +19,56 @@ where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     C: Codec,
 {
-    /// The value for `key`, from the nearest tier that has it.
+    /// The value for `key`, from the nearest tier that has it. A negative
+    /// entry (see [`insert_negative`](Self::insert_negative)) answers
+    /// `None`, as a key with no value does; [`lookup`](Self::lookup) tells
+    /// them apart.
     pub async fn get(&self, key: &K) -> Result<Option<V>> {
-        let sample = self.sample_lookup(key);
-        let found = self.get_counted(key).await;
-        self.sample_done(sample, Sampled::Lookup);
+        Ok(self.lookup(key).await?.into_hit())
+    }
+
+    /// What the cache knows of `key`: [`Lookup::Hit`] with its value,
+    /// [`Lookup::Negative`] with the metadata of a negative entry (the key
+    /// is known to have no value until it expires), or [`Lookup::Miss`].
+    pub async fn lookup(&self, key: &K) -> Result<Lookup<V>> {
+        let sample = self.start_lookup(key);
+        let found = self.lookup_counted(key).await;
+        self.inner.observer.done(sample);
         found
     }
 
-    /// A value from the hot tier, counting the hit's class when analytics
-    /// is on.
-    #[inline]
-    pub(super) fn hot_get(&self, key: &K) -> Option<V> {
-        let slot = self.inner.hot.engine.get(key)?;
-        #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics {
-            a.hit(slot.class);
-            if slot.tracked {
-                self.track_followed(key, None, Tracked::Hit);
-            }
-        }
-        Some(slot.value)
+    /// Counts a lookup of the hot tier as it starts, and starts its
+    /// analytics sample.
+    #[inline(always)]
+    pub(super) fn start_lookup(&self, key: &K) -> crate::observe::Sample {
+        let running = self.inner.counters.add_and_fetch_stripe(HOT_LOOKUPS, 1);
+        self.inner.observer.start_lookup(running, key)
     }
 
-    /// [`get`](Self::get), with the hot tier's counters.
-    async fn get_counted(&self, key: &K) -> Result<Option<V>> {
-        if let Some(v) = self.hot_get(key) {
-            return Ok(Some(v));
+    /// 1. The hot tier: a hit (or a negative entry) answers at once.
+    #[inline]
+    pub(super) fn hot_lookup(&self, key: &K) -> Option<Lookup<V>> {
+        let slot = self.inner.hot.engine.get(key)?;
+        self.inner
+            .observer
+            .on_hot_hit(key, slot.class, slot.tracked);
+        Some(self.slot_lookup(slot))
+    }
+
+    /// [`lookup`](Self::lookup), with the hot tier's counters.
+    async fn lookup_counted(&self, key: &K) -> Result<Lookup<V>> {
+        if let Some(found) = self.hot_lookup(key) {
+            return Ok(found);
         }
         self.inner.counters.add(HOT_MISSES, 1);
         if self.inner.tiers.is_empty() {
-            self.track(key, None, Tracked::Miss);
-            return Ok(None);
+            self.inner.observer.on_miss(key, None);
+            return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
-        let found = self.get_below_hot(key, &kb).await;
-        if matches!(found, Ok(None)) {
-            self.track(key, Some(&kb), Tracked::Miss);
+        let found = self.lookup_below_hot(key, &kb).await;
+        if matches!(found, Ok(Lookup::Miss)) {
+            self.inner.observer.on_miss(key, Some(&kb));
         }
         found
     }
@@ -64,38 +76,38 @@ where
     /// The leader of a load looks again, because another load may have
     /// finished between its first look and its turn; this second look is
     /// not a new request, so the hot tier's counters are left alone.
-    pub(super) async fn get_uncounted(&self, key: &K) -> Result<Option<V>> {
-        if let Some(v) = self.inner.hot.get(key) {
-            return Ok(Some(v));
+    pub(super) async fn lookup_uncounted(&self, key: &K) -> Result<Lookup<V>> {
+        if let Some(slot) = self.inner.hot.engine.get(key) {
+            return Ok(self.slot_lookup(slot));
         }
         if self.inner.tiers.is_empty() {
-            return Ok(None);
+            return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
-        self.get_below_hot(key, &kb).await
+        self.lookup_below_hot(key, &kb).await
     }
 
     /// Everything after a first miss in the hot tier, in order.
-    async fn get_below_hot(&self, key: &K, kb: &Bytes) -> Result<Option<V>> {
+    async fn lookup_below_hot(&self, key: &K, kb: &Bytes) -> Result<Lookup<V>> {
         let stripe = self.inner.stripes.of(kb);
-        // 1. The version before anything below is read: a promotion of what
+        // 2. The version before anything below is read: a promotion of what
         //    is found installs only if no write of the key ended since.
         let seen = stripe.version();
-        // 2. The hot tier once more: a write that ended before the version
+        // 3. The hot tier once more: a write that ended before the version
         //    was noted left its value there, or in the demotion queue, or
         //    (demoted) below.
-        if let Some(v) = self.inner.hot.get(key) {
-            return Ok(Some(v));
+        if let Some(slot) = self.inner.hot.engine.get(key) {
+            return Ok(self.slot_lookup(slot));
         }
-        // 3. Write-on-evict: an entry on its way to the warm tier.
-        if let Some(slot) = self.inner.pending.as_ref().and_then(|p| p.get(key))
+        // 4. Write-on-evict: an entry on its way to the warm tier.
+        if let Some(slot) = self.inner.policy.queue().and_then(|q| q.get(key))
             && slot
                 .expires_at_ms
                 .is_none_or(|at| at > self.inner.clock.now_ms())
         {
-            return Ok(Some(slot.value));
+            return Ok(self.slot_lookup(slot));
         }
-        // 4. Each byte tier in order; the first hit is promoted.
+        // 5. Each byte tier in order; the first answer is promoted.
         for (i, tier) in self.inner.tiers.iter().enumerate() {
             if tier.is_stale(kb) {
                 // A write or removal failed here earlier: what it holds
@@ -103,47 +115,23 @@ where
                 // removal that settles it waits for the key's writes.
                 let _held = stripe.hold().await;
                 tier.settle(kb).await;
-                tier.misses.fetch_add(1, Ordering::Relaxed);
+                tier.count_miss();
                 continue;
             }
-            let entry = match tier.backend.dyn_get(kb).await {
-                Ok(Lookup::Hit(entry)) => entry,
-                Ok(Lookup::Negative(meta)) => {
-                    // A negative entry answers for the key only while it
-                    // is live by the cache's own clock; otherwise the
-                    // tiers below are asked.
-                    if meta.is_expired(self.inner.clock.now_ms()) || tier.distrusts(&meta) {
-                        tier.misses.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    tier.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(None);
-                }
-                Ok(Lookup::Miss | Lookup::Bypassed) => {
-                    tier.misses.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                Err(e) => {
-                    tier.count_error(e.kind());
-                    continue;
-                }
+            let Some(entry) = self.live_entry(tier, kb).await else {
+                continue;
             };
-            // A tier must not return expired entries, but clocks of
-            // different machines disagree; the cache's own clock decides.
-            let now = self.inner.clock.now_ms();
-            if entry.meta.is_expired(now) || tier.distrusts(&entry.meta) {
-                tier.misses.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
             if entry.meta.is_negative() {
-                tier.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(None);
+                tier.count_hit();
+                self.promote_if_due(i, key, kb, None, entry.clone(), seen)
+                    .await;
+                return Ok(Lookup::Negative(entry.meta));
             }
             if entry.meta.flags.compression() != 0 {
                 // A compressed frame this stack does not decompress (a
                 // tier shared with a cache that compresses it): neither
                 // ours to decode nor corrupted, so it is left alone.
-                tier.misses.fetch_add(1, Ordering::Relaxed);
+                tier.count_miss();
                 continue;
             }
             let value: V = match self.inner.codec.decode(&entry.value) {
@@ -152,38 +140,81 @@ where
                     // A record that does not decode is never returned: it
                     // is counted as corrupted and dropped from the tier,
                     // unless a valid value replaced it meanwhile.
-                    tier.corrupted.fetch_add(1, Ordering::Relaxed);
-                    let _ = tier.backend.dyn_remove_if_unchanged(kb, &entry.value).await;
+                    tier.count_error(cache_core::ErrorKind::Corrupted);
+                    let _ = tier
+                        .backend()
+                        .dyn_remove_if_unchanged(kb, &entry.value)
+                        .await;
                     continue;
                 }
             };
-            tier.hits.fetch_add(1, Ordering::Relaxed);
-            if self.is_tracked(key) {
-                self.track(key, Some(kb), Tracked::Hit);
-            }
-            let due = match &self.inner.promotion {
-                Some(window) => window.hit(kb, now),
-                None => true,
-            };
-            if due {
-                self.promote(i, key, kb, &value, entry, seen).await;
-            }
-            return Ok(Some(value));
+            tier.count_hit();
+            self.inner.observer.on_hit(key, kb);
+            self.promote_if_due(i, key, kb, Some(&value), entry, seen)
+                .await;
+            return Ok(Lookup::Hit(value));
         }
-        Ok(None)
+        Ok(Lookup::Miss)
     }
 
-    /// The last step of a read: copies a hit from tier `found_in` into
-    /// every tier above it that its placement allows, keeping its absolute
-    /// expiry (and so its remaining time to live), unless a write of the
-    /// key's stripe ended after version `seen` was noted, or is under way,
-    /// since the hit may then be older than that write.
+    /// What `tier` holds for `kb` that the cache may use: a value or a
+    /// negative entry that is live by the cache's own clock (clocks of
+    /// different machines disagree) and not distrusted. Anything else is
+    /// counted as a miss or an error and is `None`.
+    async fn live_entry(&self, tier: &Tier, kb: &Bytes) -> Option<Entry> {
+        let entry = match tier.backend().dyn_get(kb).await {
+            Ok(Lookup::Hit(entry)) => entry,
+            Ok(Lookup::Negative(mut meta)) => {
+                meta.flags = meta.flags.with(Flags::NEGATIVE);
+                Entry::new(Bytes::new(), meta)
+            }
+            Ok(Lookup::Miss | Lookup::Bypassed) => {
+                tier.count_miss();
+                return None;
+            }
+            Err(e) => {
+                tier.count_error(e.kind());
+                return None;
+            }
+        };
+        if entry.meta.is_expired(self.inner.clock.now_ms()) || tier.distrusts(&entry.meta) {
+            tier.count_miss();
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// 6. The promotion, when the promotion policy says it is due.
+    async fn promote_if_due(
+        &self,
+        found_in: usize,
+        key: &K,
+        kb: &Bytes,
+        value: Option<&V>,
+        entry: Entry,
+        seen: u64,
+    ) {
+        let due = match &self.inner.promotion {
+            Some(window) => window.hit(kb, self.inner.clock.now_ms()),
+            None => true,
+        };
+        if due {
+            self.promote(found_in, key, kb, value, entry, seen).await;
+        }
+    }
+
+    /// Copies what tier `found_in` held (a value, or a negative entry when
+    /// `value` is `None`) into every tier above it that its placement
+    /// allows, keeping its absolute expiry (and so its remaining time to
+    /// live), unless a write of the key's stripe ended after version `seen`
+    /// was noted, or is under way, since the hit may then be older than
+    /// that write.
     async fn promote(
         &self,
         found_in: usize,
         key: &K,
         kb: &Bytes,
-        value: &V,
+        value: Option<&V>,
         entry: Entry,
         seen: u64,
     ) {
@@ -192,82 +223,62 @@ where
             return;
         };
         self.inner.counters.add(PROMOTIONS, 1);
-        let placement = if entry.meta.flags.contains(Flags::LOWER_ONLY) {
-            Placement::DiskOnly
+        let placement = if entry.meta.flags.contains(Flags::BELOW_MEMORY) {
+            Placement::BelowMemory
         } else {
-            self.inner.classes.policy(&entry.meta.class).placement
+            self.inner.classes.load().policy(&entry.meta.class).placement
         };
         if placement.in_memory() {
-            // The warm tier holds this value once the writes below are
-            // done (or held it already), so evicting it writes nothing.
-            let mut slot = self.slot(
-                value.clone(),
-                &entry.meta,
-                Placement::Everywhere,
-                true,
-                seen,
-            );
-            slot.tracked = self.is_tracked(key);
+            // The tier below holds this value once the copies are done (or
+            // held it already), so evicting it writes nothing.
+            let mut slot = self.slot(value.cloned(), &entry.meta, Placement::Everywhere, true, seen);
+            slot.tracked = self.inner.observer.follows(key);
             self.inner
                 .hot
                 .engine
                 .insert_with_expiry(key.clone(), slot, entry.meta.expires_at_ms);
         }
-        let above = &self.inner.tiers[..found_in];
-        let writes = above.iter().map(|t| {
-            let copy = Entry::new(entry.value.clone(), t.stamp(entry.meta.clone()));
-            t.backend.dyn_insert(kb.clone(), copy)
-        });
-        let results = join_all(writes).await;
-        for (tier, result) in above.iter().zip(results) {
-            match result {
-                Ok(()) => tier.mark_current(kb),
-                // A copy that failed leaves at worst what the tier held
-                // before: it missed, or the key is already marked stale.
-                Err(e) => tier.count_error(e.kind()),
-            }
-        }
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .tiers
+            .apply(..found_in, Change::Copy(kb, &entry), now)
+            .await;
         drop(lock);
         self.demote_pending().await;
     }
 
-    /// Whether any tier holds a live value for `key` (without promoting it).
+    /// What a hot-tier slot (or one waiting for demotion) answers: its
+    /// value, or a negative entry.
+    fn slot_lookup(&self, slot: Slot<V>) -> Lookup<V> {
+        match slot.value {
+            Some(v) => Lookup::Hit(v),
+            None => Lookup::Negative(slot.meta(&self.inner.class_names)),
+        }
+    }
+
+    /// Whether any tier holds a live value for `key` (without promoting
+    /// it); a negative entry holds none.
     pub async fn contains_key(&self, key: &K) -> Result<bool> {
-        if self.inner.hot.contains_key(key) {
-            return Ok(true);
+        if let Some(slot) = self.inner.hot.engine.get(key) {
+            return Ok(slot.value.is_some());
         }
         if self.inner.tiers.is_empty() {
             return Ok(false);
         }
         let kb = self.encode_key(key)?;
-        if let Some(slot) = self.inner.pending.as_ref().and_then(|p| p.get(key))
+        if let Some(slot) = self.inner.policy.queue().and_then(|q| q.get(key))
             && slot
                 .expires_at_ms
                 .is_none_or(|at| at > self.inner.clock.now_ms())
         {
-            return Ok(true);
+            return Ok(slot.value.is_some());
         }
-        for tier in &self.inner.tiers {
+        for tier in self.inner.tiers.iter() {
             if tier.is_stale(&kb) {
                 continue;
             }
-            match tier.backend.dyn_get(&kb).await {
-                Ok(Lookup::Hit(entry)) => {
-                    let now = self.inner.clock.now_ms();
-                    if !entry.meta.is_expired(now)
-                        && !tier.distrusts(&entry.meta)
-                        && !entry.meta.is_negative()
-                    {
-                        return Ok(true);
-                    }
-                }
-                Ok(Lookup::Negative(meta)) => {
-                    if !meta.is_expired(self.inner.clock.now_ms()) && !tier.distrusts(&meta) {
-                        return Ok(false);
-                    }
-                }
-                Ok(Lookup::Miss | Lookup::Bypassed) => {}
-                Err(e) => tier.count_error(e.kind()),
+            if let Some(entry) = self.live_entry(tier, &kb).await {
+                return Ok(!entry.meta.is_negative());
             }
         }
         Ok(false)

@@ -1,19 +1,17 @@
 //! The write path, in order: check and encode the input, then, holding the
-//! key's stripe lock, change the hot tier, the demotion queue and every
-//! tier below; `remove` and `clear` the same way.
+//! key's stripe lock, change the hot tier, the demotion queue and (through
+//! the write policy) every tier below; `remove` and `clear` the same way.
 
 use std::hash::Hash;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
-use cache_core::{Codec, Entry, Flags, Meta, Placement, Result, expiry_after};
-use futures::future::join_all;
+use cache_core::{
+    Codec, Entry, Error, ErrorKind, Flags, Meta, Placement, Result, expiry_after,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Cache;
-use super::observe::{Sampled, Tracked};
 use crate::options::InsertOptions;
 
 impl<K, V, C> Cache<K, V, C>
@@ -28,7 +26,7 @@ where
     }
 
     /// Stores a value in every tier with its own time-to-live. A zero or
-    /// unrepresentable `ttl` is an [`ErrorKind::InvalidTtl`](cache_core::ErrorKind::InvalidTtl) error and
+    /// unrepresentable `ttl` is an [`ErrorKind::InvalidTtl`] error and
     /// changes nothing.
     pub async fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<()> {
         self.insert_with(key, value, InsertOptions::new().time_to_live(ttl))
@@ -54,17 +52,53 @@ where
     /// because of the input (the time-to-live, the key's and value's sizes
     /// and encodings) is checked before any tier changes.
     pub async fn insert_with(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
-        let sample = self.sample_insert();
-        let stored = self.insert_unanalysed(key, value, options).await;
-        self.sample_done(sample, Sampled::Insert);
-        stored
+        let now = self.inner.clock.now_ms();
+        let (meta, placement) = self.new_meta(now, options)?;
+        self.write(key, Some(value), meta, placement).await
     }
 
-    /// [`insert_with`](Self::insert_with) without the analytics around it.
-    async fn insert_unanalysed(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
-        // 1. The entry's expiry and class, checked.
+    /// Stores a negative entry for `key`: the key is known to have no
+    /// value, for `ttl`. It replaces any value of the key in every tier its
+    /// class may live in (so other caches sharing a Redis tier see it
+    /// too); until it expires [`get`](Self::get) answers `None` and
+    /// [`lookup`](Self::lookup) answers [`Lookup::Negative`](crate::tier::Lookup::Negative).
+    /// An insert of a value replaces it. A zero or unrepresentable `ttl` is
+    /// an [`ErrorKind::InvalidTtl`] error and changes nothing.
+    pub async fn insert_negative(&self, key: K, ttl: Duration) -> Result<()> {
         let now = self.inner.clock.now_ms();
-        let policy = self.inner.classes.policy(&options.class);
+        let (meta, placement) = self.new_meta(now, InsertOptions::new().time_to_live(ttl))?;
+        self.write(key, None, meta, placement).await
+    }
+
+    /// Stores a value with the metadata a tier stored it with: its absolute
+    /// expiry (and so its remaining time to live), creation time and class,
+    /// as when warming the cache from a lower tier or a snapshot. It goes
+    /// wherever its class may live, like any insert. An entry whose expiry
+    /// has passed is an [`ErrorKind::InvalidTtl`] error and changes
+    /// nothing; a negative `meta` stores a negative entry.
+    pub async fn insert_with_meta(&self, key: K, value: V, meta: &Meta) -> Result<()> {
+        let now = self.inner.clock.now_ms();
+        if meta.is_expired(now) {
+            return Err(Error::new(
+                ErrorKind::InvalidTtl,
+                "the entry's expiry has already passed",
+            ));
+        }
+        let mut kept = Meta::new(meta.created_at_ms).expires_at(meta.expires_at_ms);
+        kept.class = meta.class.clone();
+        let placement = if meta.flags.contains(Flags::BELOW_MEMORY) {
+            Placement::BelowMemory
+        } else {
+            self.inner.classes.load().policy(&kept.class).placement
+        };
+        let value = (!meta.is_negative()).then_some(value);
+        self.write(key, value, kept, placement).await
+    }
+
+    /// A new entry's metadata and placement from `options`, its class and
+    /// the cache, checked.
+    fn new_meta(&self, now: u64, options: InsertOptions) -> Result<(Meta, Placement)> {
+        let policy = self.inner.classes.load().policy(&options.class);
         let ttl = options
             .time_to_live
             .or(policy.time_to_live)
@@ -72,16 +106,42 @@ where
         let expires_at = ttl.map(|ttl| expiry_after(now, ttl)).transpose()?;
         let mut meta = Meta::new(now).expires_at(expires_at);
         meta.class = options.class;
-        #[cfg(feature = "analytics")]
-        if let Some(a) = &self.inner.hot_analytics
-            && !matches!(meta.class, cache_core::DataClass::Default)
-        {
-            a.inserted_class(self.inner.class_names.index(&meta.class));
-        }
+        Ok((meta, options.placement.unwrap_or(policy.placement)))
+    }
+
+    /// Stores `value` (`None`: a negative entry) under `meta`, placed at
+    /// `placement`.
+    async fn write(
+        &self,
+        key: K,
+        value: Option<V>,
+        meta: Meta,
+        placement: Placement,
+    ) -> Result<()> {
+        let sample = self.inner.observer.start_insert();
+        let stored = self.write_unobserved(key, value, meta, placement).await;
+        self.inner.observer.done(sample);
+        stored
+    }
+
+    async fn write_unobserved(
+        &self,
+        key: K,
+        value: Option<V>,
+        mut meta: Meta,
+        placement: Placement,
+    ) -> Result<()> {
+        let class = self.inner.class_names.index(&meta.class);
+        let codec = &self.inner.codec;
         if self.inner.tiers.is_empty() {
-            // With nothing below memory, every placement lives there, and
-            // the hot tier orders the writes of a key by itself.
-            let tracked = self.track_insert(&key, None, &value, None, &meta);
+            // 1. With nothing below memory, every placement lives there, and
+            //    the hot tier orders the writes of a key by itself.
+            let size = || value.as_ref().and_then(|v| codec.encode(v).ok()).map(|v| v.len());
+            let tracked = self
+                .inner
+                .observer
+                .on_insert(&key, None, class, size, &meta);
+            let expires_at = meta.expires_at_ms;
             let mut slot = self.slot(value, &meta, Placement::MemoryOnly, false, 0);
             slot.tracked = tracked;
             self.inner
@@ -91,24 +151,33 @@ where
             self.inner.flights.detach(&key);
             return Ok(());
         }
-        // 2. The key and value encoded once, and their sizes checked,
+        // 1. The key and value encoded once, and their sizes checked,
         //    before any tier changes.
-        let placement = options.placement.unwrap_or(policy.placement);
         let kb = self.encode_key(&key)?;
-        let vb = self.inner.codec.encode(&value)?;
+        let vb = match &value {
+            Some(v) => codec.encode(v)?,
+            None => Vec::new(),
+        };
         self.inner.limits.check_value(vb.len())?;
-        if placement == Placement::DiskOnly {
-            meta.flags = meta.flags.with(Flags::LOWER_ONLY);
+        if placement == Placement::BelowMemory {
+            meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
         }
-        let through = placement == Placement::DiskOnly
-            || (placement == Placement::Everywhere && self.inner.pending.is_none());
-        let tracked = self.track_insert(&key, Some(&kb), &value, Some(vb.len()), &meta);
-        // 3. Every tier changes under the key's stripe lock, so no
+        if value.is_none() {
+            meta.flags = meta.flags.with(Flags::NEGATIVE);
+        }
+        let held_below = self.inner.policy.writes_below(placement);
+        let size = vb.len();
+        let tracked = self
+            .inner
+            .observer
+            .on_insert(&key, Some(&kb), class, || Some(size), &meta);
+        // 2. Every tier changes under the key's stripe lock, so no
         //    promotion or demotion of an older value lands in between.
         let write = self.inner.stripes.of(&kb).write().await;
         let seq = write.seq();
         if placement.in_memory() {
-            let mut slot = self.slot(value, &meta, placement, through, seq);
+            let expires_at = meta.expires_at_ms;
+            let mut slot = self.slot(value, &meta, placement, held_below, seq);
             slot.tracked = tracked;
             self.inner
                 .hot
@@ -117,64 +186,24 @@ where
         } else {
             self.inner.hot.engine.remove(&key);
         }
-        // An older value of the key waiting for the warm tier is replaced.
-        if let Some(pending) = &self.inner.pending {
-            pending.purge(&key, seq);
+        // 3. An older value of the key waiting for the warm tier is replaced.
+        if let Some(queue) = self.inner.policy.queue() {
+            queue.purge(&key, seq);
         }
-        if through {
-            self.write_lower(&kb, Entry::new(vb, meta)).await;
-        } else {
-            self.remove_lower(&kb).await;
-        }
+        // 4. The tiers below, as the write policy says.
+        let now = self.inner.clock.now_ms();
+        let entry = Entry::new(vb, meta);
+        self.inner
+            .policy
+            .insert_below(&self.inner.tiers, placement, &kb, &entry, now)
+            .await;
         drop(write);
-        // A load of the key that began before this write may have read an
-        // older value: later callers must not be handed its result.
+        // 5. A load of the key that began before this write may have read an
+        //    older value: later callers must not be handed its result.
         self.inner.flights.detach(&key);
-        // 4. What the hot tier evicted to make room goes to the warm tier.
+        // 6. What the hot tier evicted to make room goes to the warm tier.
         self.demote_pending().await;
         Ok(())
-    }
-
-    /// Writes an entry into every tier below memory. A tier that fails may
-    /// still hold the previous value, so it is asked to drop it: a
-    /// recovered tier must not serve a stale one.
-    async fn write_lower(&self, kb: &Bytes, entry: Entry) {
-        let tiers = &self.inner.tiers;
-        let writes = tiers.iter().map(|t| {
-            let copy = Entry::new(entry.value.clone(), t.stamp(entry.meta.clone()));
-            t.backend.dyn_insert(kb.clone(), copy)
-        });
-        let results = join_all(writes).await;
-        for (tier, result) in tiers.iter().zip(results) {
-            match result {
-                Ok(()) => tier.mark_current(kb),
-                Err(e) => {
-                    tier.count_error(e.kind());
-                    match tier.backend.dyn_remove(kb).await {
-                        Ok(_) => tier.mark_current(kb),
-                        Err(_) => {
-                            tier.errors.fetch_add(1, Ordering::Relaxed);
-                            tier.mark_stale(kb, self.inner.clock.now_ms());
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Removes a key from every tier below memory.
-    async fn remove_lower(&self, kb: &Bytes) {
-        let tiers = &self.inner.tiers;
-        let results = join_all(tiers.iter().map(|t| t.backend.dyn_remove(kb))).await;
-        for (tier, result) in tiers.iter().zip(results) {
-            match result {
-                Ok(_) => tier.mark_current(kb),
-                Err(e) => {
-                    tier.count_error(e.kind());
-                    tier.mark_stale(kb, self.inner.clock.now_ms());
-                }
-            }
-        }
     }
 
     /// Removes `key` from every tier (and from the demotion queue).
@@ -182,17 +211,21 @@ where
         if self.inner.tiers.is_empty() {
             self.inner.hot.engine.remove(key);
             self.inner.flights.detach(key);
-            self.track(key, None, Tracked::Removed);
+            self.inner.observer.on_remove(key, None);
             return Ok(());
         }
         let kb = self.encode_key(key)?;
-        self.track(key, Some(&kb), Tracked::Removed);
+        self.inner.observer.on_remove(key, Some(&kb));
         let write = self.inner.stripes.of(&kb).write().await;
         self.inner.hot.engine.remove(key);
-        if let Some(pending) = &self.inner.pending {
-            pending.purge(key, u64::MAX);
+        if let Some(queue) = self.inner.policy.queue() {
+            queue.purge(key, u64::MAX);
         }
-        self.remove_lower(&kb).await;
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .policy
+            .remove_below(&self.inner.tiers, &kb, now)
+            .await;
         drop(write);
         self.inner.flights.detach(key);
         Ok(())
@@ -209,20 +242,11 @@ where
         }
         let all = self.inner.stripes.write_all().await;
         self.inner.hot.clear();
-        if let Some(pending) = &self.inner.pending {
-            pending.clear();
-        }
-        let tiers = &self.inner.tiers;
-        let results = join_all(tiers.iter().map(|t| t.backend.dyn_clear())).await;
-        for (tier, result) in tiers.iter().zip(results) {
-            match result {
-                Ok(()) => tier.mark_all_current(),
-                Err(e) => {
-                    tier.count_error(e.kind());
-                    tier.mark_all_stale(self.inner.clock.now_ms());
-                }
-            }
-        }
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .policy
+            .clear_below(&self.inner.tiers, now)
+            .await;
         drop(all);
         self.inner.flights.detach_all();
         Ok(())

@@ -1,10 +1,10 @@
 //! Eviction and admission: windows overflow into probation, candidates
-//! meet victims before the frequency sketch, and the hill climber resizes
-//! the window.
+//! meet victims before the frequency sketch, the hill climber resizes the
+//! window, and a partition changes its capacity.
 
 use super::{
     DIRTY, NIL, PROBATION, PROTECTED, RANDOM_ADMIT_MASK, Removed, Shard, ShardHash, WARM_CANDIDATE,
-    WINDOW,
+    WINDOW, climber_sample,
 };
 use crate::memory::RemovalCause;
 use crate::memory::expiry::ExpiryRule;
@@ -274,6 +274,59 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
                 Contest::Rejected
             };
         }
+    }
+
+    /// Changes the capacity to `capacity` (the share of one of
+    /// `partitions`), then evicts down to it at once through the usual
+    /// path: entries whose timer fired first, then the window's overflow
+    /// meets probation's victims, each reported as any eviction is.
+    ///
+    /// The window keeps its share of the capacity, or takes `window_share`
+    /// when the window chooser sizes it, and protected gets 80% of the rest,
+    /// the geometry a partition is built with and the chooser's ghosts
+    /// simulate (a window the climber grew into protected's share hands
+    /// that share back; the climber moves it again if that pays). The
+    /// climber's step follows the capacity (see [`Climber::resized`]), its
+    /// sample is sized for the new capacity, and the rejects memory, if on,
+    /// starts afresh for half the new capacity. The frequency sketch is
+    /// kept: the keys' popularity does not change with the capacity, the
+    /// sketch grows by itself as entries arrive, and after a shrink it is
+    /// merely roomier than needed.
+    ///
+    /// [`Climber::resized`]: crate::memory::climber::Climber::resized
+    pub(crate) fn set_capacity(
+        &mut self,
+        capacity: u64,
+        partitions: usize,
+        window_share: Option<f64>,
+        rule: ExpiryRule,
+        now: impl Fn() -> u64,
+        removed: &mut Removed<K, V>,
+    ) {
+        let old = self.capacity;
+        self.capacity = capacity;
+        self.window_max = match window_share {
+            Some(share) => ((capacity as f64 * share) as u64).min(capacity),
+            // Scaled in integers: the window never outgrows the capacity.
+            None if old > 0 => {
+                (u128::from(self.window_max) * u128::from(capacity) / u128::from(old)) as u64
+            }
+            None => capacity / 100,
+        };
+        self.protected_max = (capacity - self.window_max) / 5 * 4;
+        self.sample = climber_sample(capacity, partitions);
+        self.climber.resized(old, capacity);
+        if self.rejects.is_some() {
+            self.rejects = None;
+            self.set_rejects(true);
+        }
+        self.demote_protected();
+        let timed = rule.tti_ms.is_some() || self.expiries.has_live();
+        let now = if timed { now() } else { 0 };
+        if timed {
+            self.expire(rule, now, removed);
+        }
+        self.evict_to_capacity(rule, now, removed);
     }
 
     /// Lets the hill climber resize the window once per sample period.

@@ -47,6 +47,7 @@ use super::expiry::{Expiries, ExpiryRule, NO_EXPIRY};
 use super::sketch::{FrequencySketch, aged};
 
 mod eviction;
+mod keys;
 mod queues;
 mod rejects;
 mod write;
@@ -198,6 +199,16 @@ const MAX_SAMPLE: u64 = 100_000;
 /// Below this many requests a sample is mostly noise.
 const MIN_SAMPLE: u64 = 1_000;
 
+/// The requests per hill-climbing step of a partition holding `capacity`,
+/// one of `partitions`. A partition sees its share of the requests;
+/// dividing the bound keeps adaptation as fast as in one large partition.
+fn climber_sample(capacity: u64, partitions: usize) -> u64 {
+    capacity
+        .saturating_mul(SAMPLE_PER_CAPACITY)
+        .min(MAX_SAMPLE / partitions as u64)
+        .max(MIN_SAMPLE)
+}
+
 struct Node<K, V> {
     key: K,
     value: V,
@@ -340,12 +351,7 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
             climber: Climber::new(capacity),
             expiries: Expiries::new(),
             rng: seed | 1,
-            // A partition sees its share of the requests; dividing the
-            // bound keeps adaptation as fast as in one large partition.
-            sample: capacity
-                .saturating_mul(SAMPLE_PER_CAPACITY)
-                .min(MAX_SAMPLE / partitions as u64)
-                .max(MIN_SAMPLE),
+            sample: climber_sample(capacity, partitions),
             reads: ReadCounters::new(),
             writes: 0,
             climbs,
@@ -538,17 +544,20 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
         }
     }
 
-    /// Whether a live entry exists, without counting as a use.
+    /// Whether a live entry exists whose value `matches` accepts, without
+    /// counting as a use.
     pub(crate) fn contains(
         &self,
         hash: u32,
         key: &K,
         rule: ExpiryRule,
         now: impl Fn() -> u64,
+        matches: impl FnOnce(&V) -> bool,
     ) -> bool {
         self.find(hash, key).is_some_and(|idx| {
-            let e = self.node(idx).expiry;
-            e == NO_EXPIRY || !rule.expired(self.expiries.get(e), now())
+            let node = self.node(idx);
+            let e = node.expiry;
+            (e == NO_EXPIRY || !rule.expired(self.expiries.get(e), now())) && matches(&node.value)
         })
     }
 

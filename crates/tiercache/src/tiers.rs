@@ -1,13 +1,19 @@
-//! A byte tier as the typed cache holds it: the backend, its counters, and
-//! the keys it may hold stale values for.
+//! A byte tier as the typed cache holds it, with everything that belongs to
+//! it: the backend (boxed once, outermost), its counters, the keys it may
+//! hold stale values for, and the analytics and compression handles of the
+//! layers the builder wrapped it in. [`Tiers`] is the ordered list of them
+//! and the one place that changes several tiers at once.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
-use cache_core::{DynBackend, ErrorKind, Meta};
+use cache_core::{DynBackend, Entry, ErrorKind, Meta};
+use futures::future::join_all;
 use parking_lot::Mutex;
+
+use crate::report::TierStats;
 
 /// The most keys a tier remembers as possibly stale; past it, the tier
 /// distrusts every record written before the latest failure instead (see
@@ -25,13 +31,57 @@ struct Stale {
     distrust_before: u64,
 }
 
-/// A byte tier and its counters.
+/// What a tier has answered since the cache was built.
+#[derive(Default)]
+struct Counts {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+    corrupted: AtomicU64,
+}
+
+/// The analytics layer around a tier, as the reports read it.
+#[cfg(feature = "analytics")]
+pub(crate) trait AnalysedTier: Send + Sync {
+    /// The layer's snapshot, with the entries the tier holds.
+    fn stats_with_entries(&self) -> cache_core::BoxFuture<'_, cache_analytics::TierStats>;
+    /// Writes the layer's snapshot to the `metrics` recorder.
+    fn emit(&self) -> cache_core::BoxFuture<'_, ()>;
+    /// The layer's cold keys.
+    fn cold_keys(&self, limit: usize) -> Vec<cache_analytics::ColdKey>;
+}
+
+#[cfg(feature = "analytics")]
+impl<B: cache_core::Backend> AnalysedTier for cache_analytics::Analytics<B> {
+    fn stats_with_entries(&self) -> cache_core::BoxFuture<'_, cache_analytics::TierStats> {
+        Box::pin(cache_analytics::Analytics::stats_with_entries(self))
+    }
+    fn emit(&self) -> cache_core::BoxFuture<'_, ()> {
+        Box::pin(cache_analytics::Analytics::emit(self))
+    }
+    fn cold_keys(&self, limit: usize) -> Vec<cache_analytics::ColdKey> {
+        cache_analytics::Analytics::cold_keys(self, limit)
+    }
+}
+
+/// The compression layer around a tier, as the reports read it.
+#[cfg(feature = "compress")]
+pub(crate) trait CompressedTier: Send + Sync {
+    /// The layer's counters.
+    fn compression_stats(&self) -> cache_compress::CompressionStats;
+}
+
+#[cfg(feature = "compress")]
+impl<B: Send + Sync> CompressedTier for cache_compress::Compressed<B> {
+    fn compression_stats(&self) -> cache_compress::CompressionStats {
+        self.stats()
+    }
+}
+
+/// A byte tier and what belongs to it.
 pub(crate) struct Tier {
-    pub(crate) backend: Arc<dyn DynBackend>,
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) corrupted: AtomicU64,
+    backend: Arc<dyn DynBackend>,
+    counts: Counts,
     stale: Mutex<Stale>,
     /// Whether `stale` holds any key, so the common case takes no lock.
     any_stale: AtomicBool,
@@ -40,28 +90,92 @@ pub(crate) struct Tier {
     /// The latest creation time the cache wrote a record into this tier
     /// with, so that a distrust point is always past it.
     highest_stamp: AtomicU64,
+    #[cfg(feature = "analytics")]
+    analytics: Option<Arc<dyn AnalysedTier>>,
+    #[cfg(feature = "compress")]
+    compression: Option<Arc<dyn CompressedTier>>,
 }
 
 impl Tier {
+    /// A tier of `backend`, wrapped in no layer the cache reports on.
     pub(crate) fn new(backend: Arc<dyn DynBackend>) -> Self {
         Tier {
             backend,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            corrupted: AtomicU64::new(0),
+            counts: Counts::default(),
             stale: Mutex::new(Stale::default()),
             any_stale: AtomicBool::new(false),
             distrust_before: AtomicU64::new(0),
             highest_stamp: AtomicU64::new(0),
+            #[cfg(feature = "analytics")]
+            analytics: None,
+            #[cfg(feature = "compress")]
+            compression: None,
         }
     }
 
+    /// The tier with the analytics layer that is (or sits inside) its
+    /// backend.
+    #[cfg(feature = "analytics")]
+    pub(crate) fn with_analytics(mut self, analytics: Arc<dyn AnalysedTier>) -> Self {
+        self.analytics = Some(analytics);
+        self
+    }
+
+    /// The tier with the compression layer inside its backend.
+    #[cfg(all(feature = "compress", any(feature = "redb", feature = "redis")))]
+    pub(crate) fn with_compression(mut self, compression: Arc<dyn CompressedTier>) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// The tier's whole stack, outermost layer first.
+    pub(crate) fn backend(&self) -> &Arc<dyn DynBackend> {
+        &self.backend
+    }
+
+    /// The outermost layer's name.
+    pub(crate) fn name(&self) -> &str {
+        self.backend.dyn_name()
+    }
+
+    /// The analytics layer, when the builder wrapped the tier in one.
+    #[cfg(feature = "analytics")]
+    pub(crate) fn analytics(&self) -> Option<&dyn AnalysedTier> {
+        self.analytics.as_deref()
+    }
+
+    /// The compression layer, when the builder wrapped the tier in one.
+    #[cfg(feature = "compress")]
+    pub(crate) fn compression(&self) -> Option<&dyn CompressedTier> {
+        self.compression.as_deref()
+    }
+
+    pub(crate) fn count_hit(&self) {
+        self.counts.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_miss(&self) {
+        self.counts.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed call: corrupted records apart from the rest.
     pub(crate) fn count_error(&self, kind: ErrorKind) {
         if kind == ErrorKind::Corrupted {
-            self.corrupted.fetch_add(1, Ordering::Relaxed);
+            self.counts.corrupted.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+            self.counts.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The tier's counters, under its name.
+    pub(crate) fn stats(&self) -> TierStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TierStats {
+            name: self.name().to_string(),
+            hits: load(&self.counts.hits),
+            misses: load(&self.counts.misses),
+            errors: load(&self.counts.errors),
+            corrupted: load(&self.counts.corrupted),
         }
     }
 
@@ -74,7 +188,7 @@ impl Tier {
     /// instead. Nothing is cleared: a clear of a shared Redis prefix would
     /// wipe every process's cache, and each lookup waiting on one made an
     /// outage's aftermath worse than the outage.
-    pub(crate) fn mark_stale(&self, key: &Bytes, now_ms: u64) {
+    fn mark_stale(&self, key: &Bytes, now_ms: u64) {
         let mut stale = self.stale.lock();
         if stale.keys.len() < MAX_STALE_KEYS {
             stale.keys.insert(key.clone());
@@ -87,7 +201,7 @@ impl Tier {
 
     /// Distrusts every record created before `now_ms`: a clear of the tier
     /// failed, so it may still hold anything written before.
-    pub(crate) fn mark_all_stale(&self, now_ms: u64) {
+    fn mark_all_stale(&self, now_ms: u64) {
         let mut stale = self.stale.lock();
         self.distrust(&mut stale, now_ms);
         self.any_stale.store(false, Ordering::Release);
@@ -125,7 +239,7 @@ impl Tier {
     }
 
     /// Notes that the tier was cleared: it holds nothing out of date.
-    pub(crate) fn mark_all_current(&self) {
+    fn mark_all_current(&self) {
         *self.stale.lock() = Stale::default();
         self.any_stale.store(false, Ordering::Release);
         self.distrust_before.store(0, Ordering::Release);
@@ -172,6 +286,105 @@ impl Tier {
             self.mark_current(key);
         }
     }
+
+    /// Carries out one change of [`Tiers::apply`] here, and notes what the
+    /// tier holds afterwards.
+    async fn change(&self, change: &Change<'_>, now_ms: u64) -> Result<(), ErrorKind> {
+        let result = match change {
+            Change::Put(kb, entry) | Change::Copy(kb, entry) => {
+                let copy = Entry::new(entry.value.clone(), self.stamp(entry.meta.clone()));
+                self.backend.dyn_insert((*kb).clone(), copy).await
+            }
+            Change::Remove(kb) => self.backend.dyn_remove(kb).await.map(drop),
+            Change::Clear => self.backend.dyn_clear().await,
+        };
+        let Err(e) = result else {
+            match change {
+                Change::Put(kb, _) | Change::Copy(kb, _) | Change::Remove(kb) => {
+                    self.mark_current(kb);
+                }
+                Change::Clear => self.mark_all_current(),
+            }
+            return Ok(());
+        };
+        self.count_error(e.kind());
+        match change {
+            // The tier may still hold the previous value, so it is asked to
+            // drop it: a recovered tier must not serve a stale one.
+            Change::Put(kb, _) => match self.backend.dyn_remove(kb).await {
+                Ok(_) => self.mark_current(kb),
+                Err(e) => {
+                    self.count_error(e.kind());
+                    self.mark_stale(kb, now_ms);
+                }
+            },
+            // A copy that failed leaves at worst what the tier held before:
+            // it missed, or the key is already marked stale.
+            Change::Copy(..) => {}
+            Change::Remove(kb) => self.mark_stale(kb, now_ms),
+            Change::Clear => self.mark_all_stale(now_ms),
+        }
+        Err(e.kind())
+    }
+}
+
+/// A change [`Tiers::apply`] makes in several tiers at once.
+pub(crate) enum Change<'a> {
+    /// Writes the entry: the key's new value. Where it fails, the tier is
+    /// asked to drop its old value, and the key is marked stale there if it
+    /// cannot.
+    Put(&'a Bytes, &'a Entry),
+    /// Copies a value already current below (a promotion): where it fails
+    /// the tier keeps what it had, which was no newer.
+    Copy(&'a Bytes, &'a Entry),
+    /// Removes the key; marked stale where that fails.
+    Remove(&'a Bytes),
+    /// Removes everything; a tier that fails distrusts all it holds.
+    Clear,
+}
+
+/// What each tier made of a change, in tier order: `Err` with the kind of
+/// error for each tier that failed (already counted, and its stale keys
+/// noted).
+pub(crate) type TierReport = Vec<Result<(), ErrorKind>>;
+
+/// The byte tiers below memory, in order.
+pub(crate) struct Tiers(Vec<Tier>);
+
+impl Tiers {
+    pub(crate) fn new(tiers: Vec<Tier>) -> Self {
+        Tiers(tiers)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Tier> {
+        self.0.iter()
+    }
+
+    /// The first tier below memory, which write-on-evict demotes into.
+    pub(crate) fn warm(&self) -> Option<&Tier> {
+        self.0.first()
+    }
+
+    /// Makes `change` in the tiers `range` (all of them, or those above
+    /// the one a hit came from) at once, and notes in each what it holds
+    /// now: current where the change succeeded, possibly stale where it
+    /// failed.
+    pub(crate) async fn apply(
+        &self,
+        range: std::ops::RangeTo<usize>,
+        change: Change<'_>,
+        now_ms: u64,
+    ) -> TierReport {
+        let tiers = &self.0[..range.end.min(self.0.len())];
+        join_all(tiers.iter().map(|t| t.change(&change, now_ms))).await
+    }
+
+    /// Every tier.
+    pub(crate) const ALL: std::ops::RangeTo<usize> = ..usize::MAX;
 }
 
 /// Every tier below memory as one [`Backend`](cache_core::Backend), for
@@ -255,6 +468,43 @@ mod tests {
         backend.set_failing(false);
         tier.settle(&key).await;
         assert!(!tier.is_stale(&key));
+    }
+
+    #[tokio::test]
+    async fn apply_reports_each_tier_and_marks_what_failed() {
+        let up = Arc::new(ReferenceBackend::new(Default::default(), Default::default()));
+        let down = Arc::new(FailingBackend::new(ReferenceBackend::new(
+            Default::default(),
+            Default::default(),
+        )));
+        let tiers = Tiers::new(vec![Tier::new(up.clone()), Tier::new(down.clone())]);
+        let key = Bytes::from_static(b"k");
+        let entry = Entry::new(&b"v"[..], Meta::new(1));
+        down.set_failing(true);
+        let report = tiers
+            .apply(Tiers::ALL, Change::Put(&key, &entry), 1)
+            .await;
+        assert_eq!(report, vec![Ok(()), Err(ErrorKind::Unavailable)]);
+        let [first, second] = &tiers.0[..] else {
+            unreachable!()
+        };
+        assert!(!first.is_stale(&key));
+        assert!(second.is_stale(&key), "the value it kept may be stale");
+        // Both the write and the removal that retracted it were counted.
+        assert_eq!(second.stats().errors, 2);
+        // A failed copy changes nothing it would have to retract.
+        let report = tiers
+            .apply(..1, Change::Copy(&key, &entry), 1)
+            .await;
+        assert_eq!(report, vec![Ok(())]);
+        down.set_failing(false);
+        let report = tiers.apply(Tiers::ALL, Change::Remove(&key), 2).await;
+        assert_eq!(report, vec![Ok(()), Ok(())]);
+        assert!(!second.is_stale(&key));
+        down.set_failing(true);
+        tiers.apply(Tiers::ALL, Change::Clear, 3).await;
+        assert!(second.distrusts(&Meta::new(3)), "a failed clear distrusts");
+        assert!(!first.distrusts(&Meta::new(0)));
     }
 
     #[test]
