@@ -21,8 +21,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tiercache::{Lookup, Result};
 use tiercache::tier::{Backend, Entry, Removals};
+use tiercache::{Lookup, Result};
 
 /// The end of a call that never completed: later than every stamp.
 pub const NEVER: u64 = u64::MAX;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cache_core::FailingBackend;
 use tiercache::memory::MemoryBackend;
-use tiercache::{Cache, CacheBuilder, ManualClock};
 use tiercache::tier::DynBackend;
+use tiercache::{Cache, CacheBuilder, ManualClock};
 
 mod gate;
 pub mod history;
@@ -87,7 +87,7 @@ pub fn key_bytes(k: &str) -> bytes::Bytes {
 /// What tier `tier` of a stack holds for `k`: the value and its entry.
 pub async fn held(tier: &TestTier, k: &str) -> Option<(String, tiercache::tier::Entry)> {
     use tiercache::Codec;
-use tiercache::tier::Backend;
+    use tiercache::tier::Backend;
     match tier
         .inner()
         .get(&key_bytes(k))

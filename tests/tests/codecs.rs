@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tiercache::memory::MemoryBackend;
-use tiercache::{Cache, Codec};
 use tiercache::tier::DynBackend;
+use tiercache::{Cache, Codec};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Row {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tiercache::compress::{CompressionLayer, Gzip, Lz4};
 use tiercache::redis::RedisBackend;
-use tiercache::{Cache, Codec, Postcard};
 use tiercache::tier::Backend;
+use tiercache::{Cache, Codec, Postcard};
 use tiercache_tests::{RedisServer, connected};
 
 /// A value that compresses well: repetitive JSON-like text of about 8 KiB.
@@ -106,4 +106,38 @@ async fn the_redis_tier_holds_compressed_frames() {
     assert!(stored.value.len() < document(7).len() / 5);
     cache.hot().clear();
     assert_eq!(cache.get(&7).await.unwrap(), Some(document(7)));
+}
+
+/// Each tier reports its own compression, even beside another tier of the
+/// same name: the figures used to be matched to tiers by name, so an
+/// uncompressed redb tier added below the disk tier showed the disk tier's
+/// ratio as its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tiers_of_one_name_keep_their_own_compression_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = tiercache::redb::RedbBackend::builder(dir.path().join("plain.redb"))
+        .build()
+        .await
+        .unwrap();
+    let cache: Cache<u32, String> = Cache::builder()
+        .disk(dir.path().join("c.redb"))
+        .backend(plain)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        cache.insert(i, document(i as usize)).await.unwrap();
+    }
+    let stats = cache.stats().await.expect("analytics is on by default");
+    let names: Vec<&str> = stats.tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["hot", "redb", "redb"]);
+    let ratio = stats.tiers[1]
+        .compression_ratio
+        .expect("the disk tier compresses");
+    assert!(ratio < 0.2, "{ratio}");
+    assert_eq!(
+        stats.tiers[2].compression_ratio, None,
+        "the second compresses nothing"
+    );
+    assert_eq!(cache.compression_stats().len(), 1);
 }

@@ -32,10 +32,10 @@ use cache_core::conformance::{self, ReferenceBackend};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use tiercache::Cache;
 use tiercache::compress::CompressionLayer;
 use tiercache::redb::RedbBackend;
 use tiercache::redis::RedisBackend;
-use tiercache::Cache;
 use tiercache::tier::{Backend, DynBackend, Layer};
 use tiercache_tests::history::{
     Cancel, Delayed, LogicalClock, NEVER, Op, Record, Report, Seen, ViolationKind, check,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tiercache::memory::MemoryBackend;
-use tiercache::{Cache, ManualClock};
 use tiercache::tier::DynBackend;
+use tiercache::{Cache, ManualClock};
 use tiercache_tests::{Gated, held_in};
 
 type Tier = Arc<Gated<MemoryBackend>>;

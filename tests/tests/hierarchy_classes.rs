@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use tiercache::{ErrorKind, InsertOptions, Placement};
 use tiercache::tier::{Backend, DataClass, Flags};
+use tiercache::{ErrorKind, InsertOptions, Placement};
 use tiercache_tests::{held, key_bytes, stack_with};
 
 const MINUTE: Duration = Duration::from_secs(60);

@@ -69,7 +69,9 @@ async fn listed(tier: &RedisBackend, limit: usize) -> BTreeSet<Bytes> {
 }
 
 fn names(prefix: &str, n: usize) -> Vec<Bytes> {
-    (0..n).map(|i| Bytes::from(format!("{prefix}{i}"))).collect()
+    (0..n)
+        .map(|i| Bytes::from(format!("{prefix}{i}")))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +88,9 @@ async fn only_this_prefix_s_keys_are_listed_on_a_single_server() {
     mine.push(Bytes::new());
     mine.push(Bytes::from_static(&[0x1f, b'v', b'1', 0x1f, b'*', 0]));
     fill(&ours, &mine).await;
-    for lookalike in ["cAB1Z", "c1Q", "c*[1]", "c*[1]?x", "c\\*[1]?", "c*[1]?\\", "app:"] {
+    for lookalike in [
+        "cAB1Z", "c1Q", "c*[1]", "c*[1]?x", "c\\*[1]?", "c*[1]?\\", "app:",
+    ] {
         let other = tier(&url, lookalike).await;
         fill(&other, &names("key-", 30)).await;
         fill(&other, &names("other-", 10)).await;
@@ -134,7 +138,10 @@ async fn a_cursor_of_another_server_is_refused() {
     fill(&b, &names("k", 20)).await;
     let page = a.keys(&KeyCursor::start(), 1).await.unwrap().unwrap();
     let cursor = page.next.expect("more keys follow");
-    let e = b.keys(&cursor, 1).await.expect_err("another server's cursor");
+    let e = b
+        .keys(&cursor, 1)
+        .await
+        .expect_err("another server's cursor");
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     // It still works where it was made.
     assert!(a.keys(&cursor, 1).await.unwrap().is_some());

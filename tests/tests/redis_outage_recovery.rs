@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::FailingBackend;
-use tiercache::redis::RedisBackend;
 use tiercache::Cache;
+use tiercache::redis::RedisBackend;
 use tiercache::tier::DynBackend;
 use tiercache_tests::RedisServer;
 

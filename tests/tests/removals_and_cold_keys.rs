@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tiercache::analytics::ClassRemovalStats;
 use tiercache::redb::RedbBackend;
-use tiercache::{Cache, ManualClock};
 use tiercache::tier::DynBackend;
+use tiercache::{Cache, ManualClock};
 use tiercache_tests::{key_bytes, stack_with};
 
 fn share(class: &str, evicted: u64, expired: u64) -> ClassRemovalStats {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tiercache::{Codec, ErrorKind, Lookup, Postcard};
 use tiercache::tier::Backend;
+use tiercache::{Codec, ErrorKind, Lookup, Postcard};
 use tiercache_tests::stack;
 
 fn key_bytes(k: &str) -> Bytes {
@@ -128,7 +128,8 @@ async fn every_tier_failing_is_a_miss_not_an_error() {
 #[tokio::test]
 async fn a_record_that_does_not_decode_is_a_miss_and_is_removed() {
     let s = stack(100, 1, None).await;
-    let garbage = tiercache::tier::Entry::new(vec![0xFF; 3], tiercache::tier::Meta::new(s.clock.now_ms()));
+    let garbage =
+        tiercache::tier::Entry::new(vec![0xFF; 3], tiercache::tier::Meta::new(s.clock.now_ms()));
     s.tiers[0].insert(key_bytes("k"), garbage).await.unwrap();
     assert_eq!(s.cache.get(&"k".into()).await.unwrap(), None);
     assert_eq!(s.tiers[0].get(&key_bytes("k")).await.unwrap(), Lookup::Miss);

@@ -276,7 +276,7 @@ fn get_with_runs_its_own_loader_when_a_fallible_load_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_with_async_runs_its_own_loader_when_a_fallible_load_fails() {
     let cache = cache();
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (started_tx, started_rx) = futures::channel::oneshot::channel();
     let failing = {
         let cache = cache.clone();
         tokio::spawn(async move {

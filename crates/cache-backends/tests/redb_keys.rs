@@ -100,7 +100,10 @@ async fn pages_list_the_live_keys_in_order_without_removed_or_expired_ones() {
 
     for limit in [7, 1, 0, 80, 1_000] {
         let (keys, pages) = rest(&tier, KeyCursor::start(), limit).await;
-        assert_eq!(keys, live, "pages of {limit}: every live key once, in order");
+        assert_eq!(
+            keys, live,
+            "pages of {limit}: every live key once, in order"
+        );
         let least = live.len().div_ceil(limit.max(1));
         assert!(
             (least..=least + 1).contains(&pages),

@@ -31,6 +31,11 @@ use crate::error::{Error, ErrorKind, Result};
 /// its thread, so it must not be an async worker waiting on a load that only
 /// that worker could drive.
 ///
+/// The cache's loading paths go through
+/// [`get_or_load`](Self::get_or_load) (or its blocking twin) on a flight of
+/// `Option<V>`: look again, load, store, and share "not found" and errors
+/// with the waiters as [`LoaderErrors`] says.
+///
 /// ```
 /// use cache_core::SingleFlight;
 /// let flights: SingleFlight<u64, String> = SingleFlight::new();

@@ -313,14 +313,17 @@ where
     /// # }).unwrap();
     /// ```
     pub fn class(mut self, name: &str, ttl: Duration) -> Self {
-        self.settings.classes.push((DataClass::named(name), Some(ttl), None));
+        self.settings
+            .classes
+            .push((DataClass::named(name), Some(ttl), None));
         self
     }
 
     /// Sets which tiers the entries of class `name` may live in (every
     /// tier by default), defining the class if needed.
     pub fn class_placement(mut self, name: &str, placement: Placement) -> Self {
-        self.settings.classes
+        self.settings
+            .classes
             .push((DataClass::named(name), None, Some(placement)));
         self
     }
@@ -378,7 +381,11 @@ where
     /// exported with [`Cache::emit_metrics`](crate::Cache::emit_metrics).
     #[cfg(feature = "analytics")]
     pub fn analytics(mut self, on: bool) -> Self {
-        self.settings.analytics = on.then_some(self.settings.analytics.unwrap_or(crate::observe::DEFAULT_SAMPLING));
+        self.settings.analytics = on.then_some(
+            self.settings
+                .analytics
+                .unwrap_or(crate::observe::DEFAULT_SAMPLING),
+        );
         self
     }
 
@@ -405,7 +412,10 @@ where
     #[cfg(feature = "analytics")]
     pub fn entry_tracking(mut self, one_in: u64) -> Self {
         self.settings.entry_tracking = Some(one_in.max(1));
-        self.settings.analytics = self.settings.analytics.or(Some(crate::observe::DEFAULT_SAMPLING));
+        self.settings.analytics = self
+            .settings
+            .analytics
+            .or(Some(crate::observe::DEFAULT_SAMPLING));
         self
     }
 
@@ -427,7 +437,9 @@ where
         let codec = self.codec;
         let limits = s.limits;
         let encoder = codec.clone();
-        let observer = s.observer(Arc::new(move |key: &K| encode_key(&encoder, &limits, key).ok()));
+        let observer = s.observer(Arc::new(move |key: &K| {
+            encode_key(&encoder, &limits, key).ok()
+        }));
         let tiers = s.open_tiers().await?;
         let policy = if s.write_on_evict {
             WritePolicy::OnEvict(Arc::new(DemotionQueue::new(MAX_WAITING_DEMOTIONS)))
@@ -522,31 +534,57 @@ impl Settings {
         Observer::new(self.clock.clone(), encode)
     }
 
-    /// Step 1 and 2: opens the disk and Redis tiers, and wraps them and the
-    /// tiers the application added in the builder's layers, in order.
+    /// Steps 1 and 2: opens the disk and Redis tiers, and wraps them and
+    /// the tiers the application added in the builder's layers, in order.
     async fn open_tiers(&mut self) -> Result<Tiers> {
         let wrapping = self.wrapping();
         let mut tiers = Vec::with_capacity(self.tiers.len() + 2);
-        #[cfg(feature = "redb")]
-        if let Some(path) = self.disk.take() {
-            let disk = cache_backends::redb::RedbBackend::builder(path)
-                .clock(self.clock.clone())
-                .limits(self.limits)
-                .build()
-                .await?;
-            tiers.push(wrapping.wrap_compressed(disk, self.disk_compression()));
-        }
-        #[cfg(feature = "redis")]
-        if let Some(url) = self.redis.take() {
-            let redis = cache_backends::redis::RedisBackend::builder(&url)
-                .clock(self.clock.clone())
-                .limits(self.limits)
-                .build()
-                .await?;
-            tiers.push(wrapping.wrap_compressed(redis, self.redis_compression()));
-        }
+        tiers.extend(self.open_disk(&wrapping).await?);
+        tiers.extend(self.open_redis(&wrapping).await?);
         tiers.extend(self.tiers.drain(..).map(|added| (added.wrap)(&wrapping)));
         Ok(Tiers::new(tiers))
+    }
+
+    /// The disk tier, if one was asked for.
+    #[cfg(feature = "redb")]
+    async fn open_disk(&mut self, wrapping: &Wrapping) -> Result<Option<Tier>> {
+        let Some(path) = self.disk.take() else {
+            return Ok(None);
+        };
+        let disk = cache_backends::redb::RedbBackend::builder(path)
+            .clock(self.clock.clone())
+            .limits(self.limits)
+            .build()
+            .await?;
+        Ok(Some(
+            wrapping.wrap_compressed(disk, self.disk_compression()),
+        ))
+    }
+
+    #[cfg(not(feature = "redb"))]
+    async fn open_disk(&mut self, _wrapping: &Wrapping) -> Result<Option<Tier>> {
+        Ok(None)
+    }
+
+    /// The Redis tier, if one was asked for.
+    #[cfg(feature = "redis")]
+    async fn open_redis(&mut self, wrapping: &Wrapping) -> Result<Option<Tier>> {
+        let Some(url) = self.redis.take() else {
+            return Ok(None);
+        };
+        let redis = cache_backends::redis::RedisBackend::builder(&url)
+            .clock(self.clock.clone())
+            .limits(self.limits)
+            .build()
+            .await?;
+        Ok(Some(
+            wrapping.wrap_compressed(redis, self.redis_compression()),
+        ))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn open_redis(&mut self, _wrapping: &Wrapping) -> Result<Option<Tier>> {
+        Ok(None)
     }
 
     #[cfg(all(feature = "compress", feature = "redb"))]

@@ -6,8 +6,8 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -130,7 +130,12 @@ impl<K, V, C: Codec> fmt::Debug for Cache<K, V, C> {
             .field("hot", &self.inner.hot)
             .field(
                 "tiers",
-                &self.inner.tiers.iter().map(|t| t.name()).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .tiers
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>(),
             )
             .field("codec", &self.inner.codec.name())
             .finish_non_exhaustive()
@@ -242,7 +247,11 @@ where
 
 /// `key` in the bytes the tiers store it under, checked against the size
 /// limit.
-pub(crate) fn encode_key<K: Serialize, C: Codec>(codec: &C, limits: &Limits, key: &K) -> Result<Bytes> {
+pub(crate) fn encode_key<K: Serialize, C: Codec>(
+    codec: &C,
+    limits: &Limits,
+    key: &K,
+) -> Result<Bytes> {
     let bytes = Bytes::from(codec.encode(key)?);
     limits.check_key(&bytes)?;
     Ok(bytes)

@@ -120,7 +120,9 @@ where
     /// Whether `key` has a live value here (a negative entry is none);
     /// counts as a use.
     pub fn contains_key(&self, key: &K) -> bool {
-        self.engine.get(key).is_some_and(|slot| slot.value.is_some())
+        self.engine
+            .get(key)
+            .is_some_and(|slot| slot.value.is_some())
     }
 
     /// Removes `key` from this tier only, returning its value.

@@ -402,7 +402,9 @@ impl cache_core::Backend for BelowMemory {
 
     async fn get(&self, key: &[u8]) -> cache_core::Result<cache_core::Lookup> {
         for tier in &self.0 {
-            if let found @ cache_core::Lookup::Hit(_) = tier.dyn_get(key).await? {
+            if let found @ (cache_core::Lookup::Hit(_) | cache_core::Lookup::Negative(_)) =
+                tier.dyn_get(key).await?
+            {
                 return Ok(found);
             }
         }
@@ -472,7 +474,10 @@ mod tests {
 
     #[tokio::test]
     async fn apply_reports_each_tier_and_marks_what_failed() {
-        let up = Arc::new(ReferenceBackend::new(Default::default(), Default::default()));
+        let up = Arc::new(ReferenceBackend::new(
+            Default::default(),
+            Default::default(),
+        ));
         let down = Arc::new(FailingBackend::new(ReferenceBackend::new(
             Default::default(),
             Default::default(),
@@ -481,9 +486,7 @@ mod tests {
         let key = Bytes::from_static(b"k");
         let entry = Entry::new(&b"v"[..], Meta::new(1));
         down.set_failing(true);
-        let report = tiers
-            .apply(Tiers::ALL, Change::Put(&key, &entry), 1)
-            .await;
+        let report = tiers.apply(Tiers::ALL, Change::Put(&key, &entry), 1).await;
         assert_eq!(report, vec![Ok(()), Err(ErrorKind::Unavailable)]);
         let [first, second] = &tiers.0[..] else {
             unreachable!()
@@ -493,9 +496,7 @@ mod tests {
         // Both the write and the removal that retracted it were counted.
         assert_eq!(second.stats().errors, 2);
         // A failed copy changes nothing it would have to retract.
-        let report = tiers
-            .apply(..1, Change::Copy(&key, &entry), 1)
-            .await;
+        let report = tiers.apply(..1, Change::Copy(&key, &entry), 1).await;
         assert_eq!(report, vec![Ok(())]);
         down.set_failing(false);
         let report = tiers.apply(Tiers::ALL, Change::Remove(&key), 2).await;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use tiercache::{Clock, Lookup};
 use tiercache::tier::{Backend, Entry, Meta};
+use tiercache::{Clock, Lookup};
 use tiercache_benches::median;
 
 /// The keys and values every store in one measurement is seeded with.

@@ -169,7 +169,6 @@ where
     }
 }
 
-
 /// The hot tier's removal listener: it tells the observer the class of
 /// what the hot tier evicted or expired, and, with write-on-evict, queues
 /// what must be demoted. `None` when there is nothing to tell.
@@ -274,7 +273,8 @@ where
     /// taken it out of the queue, and one that comes later waits for this
     /// write and then replaces or removes it.
     async fn demote(&self, key: &K) {
-        let (Some(pending), Some(warm)) = (self.inner.policy.queue(), self.inner.tiers.warm()) else {
+        let (Some(pending), Some(warm)) = (self.inner.policy.queue(), self.inner.tiers.warm())
+        else {
             return;
         };
         let Ok(kb) = self.encode_key(key) else {

@@ -164,10 +164,9 @@ where
     async fn live_entry(&self, tier: &Tier, kb: &Bytes) -> Option<Entry> {
         let entry = match tier.backend().dyn_get(kb).await {
             Ok(Lookup::Hit(entry)) => entry,
-            Ok(Lookup::Negative(mut meta)) => {
-                meta.flags = meta.flags.with(Flags::NEGATIVE);
-                Entry::new(Bytes::new(), meta)
-            }
+            // Kept as an entry, so that one check of expiry and distrust
+            // below serves both answers.
+            Ok(Lookup::Negative(meta)) => Entry::negative(meta),
             Ok(Lookup::Miss | Lookup::Bypassed) => {
                 tier.count_miss();
                 return None;
@@ -226,12 +225,22 @@ where
         let placement = if entry.meta.flags.contains(Flags::BELOW_MEMORY) {
             Placement::BelowMemory
         } else {
-            self.inner.classes.load().policy(&entry.meta.class).placement
+            self.inner
+                .classes
+                .load()
+                .policy(&entry.meta.class)
+                .placement
         };
         if placement.in_memory() {
             // The tier below holds this value once the copies are done (or
             // held it already), so evicting it writes nothing.
-            let mut slot = self.slot(value.cloned(), &entry.meta, Placement::Everywhere, true, seen);
+            let mut slot = self.slot(
+                value.cloned(),
+                &entry.meta,
+                Placement::Everywhere,
+                true,
+                seen,
+            );
             slot.tracked = self.inner.observer.follows(key);
             self.inner
                 .hot

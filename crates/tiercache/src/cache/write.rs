@@ -5,9 +5,7 @@
 use std::hash::Hash;
 use std::time::Duration;
 
-use cache_core::{
-    Codec, Entry, Error, ErrorKind, Flags, Meta, Placement, Result, expiry_after,
-};
+use cache_core::{Codec, Entry, Error, ErrorKind, Flags, Meta, Placement, Result, expiry_after};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -136,7 +134,12 @@ where
         if self.inner.tiers.is_empty() {
             // 1. With nothing below memory, every placement lives there, and
             //    the hot tier orders the writes of a key by itself.
-            let size = || value.as_ref().and_then(|v| codec.encode(v).ok()).map(|v| v.len());
+            let size = || {
+                value
+                    .as_ref()
+                    .and_then(|v| codec.encode(v).ok())
+                    .map(|v| v.len())
+            };
             let tracked = self
                 .inner
                 .observer
@@ -243,10 +246,7 @@ where
         let all = self.inner.stripes.write_all().await;
         self.inner.hot.clear();
         let now = self.inner.clock.now_ms();
-        self.inner
-            .policy
-            .clear_below(&self.inner.tiers, now)
-            .await;
+        self.inner.policy.clear_below(&self.inner.tiers, now).await;
         drop(all);
         self.inner.flights.detach_all();
         Ok(())

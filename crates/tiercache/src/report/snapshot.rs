@@ -67,7 +67,6 @@ pub struct ColdKeySummary {
     pub last_touch_ms: u64,
 }
 
-
 /// A key among the hottest, with its estimated count of sampled lookups.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HotKey {
@@ -198,7 +197,6 @@ fn nanos(ns: u64) -> String {
         _ => format!("{:.2} ms", d.as_secs_f64() * 1e3),
     }
 }
-
 
 impl<K, V, C> Cache<K, V, C>
 where
