@@ -23,7 +23,7 @@ impl Loader<String, String> for Records {
             return Err(Error::new(ErrorKind::Loader, "the store is down"));
         }
         let n: u64 = key.trim_start_matches('k').parse().unwrap_or(1);
-        Ok((n % 2 == 0).then(|| format!("row {n}")))
+        Ok(n.is_multiple_of(2).then(|| format!("row {n}")))
     }
 }
 

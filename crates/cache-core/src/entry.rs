@@ -129,7 +129,8 @@ mod tests {
         assert!(entry.is_negative());
         assert_eq!(
             entry.meta,
-            meta.clone().flags(Flags::BELOW_MEMORY.with(Flags::NEGATIVE)),
+            meta.clone()
+                .flags(Flags::BELOW_MEMORY.with(Flags::NEGATIVE)),
             "the class, expiry and other flags are kept, the compression id cleared"
         );
         let lookup = Lookup::from_entry(entry.clone());
