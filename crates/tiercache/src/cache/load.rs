@@ -23,27 +23,8 @@ where
     /// the same key at once, one `init` runs and all share its value. A
     /// negative entry does not stop `init`: its value replaces the entry.
     pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
-        let sample = self.start_lookup(&key);
-        let mut init = Some(init);
-        let found = loop {
-            let slot = &mut init;
-            let loaded = self
-                .load(&key, LoaderErrors::Retried, false, || async move {
-                    let init = slot.take().expect("a caller's loader runs at most once");
-                    Ok(Some(init.await))
-                })
-                .await;
-            match loaded {
-                Ok(Some(v)) => break Ok(v),
-                // Another caller's loader found nothing; this one's has not
-                // run yet, and always yields a value.
-                Ok(None) if init.is_some() => {}
-                Ok(None) => unreachable!("get_with's own loader yields a value"),
-                Err(e) => break Err(e),
-            }
-        };
-        self.inner.observer.done(sample);
-        found
+        self.load_own(&key, LoaderErrors::Retried, async { Ok(init.await) })
+            .await
     }
 
     /// Like [`get_with`](Self::get_with) with a fallible loader. A loader
@@ -58,20 +39,37 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let sample = self.start_lookup(&key);
+        self.load_own(&key, LoaderErrors::Shared, async {
+            init.await.map_err(loader_error)
+        })
+        .await
+    }
+
+    /// [`get_with`](Self::get_with) and [`try_get_with`](Self::try_get_with):
+    /// a load with the caller's one-shot `init`, which always yields a
+    /// value or an error.
+    async fn load_own(
+        &self,
+        key: &K,
+        errors: LoaderErrors,
+        init: impl Future<Output = Result<V>>,
+    ) -> Result<V> {
+        let sample = self.start_lookup(key);
         let mut init = Some(init);
         let found = loop {
             let slot = &mut init;
             let loaded = self
-                .load(&key, LoaderErrors::Shared, false, || async move {
+                .load(key, errors, false, || async move {
                     let init = slot.take().expect("a caller's loader runs at most once");
-                    init.await.map(Some).map_err(loader_error)
+                    init.await.map(Some)
                 })
                 .await;
             match loaded {
                 Ok(Some(v)) => break Ok(v),
+                // Another caller's loader found nothing; this one's has not
+                // run yet, and yields a value or an error.
                 Ok(None) if init.is_some() => {}
-                Ok(None) => unreachable!("try_get_with's own loader yields a value or an error"),
+                Ok(None) => unreachable!("the caller's own loader yields a value or an error"),
                 Err(e) => break Err(e),
             }
         };

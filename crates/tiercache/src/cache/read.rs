@@ -123,8 +123,7 @@ where
             };
             if entry.meta.is_negative() {
                 tier.count_hit();
-                self.promote_if_due(i, key, kb, None, entry.clone(), seen)
-                    .await;
+                self.promote(i, key, kb, None, entry.clone(), seen).await;
                 return Ok(Lookup::Negative(entry.meta));
             }
             if entry.meta.flags.compression() != 0 {
@@ -150,8 +149,7 @@ where
             };
             tier.count_hit();
             self.inner.observer.on_hit(key, kb);
-            self.promote_if_due(i, key, kb, Some(&value), entry, seen)
-                .await;
+            self.promote(i, key, kb, Some(&value), entry, seen).await;
             return Ok(Lookup::Hit(value));
         }
         Ok(Lookup::Miss)
@@ -183,31 +181,13 @@ where
         Some(entry)
     }
 
-    /// 6. The promotion, when the promotion policy says it is due.
-    async fn promote_if_due(
-        &self,
-        found_in: usize,
-        key: &K,
-        kb: &Bytes,
-        value: Option<&V>,
-        entry: Entry,
-        seen: u64,
-    ) {
-        let due = match &self.inner.promotion {
-            Some(window) => window.hit(kb, self.inner.clock.now_ms()),
-            None => true,
-        };
-        if due {
-            self.promote(found_in, key, kb, value, entry, seen).await;
-        }
-    }
-
-    /// Copies what tier `found_in` held (a value, or a negative entry when
-    /// `value` is `None`) into every tier above it that its placement
-    /// allows, keeping its absolute expiry (and so its remaining time to
-    /// live), unless a write of the key's stripe ended after version `seen`
-    /// was noted, or is under way, since the hit may then be older than
-    /// that write.
+    /// Step 6, the promotion, when the promotion policy says it is due:
+    /// copies what tier `found_in` held (a value, or a negative entry when `value`
+    /// is `None`) into every tier above it that its placement allows,
+    /// keeping its absolute expiry (and so its remaining time to live),
+    /// unless a write of the key's stripe ended after version `seen` was
+    /// noted, or is under way, since the hit may then be older than that
+    /// write.
     async fn promote(
         &self,
         found_in: usize,
@@ -217,6 +197,11 @@ where
         entry: Entry,
         seen: u64,
     ) {
+        if let Some(window) = &self.inner.promotion
+            && !window.hit(kb, self.inner.clock.now_ms())
+        {
+            return;
+        }
         let stripe = self.inner.stripes.of(kb);
         let Some(lock) = stripe.unchanged_since(seen) else {
             return;
