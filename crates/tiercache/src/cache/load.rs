@@ -23,8 +23,16 @@ where
     /// the same key at once, one `init` runs and all share its value. A
     /// negative entry does not stop `init`: its value replaces the entry.
     pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
-        self.load_own(&key, LoaderErrors::Retried, async { Ok(init.await) })
-            .await
+        let sample = self.start_lookup(&key);
+        let found = match self.hot_lookup(&key) {
+            Some(Lookup::Hit(v)) => Ok(v),
+            _ => {
+                self.load_own(&key, LoaderErrors::Retried, async { Ok(init.await) })
+                    .await
+            }
+        };
+        self.inner.observer.done(sample);
+        found
     }
 
     /// Like [`get_with`](Self::get_with) with a fallible loader. A loader
@@ -39,27 +47,35 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        self.load_own(&key, LoaderErrors::Shared, async {
-            init.await.map_err(loader_error)
-        })
-        .await
+        let sample = self.start_lookup(&key);
+        let found = match self.hot_lookup(&key) {
+            Some(Lookup::Hit(v)) => Ok(v),
+            _ => {
+                self.load_own(&key, LoaderErrors::Shared, async {
+                    init.await.map_err(loader_error)
+                })
+                .await
+            }
+        };
+        self.inner.observer.done(sample);
+        found
     }
 
-    /// [`get_with`](Self::get_with) and [`try_get_with`](Self::try_get_with):
-    /// a load with the caller's one-shot `init`, which always yields a
-    /// value or an error.
+    /// [`get_with`](Self::get_with) and [`try_get_with`](Self::try_get_with)
+    /// after a miss in the hot tier: a load with the caller's one-shot
+    /// `init`, which always yields a value or an error.
     async fn load_own(
         &self,
         key: &K,
         errors: LoaderErrors,
         init: impl Future<Output = Result<V>>,
     ) -> Result<V> {
-        let sample = self.start_lookup(key);
+        self.inner.counters.add(HOT_MISSES, 1);
         let mut init = Some(init);
         let found = loop {
             let slot = &mut init;
             let loaded = self
-                .load(key, errors, false, || async move {
+                .load_below_hot(key, errors, false, || async move {
                     let init = slot.take().expect("a caller's loader runs at most once");
                     init.await.map(Some)
                 })
@@ -73,7 +89,6 @@ where
                 Err(e) => break Err(e),
             }
         };
-        self.inner.observer.done(sample);
         found
     }
 
@@ -88,18 +103,24 @@ where
     /// every key, and later a prefetcher or a refresh.
     pub async fn get_or_load(&self, key: &K, loader: &impl Loader<K, V>) -> Result<Option<V>> {
         let sample = self.start_lookup(key);
-        let found = self
-            .load(key, LoaderErrors::Shared, true, || loader.load(key))
-            .await;
+        let found = match self.hot_lookup(key) {
+            Some(Lookup::Hit(v)) => Ok(Some(v)),
+            Some(Lookup::Negative(_)) => Ok(None),
+            _ => {
+                self.inner.counters.add(HOT_MISSES, 1);
+                self.load_below_hot(key, LoaderErrors::Shared, true, || loader.load(key))
+                    .await
+            }
+        };
         self.inner.observer.done(sample);
         found
     }
 
-    /// The one loading path: the hot tier, then one flight per key that
-    /// looks in the tiers below again, runs `load` on a miss and stores
-    /// what it found. With `negative_answers`, a negative entry answers
-    /// `None` without loading.
-    async fn load<F, Fut>(
+    /// The one loading path after a miss in the hot tier: one flight per
+    /// key that looks again (the hot tier, then the tiers below), runs
+    /// `load` on a miss and stores what it found. With `negative_answers`,
+    /// a negative entry answers `None` without loading.
+    async fn load_below_hot<F, Fut>(
         &self,
         key: &K,
         errors: LoaderErrors,
@@ -110,12 +131,6 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>>>,
     {
-        match self.hot_lookup(key) {
-            Some(Lookup::Hit(v)) => return Ok(Some(v)),
-            Some(Lookup::Negative(_)) if negative_answers => return Ok(None),
-            _ => {}
-        }
-        self.inner.counters.add(HOT_MISSES, 1);
         // A negative entry found in the flight's own look answers for
         // every caller waiting: nothing is loaded or stored.
         let negative = AtomicBool::new(false);
