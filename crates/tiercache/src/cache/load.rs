@@ -72,7 +72,7 @@ where
     ) -> Result<V> {
         self.inner.counters.add(HOT_MISSES, 1);
         let mut init = Some(init);
-        let found = loop {
+        loop {
             let slot = &mut init;
             let loaded = self
                 .load_below_hot(key, errors, false, || async move {
@@ -81,15 +81,14 @@ where
                 })
                 .await;
             match loaded {
-                Ok(Some(v)) => break Ok(v),
+                Ok(Some(v)) => return Ok(v),
                 // Another caller's loader found nothing; this one's has not
                 // run yet, and yields a value or an error.
                 Ok(None) if init.is_some() => {}
                 Ok(None) => unreachable!("the caller's own loader yields a value or an error"),
-                Err(e) => break Err(e),
+                Err(e) => return Err(e),
             }
-        };
-        found
+        }
     }
 
     /// The value for `key`, loaded with `loader` on a miss in every tier
