@@ -14,7 +14,7 @@ use tiercache::{Cache, ManualClock, Placement};
 enum Op {
     Insert(u8, u16),
     InsertTtl(u8, u16, u16),
-    InsertDiskOnly(u8, u16),
+    InsertBelowMemory(u8, u16),
     Remove(u8),
     Get(u8),
     Contains(u8),
@@ -29,7 +29,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (key.clone(), any::<u16>()).prop_map(|(k, v)| Op::Insert(k, v)),
         2 => (key.clone(), any::<u16>(), 1u16..3_000).prop_map(|(k, v, t)| Op::InsertTtl(k, v, t)),
-        1 => (key.clone(), any::<u16>()).prop_map(|(k, v)| Op::InsertDiskOnly(k, v)),
+        1 => (key.clone(), any::<u16>()).prop_map(|(k, v)| Op::InsertBelowMemory(k, v)),
         2 => key.clone().prop_map(Op::Remove),
         5 => key.clone().prop_map(Op::Get),
         1 => key.prop_map(Op::Contains),
@@ -83,7 +83,7 @@ async fn run(ops: Vec<Op>, write_on_evict: bool) {
                 cache.insert_with_ttl(k, v, ttl).await.unwrap();
                 model.entries.insert(k, (v, Some(now + u64::from(ms))));
             }
-            Op::InsertDiskOnly(k, v) => {
+            Op::InsertBelowMemory(k, v) => {
                 cache.insert_with_class(k, v, "cold").await.unwrap();
                 model.entries.insert(k, (v, None));
             }

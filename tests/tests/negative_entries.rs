@@ -158,8 +158,7 @@ async fn evicted_negative_entries_are_demoted_as_negative_entries() {
     }
     // Shrinking the hot tier evicts all but one entry; write-on-evict
     // demotes each into the warm tier as what it was.
-    s.cache.hot().set_capacity(1).unwrap();
-    s.cache.flush().await.unwrap();
+    s.cache.set_capacity(1).await.unwrap();
     assert!(s.cache.entry_count() <= 1);
     for i in 0..50 {
         let negative = format!("n{i}");

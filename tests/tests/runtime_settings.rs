@@ -173,3 +173,77 @@ async fn an_entry_inserted_with_its_stored_metadata_keeps_its_expiry_and_class()
     assert_eq!(err.kind(), ErrorKind::InvalidTtl);
     assert_eq!(s.cache.get(&"k".into()).await.unwrap(), Some("live".into()));
 }
+
+/// A shrink under write-on-evict demotes everything it evicts, even far more
+/// than the demotion queue holds at once (10,000): through the hot tier
+/// alone, the entries past the queue's bound were dropped, and the writes
+/// lost (the insert had already removed them below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_shrink_under_write_on_evict_loses_nothing() {
+    let s = stack_with(40_000, 1, None, |b| b.write_on_evict(true)).await;
+    let n = 25_000;
+    for i in 0..n {
+        s.cache
+            .insert(format!("k{i}"), format!("v{i}"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        s.cache.set_capacity(0).await.is_err(),
+        "refused, nothing changes"
+    );
+    assert_eq!(s.cache.hot().max_capacity(), 40_000);
+    s.cache.set_capacity(500).await.unwrap();
+    assert_eq!(s.cache.hot().max_capacity(), 500);
+    assert!(s.cache.entry_count() <= 500);
+    assert_eq!(s.cache.hierarchy_stats().demotions_dropped, 0);
+    for i in 0..n {
+        assert_eq!(
+            s.cache.get(&format!("k{i}")).await.unwrap(),
+            Some(format!("v{i}")),
+            "k{i}"
+        );
+    }
+}
+
+/// A class first named at run time starts from the built-in policy (every
+/// tier), as one named in the builder does, not from the default class's.
+#[tokio::test]
+async fn a_class_defined_at_run_time_starts_like_one_defined_in_the_builder() {
+    let s = stack_with(100, 1, None, |b| {
+        b.class_placement("default", Placement::MemoryOnly)
+            .class("built", Duration::from_secs(60))
+    })
+    .await;
+    s.cache
+        .set_class_ttl("later", Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(
+        s.cache.class_policy("built").placement,
+        Placement::Everywhere
+    );
+    assert_eq!(
+        s.cache.class_policy("later").placement,
+        Placement::Everywhere
+    );
+    s.cache
+        .insert_with_class("k".into(), "v".into(), "later")
+        .await
+        .unwrap();
+    assert!(held(&s.tiers[0], "k").await.is_some());
+}
+
+/// `contains_key` does not count as a use: it neither keeps an entry from
+/// idling out nor feeds the policy.
+#[tokio::test]
+async fn contains_key_does_not_keep_an_entry_alive() {
+    for tiers in [0, 1] {
+        let s = stack_with(100, tiers, None, |b| b.time_to_idle(Duration::from_secs(1))).await;
+        s.cache.insert("k".into(), "v".into()).await.unwrap();
+        s.clock.advance(Duration::from_millis(600));
+        assert!(s.cache.hot().contains_key(&"k".into()));
+        assert!(s.cache.contains_key(&"k".into()).await.unwrap());
+        s.clock.advance(Duration::from_millis(600));
+        assert!(!s.cache.hot().contains_key(&"k".into()), "{tiers} tiers");
+    }
+}

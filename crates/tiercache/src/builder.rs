@@ -72,7 +72,7 @@ struct Settings {
 /// its calls are boxed once).
 struct AddedTier {
     name: String,
-    wrap: Box<dyn FnOnce(&Wrapping) -> Tier + Send>,
+    wrap: Box<dyn FnOnce(&Wrapping) -> Tier + Send + Sync>,
 }
 
 impl AddedTier {
@@ -81,6 +81,23 @@ impl AddedTier {
             name: backend.name().to_string(),
             wrap: Box::new(move |wrapping| wrapping.wrap(backend)),
         }
+    }
+
+    /// A tier the builder opened, to be compressed with `layer` (if any)
+    /// inside the layers every tier gets.
+    #[cfg(all(feature = "compress", any(feature = "redb", feature = "redis")))]
+    fn compressed<B: Backend>(backend: B, layer: Option<cache_compress::CompressionLayer>) -> Self {
+        AddedTier {
+            name: backend.name().to_string(),
+            wrap: Box::new(move |wrapping| wrapping.wrap_compressed(backend, layer.as_ref())),
+        }
+    }
+
+    /// A tier the builder opened (compression needs the `compress`
+    /// feature).
+    #[cfg(all(not(feature = "compress"), any(feature = "redb", feature = "redis")))]
+    fn compressed<B: Backend>(backend: B, _layer: Option<()>) -> Self {
+        AddedTier::new(backend)
     }
 }
 
@@ -130,13 +147,6 @@ impl Wrapping {
             }
             None => self.wrap(backend),
         }
-    }
-
-    /// `backend`, wrapped as every tier is (compression needs the
-    /// `compress` feature).
-    #[cfg(all(not(feature = "compress"), any(feature = "redb", feature = "redis")))]
-    fn wrap_compressed<B: Backend>(&self, backend: B, _layer: Option<&()>) -> Tier {
-        self.wrap(backend)
     }
 }
 
@@ -429,8 +439,8 @@ where
     }
 
     /// Builds the cache, or explains which setting is invalid: checks the
-    /// settings, opens and wraps the tiers below memory, then makes the hot
-    /// tier.
+    /// settings, makes the hot tier, opens the tiers below memory, then
+    /// wraps each in the builder's layers.
     pub async fn build(self) -> Result<Cache<K, V, C>> {
         let mut s = self.settings;
         let classes = s.checked_classes()?;
@@ -440,13 +450,16 @@ where
         let observer = s.observer(Arc::new(move |key: &K| {
             encode_key(&encoder, &limits, key).ok()
         }));
-        let tiers = s.open_tiers().await?;
         let policy = if s.write_on_evict {
             WritePolicy::OnEvict(Arc::new(DemotionQueue::new(MAX_WAITING_DEMOTIONS)))
         } else {
             WritePolicy::Through
         };
+        // Checked before any tier is opened, so that settings it refuses
+        // create no file and open no connection.
         let hot = s.hot_tier(&policy, observer.clone())?;
+        let opened = s.open_tiers().await?;
+        let tiers = s.wrap_tiers(opened);
         let promotion = match s.promotion {
             Promotion::Always | Promotion::AfterHits { hits: 0 | 1, .. } => None,
             Promotion::AfterHits { hits, window } => Some(HitWindow::new(hits, window)),
@@ -521,7 +534,7 @@ impl Settings {
 
     /// The hot path's observer: analytics when it is on.
     #[cfg(feature = "analytics")]
-    fn observer<K: Hash>(&self, encode: crate::observe::KeyEncoder<K>) -> Observer<K> {
+    fn observer<K: Hash + Clone>(&self, encode: crate::observe::KeyEncoder<K>) -> Observer<K> {
         let analytics = self
             .analytics
             .map(|(n, _)| Arc::new(crate::observe::HotAnalytics::new(n, self.entry_tracking)));
@@ -530,24 +543,29 @@ impl Settings {
 
     /// The hot path's observer, which observes nothing without analytics.
     #[cfg(not(feature = "analytics"))]
-    fn observer<K: Hash>(&self, encode: crate::observe::KeyEncoder<K>) -> Observer<K> {
+    fn observer<K: Hash + Clone>(&self, encode: crate::observe::KeyEncoder<K>) -> Observer<K> {
         Observer::new(self.clock.clone(), encode)
     }
 
-    /// Steps 1 and 2: opens the disk and Redis tiers, and wraps them and
-    /// the tiers the application added in the builder's layers, in order.
-    async fn open_tiers(&mut self) -> Result<Tiers> {
-        let wrapping = self.wrapping();
+    /// Opens the disk and Redis tiers, and lists every tier below memory
+    /// in order: disk, Redis, then those the application added.
+    async fn open_tiers(&mut self) -> Result<Vec<AddedTier>> {
         let mut tiers = Vec::with_capacity(self.tiers.len() + 2);
-        tiers.extend(self.open_disk(&wrapping).await?);
-        tiers.extend(self.open_redis(&wrapping).await?);
-        tiers.extend(self.tiers.drain(..).map(|added| (added.wrap)(&wrapping)));
-        Ok(Tiers::new(tiers))
+        tiers.extend(self.open_disk().await?);
+        tiers.extend(self.open_redis().await?);
+        tiers.append(&mut self.tiers);
+        Ok(tiers)
+    }
+
+    /// Wraps each tier in the builder's layers.
+    fn wrap_tiers(&self, tiers: Vec<AddedTier>) -> Tiers {
+        let wrapping = self.wrapping();
+        Tiers::new(tiers.into_iter().map(|t| (t.wrap)(&wrapping)).collect())
     }
 
     /// The disk tier, if one was asked for.
     #[cfg(feature = "redb")]
-    async fn open_disk(&mut self, wrapping: &Wrapping) -> Result<Option<Tier>> {
+    async fn open_disk(&mut self) -> Result<Option<AddedTier>> {
         let Some(path) = self.disk.take() else {
             return Ok(None);
         };
@@ -556,19 +574,17 @@ impl Settings {
             .limits(self.limits)
             .build()
             .await?;
-        Ok(Some(
-            wrapping.wrap_compressed(disk, self.disk_compression()),
-        ))
+        Ok(Some(AddedTier::compressed(disk, self.disk_compression())))
     }
 
     #[cfg(not(feature = "redb"))]
-    async fn open_disk(&mut self, _wrapping: &Wrapping) -> Result<Option<Tier>> {
+    async fn open_disk(&mut self) -> Result<Option<AddedTier>> {
         Ok(None)
     }
 
     /// The Redis tier, if one was asked for.
     #[cfg(feature = "redis")]
-    async fn open_redis(&mut self, wrapping: &Wrapping) -> Result<Option<Tier>> {
+    async fn open_redis(&mut self) -> Result<Option<AddedTier>> {
         let Some(url) = self.redis.take() else {
             return Ok(None);
         };
@@ -577,37 +593,35 @@ impl Settings {
             .limits(self.limits)
             .build()
             .await?;
-        Ok(Some(
-            wrapping.wrap_compressed(redis, self.redis_compression()),
-        ))
+        Ok(Some(AddedTier::compressed(redis, self.redis_compression())))
     }
 
     #[cfg(not(feature = "redis"))]
-    async fn open_redis(&mut self, _wrapping: &Wrapping) -> Result<Option<Tier>> {
+    async fn open_redis(&mut self) -> Result<Option<AddedTier>> {
         Ok(None)
     }
 
     #[cfg(all(feature = "compress", feature = "redb"))]
-    fn disk_compression(&self) -> Option<&cache_compress::CompressionLayer> {
-        self.compression.disk.as_ref()
+    fn disk_compression(&self) -> Option<cache_compress::CompressionLayer> {
+        self.compression.disk.clone()
     }
 
     #[cfg(all(not(feature = "compress"), feature = "redb"))]
-    fn disk_compression(&self) -> Option<&()> {
+    fn disk_compression(&self) -> Option<()> {
         None
     }
 
     #[cfg(all(feature = "compress", feature = "redis"))]
-    fn redis_compression(&self) -> Option<&cache_compress::CompressionLayer> {
-        self.compression.redis.as_ref()
+    fn redis_compression(&self) -> Option<cache_compress::CompressionLayer> {
+        self.compression.redis.clone()
     }
 
     #[cfg(all(not(feature = "compress"), feature = "redis"))]
-    fn redis_compression(&self) -> Option<&()> {
+    fn redis_compression(&self) -> Option<()> {
         None
     }
 
-    /// Step 3: the hot tier, with the removal listener that tells the
+    /// The hot tier, with the removal listener that tells the
     /// observer what it evicts and, with write-on-evict, queues it for
     /// demotion (inside the partition's lock, so that an entry is in the
     /// queue before any later change of its key can look for it there).

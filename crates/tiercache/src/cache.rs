@@ -236,7 +236,13 @@ where
         let mut failed = None;
         self.inner.classes.rcu(|classes| {
             let mut next = Classes::clone(classes);
-            let mut policy = next.policy(&class);
+            // A class new to the cache starts from the built-in policy, as
+            // one defined in the builder does, not from the default class's.
+            let mut policy = if next.is_registered(&class) {
+                next.policy(&class)
+            } else {
+                ClassPolicy::default()
+            };
             change(&mut policy);
             failed = next.set(class.clone(), policy).err();
             next

@@ -118,11 +118,10 @@ where
     }
 
     /// Whether `key` has a live value here (a negative entry is none);
-    /// counts as a use.
+    /// does not count as a use.
     pub fn contains_key(&self, key: &K) -> bool {
         self.engine
-            .get(key)
-            .is_some_and(|slot| slot.value.is_some())
+            .contains_key_where(key, |slot| slot.value.is_some())
     }
 
     /// Removes `key` from this tier only, returning its value.
@@ -145,13 +144,17 @@ where
         self.engine.max_capacity()
     }
 
-    /// Changes how many entries it holds, at run time (a size tuner's
-    /// knob). A shrink evicts at once what no longer fits, as any eviction
-    /// does: with write-on-evict the evicted entries are demoted into the
-    /// warm tier by the cache's next write, or by
-    /// [`Cache::flush`](crate::Cache::flush). Once no write is running, the
-    /// tier holds at most `max_capacity` entries. A capacity the builder
-    /// would refuse is an error and changes nothing.
+    /// Changes how many entries it holds, at run time, at once: a shrink
+    /// evicts what no longer fits, as any eviction does. Once no write is
+    /// running, the tier holds at most `max_capacity` entries. A capacity
+    /// the engine would refuse (0, or fewer than its partitions) is an error
+    /// and changes nothing.
+    ///
+    /// With write-on-evict, use
+    /// [`Cache::set_capacity`](crate::Cache::set_capacity) instead: here a
+    /// shrink queues what it evicts for demotion all at once, and past the
+    /// queue's bound (10,000 entries) the rest is dropped (counted in
+    /// [`HierarchyStats::demotions_dropped`](crate::HierarchyStats)).
     pub fn set_capacity(&self, max_capacity: u64) -> Result<()> {
         self.engine.set_capacity(max_capacity)
     }

@@ -78,8 +78,8 @@ pub use report::{HierarchyStats, TierStats};
 #[cfg(feature = "bincode")]
 pub use cache_core::Bincode;
 pub use cache_core::{
-    Clock, Codec, Error, ErrorKind, Limits, Loader, Lookup, ManualClock, Placement, Postcard,
-    Result,
+    ClassPolicy, Clock, Codec, Error, ErrorKind, Limits, Loader, Lookup, ManualClock, Meta,
+    Placement, Postcard, Result,
 };
 
 /// The contracts for writing a tier or a layer of your own: the byte-level

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
-use cache_core::{DynBackend, Entry, ErrorKind, Meta};
+use cache_core::{Clock, DynBackend, Entry, ErrorKind, Meta};
 use futures::future::join_all;
 use parking_lot::Mutex;
 
@@ -289,7 +289,7 @@ impl Tier {
 
     /// Carries out one change of [`Tiers::apply`] here, and notes what the
     /// tier holds afterwards.
-    async fn change(&self, change: &Change<'_>, now_ms: u64) -> Result<(), ErrorKind> {
+    async fn change(&self, change: &Change<'_>, clock: &Clock) -> Result<(), ErrorKind> {
         let result = match change {
             Change::Put(kb, entry) | Change::Copy(kb, entry) => {
                 let copy = Entry::new(entry.value.clone(), self.stamp(entry.meta.clone()));
@@ -308,6 +308,9 @@ impl Tier {
             return Ok(());
         };
         self.count_error(e.kind());
+        // Read at the failure, after however long the tier took to fail:
+        // the distrust point must be past everything written before it.
+        let now_ms = clock.now_ms();
         match change {
             // The tier may still hold the previous value, so it is asked to
             // drop it: a recovered tier must not serve a stale one.
@@ -315,7 +318,7 @@ impl Tier {
                 Ok(_) => self.mark_current(kb),
                 Err(e) => {
                     self.count_error(e.kind());
-                    self.mark_stale(kb, now_ms);
+                    self.mark_stale(kb, clock.now_ms());
                 }
             },
             // A copy that failed leaves at worst what the tier held before:
@@ -377,10 +380,10 @@ impl Tiers {
         &self,
         range: std::ops::RangeTo<usize>,
         change: Change<'_>,
-        now_ms: u64,
+        clock: &Clock,
     ) -> TierReport {
         let tiers = &self.0[..range.end.min(self.0.len())];
-        join_all(tiers.iter().map(|t| t.change(&change, now_ms))).await
+        join_all(tiers.iter().map(|t| t.change(&change, clock))).await
     }
 
     /// Every tier.
@@ -483,10 +486,13 @@ mod tests {
             Default::default(),
         )));
         let tiers = Tiers::new(vec![Tier::new(up.clone()), Tier::new(down.clone())]);
+        let clock = cache_core::ManualClock::new(1);
         let key = Bytes::from_static(b"k");
         let entry = Entry::new(&b"v"[..], Meta::new(1));
         down.set_failing(true);
-        let report = tiers.apply(Tiers::ALL, Change::Put(&key, &entry), 1).await;
+        let report = tiers
+            .apply(Tiers::ALL, Change::Put(&key, &entry), &clock.clock())
+            .await;
         assert_eq!(report, vec![Ok(()), Err(ErrorKind::Unavailable)]);
         let [first, second] = &tiers.0[..] else {
             unreachable!()
@@ -496,14 +502,19 @@ mod tests {
         // Both the write and the removal that retracted it were counted.
         assert_eq!(second.stats().errors, 2);
         // A failed copy changes nothing it would have to retract.
-        let report = tiers.apply(..1, Change::Copy(&key, &entry), 1).await;
+        let report = tiers
+            .apply(..1, Change::Copy(&key, &entry), &clock.clock())
+            .await;
         assert_eq!(report, vec![Ok(())]);
         down.set_failing(false);
-        let report = tiers.apply(Tiers::ALL, Change::Remove(&key), 2).await;
+        let report = tiers
+            .apply(Tiers::ALL, Change::Remove(&key), &clock.clock())
+            .await;
         assert_eq!(report, vec![Ok(()), Ok(())]);
         assert!(!second.is_stale(&key));
         down.set_failing(true);
-        tiers.apply(Tiers::ALL, Change::Clear, 3).await;
+        clock.advance(std::time::Duration::from_millis(2));
+        tiers.apply(Tiers::ALL, Change::Clear, &clock.clock()).await;
         assert!(second.distrusts(&Meta::new(3)), "a failed clear distrusts");
         assert!(!first.distrusts(&Meta::new(0)));
     }

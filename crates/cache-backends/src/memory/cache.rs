@@ -310,9 +310,9 @@ where
     }
 
     /// Whether `key` has a live entry whose value `matches` accepts; does
-    /// not count as a use. The byte tier uses it to leave negative entries
-    /// out, which hold no value.
-    pub(crate) fn contains_key_where(&self, key: &K, matches: impl FnOnce(&V) -> bool) -> bool {
+    /// not count as a use. The byte tier and the typed cache use it to leave
+    /// negative entries out, which hold no value.
+    pub fn contains_key_where(&self, key: &K, matches: impl FnOnce(&V) -> bool) -> bool {
         let (hash, shard) = self.locate(key);
         shard.read().contains(
             hash,
@@ -493,6 +493,13 @@ where
         self.inner.max_capacity.load(Ordering::Acquire)
     }
 
+    /// Whether [`set_capacity`](Self::set_capacity) would accept
+    /// `max_capacity`: the builder's rules (at least 1), and at least one
+    /// unit for each of the partitions the cache was built with.
+    pub fn check_capacity(&self, max_capacity: u64) -> Result<()> {
+        check_capacity(max_capacity, Some(self.inner.shards.len()))
+    }
+
     /// Changes the capacity at run time, as the builder's
     /// [`max_capacity`](MemoryCacheBuilder::max_capacity) sets it (entries,
     /// or total weight with a weigher). A value the builder would refuse (zero,
@@ -544,7 +551,7 @@ where
     /// ```
     pub fn set_capacity(&self, max_capacity: u64) -> Result<()> {
         let n = self.inner.shards.len();
-        check_capacity(max_capacity, Some(n))?;
+        self.check_capacity(max_capacity)?;
         let _resizing = self.inner.resizing.lock();
         let grows = max_capacity > self.max_capacity();
         if grows {

@@ -224,20 +224,44 @@ where
     /// slows inserts down to what the warm tier takes rather than letting
     /// evicted entries be dropped.
     pub(super) async fn demote_pending(&self) {
-        let Some(pending) = self.inner.policy.queue() else {
+        let Some(queue) = self.inner.policy.queue() else {
             return;
         };
-        if self.inner.tiers.is_empty() || pending.len() == 0 {
+        if self.inner.tiers.is_empty() || queue.len() == 0 {
             return;
         }
-        let claim = Demoting::claim(&pending.demoting);
-        if claim.is_none() && !pending.is_crowded() {
+        let claim = Demoting::claim(&queue.demoting);
+        if claim.is_none() && !queue.is_crowded() {
             return;
         }
-        for key in pending.keys(DEMOTIONS_PER_CALL) {
+        for key in queue.keys(DEMOTIONS_PER_CALL) {
             self.demote(&key).await;
         }
         drop(claim);
+    }
+
+    /// Changes how many entries the hot tier holds, at run time (a size
+    /// tuner's knob); see [`HotTier::set_capacity`](crate::HotTier::set_capacity).
+    /// With write-on-evict a shrink goes in steps the demotion queue can
+    /// hold, each followed by a [`flush`](Self::flush), so that everything
+    /// it evicts reaches the warm tier. A capacity the hot tier would
+    /// refuse is an error and changes nothing.
+    pub async fn set_capacity(&self, max_capacity: u64) -> Result<()> {
+        let hot = &self.inner.hot;
+        hot.engine.check_capacity(max_capacity)?;
+        if self.inner.policy.queue().is_none() || self.inner.tiers.is_empty() {
+            return hot.set_capacity(max_capacity);
+        }
+        let step = (MAX_WAITING_DEMOTIONS / 2) as u64;
+        loop {
+            let held = hot.entry_count().min(hot.max_capacity());
+            let next = max_capacity.max(held.saturating_sub(step));
+            hot.set_capacity(next)?;
+            self.flush().await?;
+            if next == max_capacity {
+                return Ok(());
+            }
+        }
     }
 
     /// Writes every entry waiting for the warm tier into it now
@@ -246,7 +270,7 @@ where
     /// clean shutdown so that what the hot tier evicted reaches the disk.
     /// Without write-on-evict there is nothing to flush.
     pub async fn flush(&self) -> Result<()> {
-        let Some(pending) = self.inner.policy.queue() else {
+        let Some(queue) = self.inner.policy.queue() else {
             return Ok(());
         };
         if self.inner.tiers.is_empty() {
@@ -254,9 +278,9 @@ where
         }
         // Bounded: entries evicted while it runs by other callers' inserts
         // are theirs to write.
-        let mut budget = pending.len();
+        let mut budget = queue.len();
         while budget > 0 {
-            let keys = pending.keys(budget.min(DEMOTIONS_PER_CALL));
+            let keys = queue.keys(budget.min(DEMOTIONS_PER_CALL));
             if keys.is_empty() {
                 break;
             }
@@ -273,25 +297,24 @@ where
     /// taken it out of the queue, and one that comes later waits for this
     /// write and then replaces or removes it.
     async fn demote(&self, key: &K) {
-        let (Some(pending), Some(warm)) = (self.inner.policy.queue(), self.inner.tiers.warm())
-        else {
+        let (Some(queue), Some(warm)) = (self.inner.policy.queue(), self.inner.tiers.warm()) else {
             return;
         };
         let Ok(kb) = self.encode_key(key) else {
             // It encoded when it was inserted; one that no longer does is
             // given up.
-            if let Some(slot) = pending.get(key) {
-                pending.failed(key, slot.seq);
+            if let Some(slot) = queue.get(key) {
+                queue.failed(key, slot.seq);
             }
             return;
         };
         let write = self.inner.stripes.of(&kb).write().await;
-        let Some(slot) = pending.get(key) else {
+        let Some(slot) = queue.get(key) else {
             return;
         };
         let now = self.inner.clock.now_ms();
         if slot.expires_at_ms.is_some_and(|at| at <= now) {
-            pending.demoted(key, slot.seq);
+            queue.demoted(key, slot.seq);
             return;
         }
         // A negative entry is demoted as one, with an empty value.
@@ -299,7 +322,7 @@ where
             Some(value) => match self.inner.codec.encode(value) {
                 Ok(vb) => vb,
                 Err(_) => {
-                    pending.failed(key, slot.seq);
+                    queue.failed(key, slot.seq);
                     return;
                 }
             },
@@ -320,14 +343,14 @@ where
                 warm.mark_current(&kb);
                 // Taken out only now: a demotion cancelled before this
                 // point leaves the entry waiting, and lookups still see it.
-                pending.demoted(key, slot.seq);
+                queue.demoted(key, slot.seq);
                 self.inner.counters.add(DEMOTIONS, 1);
             }
             Err(e) => {
                 // The warm tier held nothing for the key (the insert removed
                 // it below), so a failed write leaves nothing stale.
                 warm.count_error(e.kind());
-                pending.failed(key, slot.seq);
+                queue.failed(key, slot.seq);
             }
         }
         drop(write);

@@ -38,7 +38,9 @@ where
     /// Like [`get_with`](Self::get_with) with a fallible loader. A loader
     /// error is returned to every caller waiting on the key as an error of
     /// kind [`ErrorKind::Loader`](crate::ErrorKind::Loader) whose source is
-    /// the loader's own error, and nothing is cached.
+    /// the loader's own error, and nothing is cached. (A caller that joins
+    /// a [`get_or_load`](Self::get_or_load) of the same key shares that
+    /// loader's error as it returned it.)
     pub async fn try_get_with<E>(
         &self,
         key: K,
@@ -72,23 +74,26 @@ where
     ) -> Result<V> {
         self.inner.counters.add(HOT_MISSES, 1);
         let mut init = Some(init);
-        loop {
-            let slot = &mut init;
-            let loaded = self
-                .load_below_hot(key, errors, false, || async move {
-                    let init = slot.take().expect("a caller's loader runs at most once");
-                    init.await.map(Some)
-                })
-                .await;
-            match loaded {
-                Ok(Some(v)) => return Ok(v),
-                // Another caller's loader found nothing; this one's has not
-                // run yet, and yields a value or an error.
-                Ok(None) if init.is_some() => {}
-                Ok(None) => unreachable!("the caller's own loader yields a value or an error"),
-                Err(e) => return Err(e),
-            }
+        let slot = &mut init;
+        let loaded = self
+            .load_below_hot(key, errors, false, || async move {
+                let init = slot.take().expect("a caller's loader runs at most once");
+                init.await.map(Some)
+            })
+            .await?;
+        if let Some(v) = loaded {
+            return Ok(v);
         }
+        // The flight this caller joined found nothing (another caller's
+        // loader, or a negative entry, answered "none"), so this caller's
+        // own loader, which yields a value, has not run: it runs now, rather
+        // than join flights that may keep answering "none".
+        let init = init
+            .take()
+            .expect("a flight of this caller's own loader yields a value");
+        let v = init.await?;
+        self.insert(key.clone(), v.clone()).await?;
+        Ok(v)
     }
 
     /// The value for `key`, loaded with `loader` on a miss in every tier
@@ -158,10 +163,8 @@ where
                 },
                 |loaded| async move {
                     match loaded {
-                        Some(v) if !negative.load(Ordering::Relaxed) => {
-                            self.insert(key.clone(), v).await
-                        }
-                        _ => Ok(()),
+                        Some(v) => self.insert(key.clone(), v).await,
+                        None => Ok(()),
                     }
                 },
             )

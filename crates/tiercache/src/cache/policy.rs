@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cache_core::{Entry, Placement};
+use cache_core::{Clock, Entry, Placement};
 
 use super::demote::DemotionQueue;
 use crate::tiers::{Change, TierReport, Tiers};
@@ -54,27 +54,32 @@ impl<K: Hash + Eq + Clone, V: Clone> WritePolicy<K, V> {
         placement: Placement,
         kb: &Bytes,
         entry: &Entry,
-        now_ms: u64,
+        clock: &Clock,
     ) -> TierReport {
         let change = if self.writes_below(placement) {
             Change::Put(kb, entry)
         } else {
             Change::Remove(kb)
         };
-        tiers.apply(Tiers::ALL, change, now_ms).await
+        tiers.apply(Tiers::ALL, change, clock).await
     }
 
     /// Carries a removal of the key into the tiers below memory.
-    pub(crate) async fn remove_below(&self, tiers: &Tiers, kb: &Bytes, now_ms: u64) -> TierReport {
-        tiers.apply(Tiers::ALL, Change::Remove(kb), now_ms).await
+    pub(crate) async fn remove_below(
+        &self,
+        tiers: &Tiers,
+        kb: &Bytes,
+        clock: &Clock,
+    ) -> TierReport {
+        tiers.apply(Tiers::ALL, Change::Remove(kb), clock).await
     }
 
     /// Carries a clear into the tiers below memory, and forgets the
     /// entries waiting for demotion.
-    pub(crate) async fn clear_below(&self, tiers: &Tiers, now_ms: u64) -> TierReport {
+    pub(crate) async fn clear_below(&self, tiers: &Tiers, clock: &Clock) -> TierReport {
         if let Some(queue) = self.queue() {
             queue.clear();
         }
-        tiers.apply(Tiers::ALL, Change::Clear, now_ms).await
+        tiers.apply(Tiers::ALL, Change::Clear, clock).await
     }
 }

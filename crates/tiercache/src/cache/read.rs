@@ -49,15 +49,21 @@ where
     #[inline]
     pub(super) fn hot_lookup(&self, key: &K) -> Option<Lookup<V>> {
         let slot = self.inner.hot.engine.get(key)?;
-        self.inner
-            .observer
-            .on_hot_hit(key, slot.class, slot.tracked);
+        if slot.value.is_some() {
+            self.inner
+                .observer
+                .on_hot_hit(key, slot.class, slot.tracked);
+        }
         Some(self.slot_lookup(slot))
     }
 
     /// [`lookup`](Self::lookup), with the hot tier's counters.
     async fn lookup_counted(&self, key: &K) -> Result<Lookup<V>> {
         if let Some(found) = self.hot_lookup(key) {
+            if found.is_negative() {
+                // No value: for the entry tracker, a miss.
+                self.inner.observer.on_miss(key, None);
+            }
             return Ok(found);
         }
         self.inner.counters.add(HOT_MISSES, 1);
@@ -67,7 +73,7 @@ where
         }
         let kb = self.encode_key(key)?;
         let found = self.lookup_below_hot(key, &kb).await;
-        if matches!(found, Ok(Lookup::Miss)) {
+        if matches!(found, Ok(Lookup::Miss | Lookup::Negative(_))) {
             self.inner.observer.on_miss(key, Some(&kb));
         }
         found
@@ -99,7 +105,7 @@ where
         if let Some(slot) = self.inner.hot.engine.get(key) {
             return Ok(self.slot_lookup(slot));
         }
-        // 4. Write-on-evict: an entry on its way to the warm tier.
+        //    Then, with write-on-evict, an entry on its way to the warm tier.
         if let Some(slot) = self.inner.policy.queue().and_then(|q| q.get(key))
             && slot
                 .expires_at_ms
@@ -107,7 +113,7 @@ where
         {
             return Ok(self.slot_lookup(slot));
         }
-        // 5. Each byte tier in order; the first answer is promoted.
+        // 4. Each byte tier in order; the first answer is promoted (5).
         for (i, tier) in self.inner.tiers.iter().enumerate() {
             if tier.is_stale(kb) {
                 // A write or removal failed here earlier: what it holds
@@ -181,7 +187,7 @@ where
         Some(entry)
     }
 
-    /// Step 6, the promotion, when the promotion policy says it is due:
+    /// Step 5, the promotion, when the promotion policy says it is due:
     /// copies what tier `found_in` held (a value, or a negative entry when `value`
     /// is `None`) into every tier above it that its placement allows,
     /// keeping its absolute expiry (and so its remaining time to live),
@@ -232,10 +238,9 @@ where
                 .engine
                 .insert_with_expiry(key.clone(), slot, entry.meta.expires_at_ms);
         }
-        let now = self.inner.clock.now_ms();
         self.inner
             .tiers
-            .apply(..found_in, Change::Copy(kb, &entry), now)
+            .apply(..found_in, Change::Copy(kb, &entry), &self.inner.clock)
             .await;
         drop(lock);
         self.demote_pending().await;
@@ -253,8 +258,9 @@ where
     /// Whether any tier holds a live value for `key` (without promoting
     /// it); a negative entry holds none.
     pub async fn contains_key(&self, key: &K) -> Result<bool> {
-        if let Some(slot) = self.inner.hot.engine.get(key) {
-            return Ok(slot.value.is_some());
+        // Neither check counts as a use of the entry.
+        if self.inner.hot.engine.contains_key(key) {
+            return Ok(self.inner.hot.contains_key(key));
         }
         if self.inner.tiers.is_empty() {
             return Ok(false);

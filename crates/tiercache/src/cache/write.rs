@@ -5,7 +5,10 @@
 use std::hash::Hash;
 use std::time::Duration;
 
-use cache_core::{Codec, Entry, Error, ErrorKind, Flags, Meta, Placement, Result, expiry_after};
+use cache_core::{
+    Codec, DataClass, Entry, Error, ErrorKind, Flags, Meta, Placement, Result, expiry_after,
+    validate_ttl,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -50,47 +53,40 @@ where
     /// because of the input (the time-to-live, the key's and value's sizes
     /// and encodings) is checked before any tier changes.
     pub async fn insert_with(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
-        let now = self.inner.clock.now_ms();
-        let (meta, placement) = self.new_meta(now, options)?;
-        self.write(key, Some(value), meta, placement).await
+        // 1. The entry's metadata, checked (in `write`, from `new_meta`).
+        let class = options.class.clone();
+        self.write(key, Some(value), &class, |now| self.new_meta(now, options))
+            .await
     }
 
     /// Stores a negative entry for `key`: the key is known to have no
-    /// value, for `ttl`. It replaces any value of the key in every tier its
-    /// class may live in (so other caches sharing a Redis tier see it
-    /// too); until it expires [`get`](Self::get) answers `None` and
-    /// [`lookup`](Self::lookup) answers [`Lookup::Negative`](crate::tier::Lookup::Negative).
+    /// value, for `ttl`. It replaces any value of the key and is written
+    /// like any insert: through to every tier its class may live in (so
+    /// other caches sharing a Redis tier see it too), or, with
+    /// write-on-evict, kept in memory and demoted when evicted. Until it
+    /// expires [`get`](Self::get) answers `None` and
+    /// [`lookup`](Self::lookup) answers [`Lookup::Negative`](crate::Lookup::Negative).
     /// An insert of a value replaces it. A zero or unrepresentable `ttl` is
     /// an [`ErrorKind::InvalidTtl`] error and changes nothing.
     pub async fn insert_negative(&self, key: K, ttl: Duration) -> Result<()> {
-        let now = self.inner.clock.now_ms();
-        let (meta, placement) = self.new_meta(now, InsertOptions::new().time_to_live(ttl))?;
-        self.write(key, None, meta, placement).await
+        let options = InsertOptions::new().time_to_live(ttl);
+        self.write(key, None, &DataClass::Default, |now| {
+            self.new_meta(now, options)
+        })
+        .await
     }
 
     /// Stores a value with the metadata a tier stored it with: its absolute
     /// expiry (and so its remaining time to live), creation time and class,
     /// as when warming the cache from a lower tier or a snapshot. It goes
     /// wherever its class may live, like any insert. An entry whose expiry
-    /// has passed is an [`ErrorKind::InvalidTtl`] error and changes
-    /// nothing; a negative `meta` stores a negative entry.
+    /// has passed, or lies further ahead than any time-to-live may, is an
+    /// [`ErrorKind::InvalidTtl`] error and changes nothing. A negative
+    /// `meta` stores a negative entry (`value` is then not stored).
     pub async fn insert_with_meta(&self, key: K, value: V, meta: &Meta) -> Result<()> {
-        let now = self.inner.clock.now_ms();
-        if meta.is_expired(now) {
-            return Err(Error::new(
-                ErrorKind::InvalidTtl,
-                "the entry's expiry has already passed",
-            ));
-        }
-        let mut kept = Meta::new(meta.created_at_ms).expires_at(meta.expires_at_ms);
-        kept.class = meta.class.clone();
-        let placement = if meta.flags.contains(Flags::BELOW_MEMORY) {
-            Placement::BelowMemory
-        } else {
-            self.inner.classes.load().policy(&kept.class).placement
-        };
         let value = (!meta.is_negative()).then_some(value);
-        self.write(key, value, kept, placement).await
+        self.write(key, value, &meta.class, |now| self.kept_meta(now, meta))
+            .await
     }
 
     /// A new entry's metadata and placement from `options`, its class and
@@ -107,43 +103,67 @@ where
         Ok((meta, options.placement.unwrap_or(policy.placement)))
     }
 
-    /// Stores `value` (`None`: a negative entry) under `meta`, placed at
-    /// `placement`.
+    /// The metadata a tier stored an entry with, checked as a new entry's
+    /// time-to-live is, and where the entry goes.
+    fn kept_meta(&self, now: u64, meta: &Meta) -> Result<(Meta, Placement)> {
+        if let Some(at) = meta.expires_at_ms {
+            if at <= now {
+                return Err(Error::new(
+                    ErrorKind::InvalidTtl,
+                    "the entry's expiry has already passed",
+                ));
+            }
+            validate_ttl(Duration::from_millis(at - now))?;
+        }
+        let mut kept = Meta::new(meta.created_at_ms).expires_at(meta.expires_at_ms);
+        kept.class = meta.class.clone();
+        let placement = if meta.flags.contains(Flags::BELOW_MEMORY) {
+            Placement::BelowMemory
+        } else {
+            self.inner.classes.load().policy(&kept.class).placement
+        };
+        Ok((kept, placement))
+    }
+
+    /// Stores `value` (`None`: a negative entry) of class `class` under the
+    /// metadata and placement `prepare` gives for the time now. The insert
+    /// is counted (and maybe timed) whether or not its input is valid.
     async fn write(
         &self,
         key: K,
         value: Option<V>,
-        meta: Meta,
-        placement: Placement,
+        class: &DataClass,
+        prepare: impl FnOnce(u64) -> Result<(Meta, Placement)>,
     ) -> Result<()> {
-        let sample = self.inner.observer.start_insert();
-        let stored = self.write_unobserved(key, value, meta, placement).await;
+        let class = self.inner.class_names.index(class);
+        let sample = self.inner.observer.start_insert(class);
+        let stored = match prepare(self.inner.clock.now_ms()) {
+            Ok((meta, placement)) => self.write_prepared(key, value, meta, placement).await,
+            Err(e) => Err(e),
+        };
         self.inner.observer.done(sample);
         stored
     }
 
-    async fn write_unobserved(
+    async fn write_prepared(
         &self,
         key: K,
         value: Option<V>,
         mut meta: Meta,
         placement: Placement,
     ) -> Result<()> {
-        let class = self.inner.class_names.index(&meta.class);
         let codec = &self.inner.codec;
         if self.inner.tiers.is_empty() {
-            // 1. With nothing below memory, every placement lives there, and
-            //    the hot tier orders the writes of a key by itself.
+            // 2. With nothing below memory, nothing is encoded: every
+            //    placement lives in the hot tier, which orders the writes of
+            //    a key by itself.
             let size = || {
                 value
                     .as_ref()
                     .and_then(|v| codec.encode(v).ok())
                     .map(|v| v.len())
             };
-            let tracked = self
-                .inner
-                .observer
-                .on_insert(&key, None, class, size, &meta);
+            let tracked = self.inner.observer.on_insert(&key, None, size, &meta);
             let expires_at = meta.expires_at_ms;
             let mut slot = self.slot(value, &meta, Placement::MemoryOnly, false, 0);
             slot.tracked = tracked;
@@ -154,7 +174,7 @@ where
             self.inner.flights.detach(&key);
             return Ok(());
         }
-        // 1. The key and value encoded once, and their sizes checked,
+        // 2. The key and value encoded once, and their sizes checked,
         //    before any tier changes.
         let kb = self.encode_key(&key)?;
         let vb = match &value {
@@ -173,8 +193,8 @@ where
         let tracked = self
             .inner
             .observer
-            .on_insert(&key, Some(&kb), class, || Some(size), &meta);
-        // 2. Every tier changes under the key's stripe lock, so no
+            .on_insert(&key, Some(&kb), || Some(size), &meta);
+        // 3. Every tier changes under the key's stripe lock, so no
         //    promotion or demotion of an older value lands in between.
         let write = self.inner.stripes.of(&kb).write().await;
         let seq = write.seq();
@@ -189,22 +209,21 @@ where
         } else {
             self.inner.hot.engine.remove(&key);
         }
-        // 3. An older value of the key waiting for the warm tier is replaced.
+        // 4. An older value of the key waiting for the warm tier is replaced.
         if let Some(queue) = self.inner.policy.queue() {
             queue.purge(&key, seq);
         }
-        // 4. The tiers below, as the write policy says.
-        let now = self.inner.clock.now_ms();
+        // 5. The tiers below, as the write policy says.
         let entry = Entry::new(vb, meta);
         self.inner
             .policy
-            .insert_below(&self.inner.tiers, placement, &kb, &entry, now)
+            .insert_below(&self.inner.tiers, placement, &kb, &entry, &self.inner.clock)
             .await;
         drop(write);
-        // 5. A load of the key that began before this write may have read an
-        //    older value: later callers must not be handed its result.
+        // 6. A load of the key that began before this write may have read an
+        //    older value: later callers must not be handed its result. Then
+        //    what the hot tier evicted to make room goes to the warm tier.
         self.inner.flights.detach(&key);
-        // 6. What the hot tier evicted to make room goes to the warm tier.
         self.demote_pending().await;
         Ok(())
     }
@@ -224,10 +243,9 @@ where
         if let Some(queue) = self.inner.policy.queue() {
             queue.purge(key, u64::MAX);
         }
-        let now = self.inner.clock.now_ms();
         self.inner
             .policy
-            .remove_below(&self.inner.tiers, &kb, now)
+            .remove_below(&self.inner.tiers, &kb, &self.inner.clock)
             .await;
         drop(write);
         self.inner.flights.detach(key);
@@ -245,8 +263,10 @@ where
         }
         let all = self.inner.stripes.write_all().await;
         self.inner.hot.clear();
-        let now = self.inner.clock.now_ms();
-        self.inner.policy.clear_below(&self.inner.tiers, now).await;
+        self.inner
+            .policy
+            .clear_below(&self.inner.tiers, &self.inner.clock)
+            .await;
         drop(all);
         self.inner.flights.detach_all();
         Ok(())

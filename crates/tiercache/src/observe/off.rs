@@ -36,7 +36,7 @@ impl<K> Observer<K> {
     }
 
     #[inline(always)]
-    pub(crate) fn start_insert(&self) -> Sample {
+    pub(crate) fn start_insert(&self, _class: u16) -> Sample {
         Sample
     }
 
@@ -65,7 +65,6 @@ impl<K> Observer<K> {
         &self,
         _key: &K,
         _kb: Option<&Bytes>,
-        _class: u16,
         _size: impl FnOnce() -> Option<usize>,
         _meta: &Meta,
     ) -> bool {

@@ -1,6 +1,7 @@
 //! The observer with the `analytics` feature: the hot tier's sampled
 //! latencies, hot keys, class counts and followed entries.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use bytes::Bytes;
 use cache_analytics::{EntryTracker, HotKeys, LatencyHistogram, TrackerSettings};
 use cache_backends::memory::RemovalCause;
 use cache_core::{Clock, Meta, StripedCounters};
+use parking_lot::Mutex;
 
 use super::KeyEncoder;
 
@@ -27,7 +29,15 @@ pub(crate) struct Observer<K> {
     analytics: Option<Arc<HotAnalytics>>,
     clock: Clock,
     encode: KeyEncoder<K>,
+    /// The typed keys of the lookups sampled for the hot-key sketch, by
+    /// their bytes, so that reports name hot keys as the application wrote
+    /// them. Bounded: forgotten all at once past [`TYPED_KEYS`] (the hot
+    /// ones are sampled again soon).
+    typed: Arc<Mutex<HashMap<Bytes, K>>>,
 }
+
+/// The most typed keys the observer keeps for naming hot keys.
+const TYPED_KEYS: usize = 4 * TOP_K;
 
 impl<K> Clone for Observer<K> {
     fn clone(&self) -> Self {
@@ -35,17 +45,24 @@ impl<K> Clone for Observer<K> {
             analytics: self.analytics.clone(),
             clock: self.clock.clone(),
             encode: self.encode.clone(),
+            typed: self.typed.clone(),
         }
     }
 }
 
-impl<K: std::hash::Hash> Observer<K> {
+impl<K: std::hash::Hash + Clone> Observer<K> {
     pub(crate) fn new(clock: Clock, encode: KeyEncoder<K>) -> Self {
         Observer {
             analytics: None,
             clock,
             encode,
+            typed: Arc::default(),
         }
+    }
+
+    /// The key the application wrote as `kb`, if a sampled lookup saw it.
+    pub(crate) fn typed_key(&self, kb: &[u8]) -> Option<K> {
+        self.typed.lock().get(kb).cloned()
     }
 
     /// The observer feeding `analytics`.
@@ -83,19 +100,30 @@ impl<K: std::hash::Hash> Observer<K> {
     fn sample_lookup(&self, a: &HotAnalytics, key: &K) -> Sample {
         if let Some(kb) = (self.encode)(key) {
             a.hot_keys.try_record(&kb);
+            let mut typed = self.typed.lock();
+            if typed.len() >= TYPED_KEYS && !typed.contains_key(&kb) {
+                typed.clear();
+            }
+            typed.insert(kb, key.clone());
         }
         Sample(Some((Instant::now(), Sampled::Lookup)))
     }
 
-    /// Counts an insert and, for one in the sampling rate (by the running
-    /// count the insert counter returns), starts timing it.
+    /// Counts an insert of an entry of class number `class` (valid or
+    /// not) and, for one in the sampling rate (by the running count the
+    /// insert counter returns), starts timing it.
     #[inline(always)]
-    pub(crate) fn start_insert(&self) -> Sample {
-        match &self.analytics {
-            Some(a) if a.insert() & a.sample_mask == 0 => {
-                Sample(Some((Instant::now(), Sampled::Insert)))
-            }
-            _ => Sample(None),
+    pub(crate) fn start_insert(&self, class: u16) -> Sample {
+        let Some(a) = &self.analytics else {
+            return Sample(None);
+        };
+        if class != 0 {
+            a.inserted_class(class);
+        }
+        if a.insert() & a.sample_mask == 0 {
+            Sample(Some((Instant::now(), Sampled::Insert)))
+        } else {
+            Sample(None)
         }
     }
 
@@ -159,24 +187,21 @@ impl<K: std::hash::Hash> Observer<K> {
         self.on_miss(key, None);
     }
 
-    /// An insert of an entry of class number `class`; `size` gives the
-    /// encoded value's length, asked only for a followed key. Returns
-    /// whether the key is followed, for the slot to remember.
+    /// An insert about to be stored (counted by
+    /// [`start_insert`](Self::start_insert)); `size` gives the encoded
+    /// value's length, asked only for a followed key. Returns whether the
+    /// key is followed, for the slot to remember.
     #[inline]
     pub(crate) fn on_insert(
         &self,
         key: &K,
         kb: Option<&Bytes>,
-        class: u16,
         size: impl FnOnce() -> Option<usize>,
         meta: &Meta,
     ) -> bool {
         let Some(a) = &self.analytics else {
             return false;
         };
-        if class != 0 {
-            a.inserted_class(class);
-        }
         if !a.follows(key) {
             return false;
         }

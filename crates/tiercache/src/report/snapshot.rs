@@ -212,7 +212,7 @@ where
     /// tier for its entry count. `None` when analytics is off.
     pub async fn stats(&self) -> Option<CacheStats>
     where
-        K: DeserializeOwned + std::fmt::Debug,
+        K: std::fmt::Debug,
     {
         use cache_analytics::Op;
         let inner = self.inner();
@@ -313,21 +313,21 @@ where
     }
 
     /// A key the tiers store as `kb`, as the application wrote it: the
-    /// `Debug` form of the key it decodes to, or, for bytes that do not
-    /// decode, text where printable and hex otherwise.
+    /// `Debug` form of the typed key, where a sampled lookup saw it, or
+    /// else the bytes, as text where printable and in hex otherwise.
     fn key_text(&self, kb: &[u8]) -> String
     where
-        K: DeserializeOwned + std::fmt::Debug,
+        K: std::fmt::Debug,
     {
-        match self.inner().codec.decode::<K>(kb) {
-            Ok(key) => format!("{key:?}"),
-            Err(_) => HotKey::new(kb, 0).key,
+        match self.inner().observer.typed_key(kb) {
+            Some(key) => format!("{key:?}"),
+            None => HotKey::new(kb, 0).key,
         }
     }
 
     fn cold_summary(&self, cold: &cache_analytics::ColdKey) -> ColdKeySummary
     where
-        K: DeserializeOwned + std::fmt::Debug,
+        K: std::fmt::Debug,
     {
         ColdKeySummary {
             key: self.key_text(&cold.key),
