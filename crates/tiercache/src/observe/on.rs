@@ -26,6 +26,10 @@ pub(crate) struct Sample(Option<(Instant, Sampled)>);
 /// What the hot path tells analytics; `analytics` is `None` when the
 /// builder turned analytics off, and then every method returns at once.
 pub(crate) struct Observer<K> {
+    /// A copy of the analytics' sampling mask (all bits set without
+    /// analytics), kept here so that a lookup that is not sampled reads
+    /// nothing behind the analytics pointer.
+    sample_mask: u64,
     analytics: Option<Arc<HotAnalytics>>,
     clock: Clock,
     encode: KeyEncoder<K>,
@@ -42,6 +46,7 @@ const TYPED_KEYS: usize = 4 * TOP_K;
 impl<K> Clone for Observer<K> {
     fn clone(&self) -> Self {
         Observer {
+            sample_mask: self.sample_mask,
             analytics: self.analytics.clone(),
             clock: self.clock.clone(),
             encode: self.encode.clone(),
@@ -53,6 +58,7 @@ impl<K> Clone for Observer<K> {
 impl<K: std::hash::Hash + Clone> Observer<K> {
     pub(crate) fn new(clock: Clock, encode: KeyEncoder<K>) -> Self {
         Observer {
+            sample_mask: u64::MAX,
             analytics: None,
             clock,
             encode,
@@ -67,6 +73,7 @@ impl<K: std::hash::Hash + Clone> Observer<K> {
 
     /// The observer feeding `analytics`.
     pub(crate) fn with(mut self, analytics: Option<Arc<HotAnalytics>>) -> Self {
+        self.sample_mask = analytics.as_ref().map_or(u64::MAX, |a| a.sample_mask);
         self.analytics = analytics;
         self
     }
@@ -87,9 +94,12 @@ impl<K: std::hash::Hash + Clone> Observer<K> {
     /// adds no work of its own to the lookups it does not sample.
     #[inline(always)]
     pub(crate) fn start_lookup(&self, running_count: u64, key: &K) -> Sample {
+        if running_count & self.sample_mask != 0 {
+            return Sample(None);
+        }
         match &self.analytics {
-            Some(a) if running_count & a.sample_mask == 0 => self.sample_lookup(a, key),
-            _ => Sample(None),
+            Some(a) => self.sample_lookup(a, key),
+            None => Sample(None),
         }
     }
 
