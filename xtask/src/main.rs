@@ -31,10 +31,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+mod needs;
+
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test               run every test of the workspace with all features
+  test               run every test of the workspace with all features; tests
+                     whose outside programs are missing (redis-server) are
+                     skipped and said so; --redis makes that a failure
   ci                 fmt check, clippy -D warnings, tests, docs -D warnings
   bench              every bench below, in turn
   bench hit-ratio    hit ratio on the traces in ../shared/traces: writes
@@ -111,9 +115,26 @@ fn has_nextest() -> bool {
 /// Runs the unit, integration and doc tests of every crate with every
 /// feature. cargo-nextest runs them when installed (it isolates each test
 /// in its own process); doc tests always go through `cargo test --doc`,
-/// which nextest does not run.
-fn test(extra: &[String]) -> Result<()> {
-    if has_nextest() {
+/// which nextest does not run. A test group whose outside programs are
+/// missing (see [`needs::NEEDS`]) is left out and reported as skipped,
+/// unless its flag (`--redis`) or its environment variable requires it.
+fn test(args: &[String]) -> Result<()> {
+    let (flags, extra) = needs::split_flags(args);
+    let skipped = needs::plan(needs::NEEDS, &flags, |v| env::var(v).ok(), needs::runs)?;
+    let nextest = has_nextest();
+    let mut lines = Vec::new();
+    for group in &skipped {
+        let count = if nextest {
+            count_tests(group.need.tests)
+        } else {
+            None
+        };
+        lines.push(group.line(count));
+    }
+    for line in &lines {
+        eprintln!("{line}");
+    }
+    if nextest {
         let mut cmd = cargo();
         cmd.args([
             "nextest",
@@ -122,10 +143,16 @@ fn test(extra: &[String]) -> Result<()> {
             "--all-features",
             "--no-fail-fast",
         ]);
-        cmd.args(extra);
+        if let Some(filter) = needs::skip_filter(&skipped) {
+            cmd.args(["-E", &filter]);
+        }
+        cmd.args(&extra);
+        require_given(&mut cmd, &flags);
         run(cmd)?;
     } else {
-        eprintln!("xtask: cargo-nextest not found; using cargo test");
+        eprintln!(
+            "xtask: cargo-nextest not found; using cargo test, which reports skipped tests as passed"
+        );
         let mut cmd = cargo();
         cmd.args([
             "test",
@@ -135,12 +162,53 @@ fn test(extra: &[String]) -> Result<()> {
             "--bins",
             "--tests",
         ]);
-        cmd.args(extra);
+        cmd.args(&extra);
+        require_given(&mut cmd, &flags);
         run(cmd)?;
     }
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--all-features", "--doc"]);
-    run(doc)
+    run(doc)?;
+    for line in &lines {
+        eprintln!("{line}");
+    }
+    Ok(())
+}
+
+/// Passes a group's flag on to the tests as its environment variable, so
+/// that a test which cannot reach the program fails instead of returning.
+fn require_given(cmd: &mut Command, flags: &[String]) {
+    for need in needs::NEEDS {
+        if flags.iter().any(|f| f == need.flag) {
+            cmd.env(need.env, "1");
+        }
+    }
+}
+
+/// How many tests the nextest filter expression `filter` selects (this
+/// builds the tests, which the run then reuses); `None` if nextest cannot
+/// say.
+fn count_tests(filter: &str) -> Option<usize> {
+    let out = cargo()
+        .args([
+            "nextest",
+            "list",
+            "--workspace",
+            "--all-features",
+            "--message-format",
+            "oneline",
+            "-E",
+            filter,
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    })
 }
 
 fn ci() -> Result<()> {

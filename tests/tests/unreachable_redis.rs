@@ -1,6 +1,9 @@
 //! A backend built while nothing listens at its address: `build` returns
 //! at once, and every call fails fast with `Unavailable` instead of
 //! waiting for the command timeout.
+//!
+//! (Named `unreachable_redis`, not `redis_*`: it needs no server, and
+//! `cargo xtask test` skips the `redis_*` binaries when there is none.)
 
 use std::time::{Duration, Instant};
 
