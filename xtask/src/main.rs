@@ -2,7 +2,9 @@
 //! wherever cargo does.
 //!
 //! - `test`: every test in the workspace, with every feature (the README's
-//!   test command);
+//!   test command); a group of tests whose outside programs are missing
+//!   (Redis) is skipped and said so, or fails the run with `--redis` (see
+//!   `needs.rs`);
 //! - `ci`: what CI checks: formatting, clippy with warnings denied, the
 //!   tests, and the docs with warnings denied;
 //! - `bench hit-ratio`: replays the public traces through tiercache and
