@@ -599,19 +599,10 @@ where
     /// Concurrent callers for the same key wait for one `init` instead of
     /// each running their own.
     pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V {
-        if let Some(v) = self.get(&key) {
-            return v;
-        }
         // A failing `try_get_with` on the same key does not answer this
         // caller: its own loader, which cannot fail, runs instead.
-        let loaded = self.inner.flights.get_or_load_blocking(
-            &key,
-            LoaderErrors::Retried,
-            || Ok(self.get(&key)),
-            || Ok(Some(init())),
-            |v| self.store_loaded(&key, v),
-        );
-        Self::loaded(loaded).expect("this caller's own loader cannot fail")
+        self.load_blocking(key, LoaderErrors::Retried, || Ok(init()))
+            .expect("this caller's own loader cannot fail")
     }
 
     /// Like [`get_with`](Self::get_with) with a fallible loader. A loader
@@ -621,39 +612,16 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        if let Some(v) = self.get(&key) {
-            return Ok(v);
-        }
-        let loaded = self.inner.flights.get_or_load_blocking(
-            &key,
-            LoaderErrors::Shared,
-            || Ok(self.get(&key)),
-            || init().map(Some).map_err(loader_error),
-            |v| self.store_loaded(&key, v),
-        );
-        Self::loaded(loaded)
+        self.load_blocking(key, LoaderErrors::Shared, || init().map_err(loader_error))
     }
 
     /// The async form of [`get_with`](Self::get_with): the future runs only
     /// in the one caller that leads the load.
     pub async fn get_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
-        if let Some(v) = self.get(&key) {
-            return v;
-        }
-        let key = &key;
         // See `get_with`: another caller's loader error is not ours.
-        let loaded = self
-            .inner
-            .flights
-            .get_or_load(
-                key,
-                LoaderErrors::Retried,
-                || async { Ok(self.get(key)) },
-                || async { Ok(Some(init.await)) },
-                |v| async { self.store_loaded(key, v) },
-            )
-            .await;
-        Self::loaded(loaded).expect("this caller's own loader cannot fail")
+        self.load(key, LoaderErrors::Retried, async { Ok(init.await) })
+            .await
+            .expect("this caller's own loader cannot fail")
     }
 
     /// The async form of [`try_get_with`](Self::try_get_with).
@@ -665,6 +633,40 @@ where
     where
         E: std::error::Error + Send + Sync + 'static,
     {
+        self.load(key, LoaderErrors::Shared, async {
+            init.await.map_err(loader_error)
+        })
+        .await
+    }
+
+    /// The synchronous loading methods: a hit, or one `init` per key through
+    /// the flights, its value stored.
+    fn load_blocking(
+        &self,
+        key: K,
+        errors: LoaderErrors,
+        init: impl FnOnce() -> Result<V>,
+    ) -> Result<V> {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let loaded = self.inner.flights.get_or_load_blocking(
+            &key,
+            errors,
+            || Ok(self.get(&key)),
+            || init().map(Some),
+            |v| self.store_loaded(&key, v),
+        );
+        Self::loaded(loaded)
+    }
+
+    /// The asynchronous loading methods, as [`load_blocking`](Self::load_blocking).
+    async fn load(
+        &self,
+        key: K,
+        errors: LoaderErrors,
+        init: impl Future<Output = Result<V>>,
+    ) -> Result<V> {
         if let Some(v) = self.get(&key) {
             return Ok(v);
         }
@@ -674,9 +676,9 @@ where
             .flights
             .get_or_load(
                 key,
-                LoaderErrors::Shared,
+                errors,
                 || async { Ok(self.get(key)) },
-                || async { init.await.map(Some).map_err(loader_error) },
+                || async { init.await.map(Some) },
                 |v| async { self.store_loaded(key, v) },
             )
             .await;
