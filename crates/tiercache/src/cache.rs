@@ -174,11 +174,12 @@ where
     }
 
     /// A hot-tier slot for `value` (`None`: a negative entry) with
-    /// `meta`'s expiry and class, written under stripe version `seq`.
+    /// `meta`'s expiry, of class number `class` (the caller looked it up
+    /// once for the whole write), written under stripe version `seq`.
     pub(super) fn slot(
-        &self,
         value: Option<V>,
         meta: &Meta,
+        class: u16,
         placement: Placement,
         held_below: bool,
         seq: u64,
@@ -187,7 +188,7 @@ where
             value,
             expires_at_ms: meta.expires_at_ms,
             created_at_ms: meta.created_at_ms,
-            class: self.inner.class_names.index(&meta.class),
+            class,
             placement,
             held_below,
             seq,

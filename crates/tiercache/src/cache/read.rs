@@ -225,9 +225,11 @@ where
         if placement.in_memory() {
             // The tier below holds this value once the copies are done (or
             // held it already), so evicting it writes nothing.
-            let mut slot = self.slot(
+            let class = self.inner.class_names.index(&entry.meta.class);
+            let mut slot = Self::slot(
                 value.cloned(),
                 &entry.meta,
+                class,
                 Placement::Everywhere,
                 true,
                 seen,

@@ -138,7 +138,10 @@ where
         let class = self.inner.class_names.index(class);
         let sample = self.inner.observer.start_insert(class);
         let stored = match prepare(self.inner.clock.now_ms()) {
-            Ok((meta, placement)) => self.write_prepared(key, value, meta, placement).await,
+            Ok((meta, placement)) => {
+                self.write_prepared(key, value, meta, class, placement)
+                    .await
+            }
             Err(e) => Err(e),
         };
         self.inner.observer.done(sample);
@@ -150,6 +153,7 @@ where
         key: K,
         value: Option<V>,
         mut meta: Meta,
+        class: u16,
         placement: Placement,
     ) -> Result<()> {
         let codec = &self.inner.codec;
@@ -165,7 +169,7 @@ where
             };
             let tracked = self.inner.observer.on_insert(&key, None, size, &meta);
             let expires_at = meta.expires_at_ms;
-            let mut slot = self.slot(value, &meta, Placement::MemoryOnly, false, 0);
+            let mut slot = Self::slot(value, &meta, class, Placement::MemoryOnly, false, 0);
             slot.tracked = tracked;
             self.inner
                 .hot
@@ -200,7 +204,7 @@ where
         let seq = write.seq();
         if placement.in_memory() {
             let expires_at = meta.expires_at_ms;
-            let mut slot = self.slot(value, &meta, placement, held_below, seq);
+            let mut slot = Self::slot(value, &meta, class, placement, held_below, seq);
             slot.tracked = tracked;
             self.inner
                 .hot
