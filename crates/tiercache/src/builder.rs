@@ -18,13 +18,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{
-    Cache, DemotionQueue, Inner, MAX_WAITING_DEMOTIONS, WritePolicy, encode_key, hot_listener,
+    Cache, DemotionQueue, Inner, MAX_WAITING_DEMOTIONS, TierPolicy, encode_key, hot_listener,
 };
 use crate::hot::{ClassNames, HotTier};
 use crate::observe::Observer;
 use crate::promotion::{HitWindow, Promotion};
 use crate::stripes::Stripes;
 use crate::tiers::{Tier, Tiers};
+
+#[cfg(feature = "policies")]
+mod store;
 
 /// Builds a [`Cache`]; start from [`Cache::builder`].
 ///
@@ -36,6 +39,10 @@ use crate::tiers::{Tier, Tiers};
 pub struct CacheBuilder<K, V, C = Postcard> {
     settings: Settings,
     codec: C,
+    /// The store behind the cache, with what write-back needs to decode
+    /// its keys (typed, so it lives here rather than in `Settings`).
+    #[cfg(feature = "policies")]
+    store: Option<store::StoreSetting<K, V>>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -65,6 +72,8 @@ struct Settings {
     /// default.
     #[cfg(feature = "analytics")]
     entry_tracking: Option<u64>,
+    #[cfg(feature = "policies")]
+    record: store::RecordSettings,
 }
 
 /// A tier the application added, waiting for [`CacheBuilder::build`] to
@@ -192,6 +201,8 @@ impl Default for Settings {
             analytics: Some(crate::observe::DEFAULT_SAMPLING),
             #[cfg(feature = "analytics")]
             entry_tracking: None,
+            #[cfg(feature = "policies")]
+            record: Default::default(),
         }
     }
 }
@@ -201,6 +212,8 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
         CacheBuilder {
             settings: Settings::default(),
             codec: Postcard,
+            #[cfg(feature = "policies")]
+            store: None,
             _types: PhantomData,
         }
     }
@@ -429,11 +442,21 @@ where
         self
     }
 
-    /// Encodes keys and values for the byte tiers with another codec.
-    pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<K, V, C2> {
+    /// Encodes keys and values for the byte tiers (and the write-back log)
+    /// with another codec. Under write-back, set it before
+    /// [`store`](Self::store), which takes the codec to decode the log's
+    /// keys with; `build` refuses the other order.
+    #[allow(unused_mut)]
+    pub fn codec<C2: Codec>(mut self, codec: C2) -> CacheBuilder<K, V, C2> {
+        #[cfg(feature = "policies")]
+        if self.store.is_some() {
+            self.settings.record.codec_after_store = true;
+        }
         CacheBuilder {
             settings: self.settings,
             codec,
+            #[cfg(feature = "policies")]
+            store: self.store,
             _types: PhantomData,
         }
     }
@@ -444,6 +467,10 @@ where
     pub async fn build(self) -> Result<Cache<K, V, C>> {
         let mut s = self.settings;
         let classes = s.checked_classes()?;
+        #[cfg(feature = "policies")]
+        let disk = s.disk_path().map(std::path::Path::to_path_buf);
+        #[cfg(feature = "policies")]
+        let record_plan = s.record.plan(self.store, disk.as_deref())?;
         let codec = self.codec;
         let limits = s.limits;
         let encoder = codec.clone();
@@ -451,13 +478,17 @@ where
             encode_key(&encoder, &limits, key).ok()
         }));
         let policy = if s.write_on_evict {
-            WritePolicy::OnEvict(Arc::new(DemotionQueue::new(MAX_WAITING_DEMOTIONS)))
+            TierPolicy::OnEvict(Arc::new(DemotionQueue::new(MAX_WAITING_DEMOTIONS)))
         } else {
-            WritePolicy::Through
+            TierPolicy::Through
         };
         // Checked before any tier is opened, so that settings it refuses
         // create no file and open no connection.
         let hot = s.hot_tier(&policy, observer.clone())?;
+        #[cfg(feature = "policies")]
+        let record = record_plan.open(codec.clone()).await?;
+        #[cfg(not(feature = "policies"))]
+        let record = crate::record::Record::none();
         let opened = s.open_tiers().await?;
         let tiers = s.wrap_tiers(opened);
         let promotion = match s.promotion {
@@ -479,6 +510,7 @@ where
             flights: SingleFlight::new(),
             counters: StripedCounters::new(),
             observer,
+            record,
         }))
     }
 }
@@ -517,6 +549,18 @@ impl Settings {
             classes.set(class, policy)?;
         }
         Ok(classes)
+    }
+
+    /// The disk tier's file, if one was asked for (write-back's log
+    /// defaults to a file beside it).
+    #[cfg(all(feature = "policies", feature = "redb"))]
+    fn disk_path(&self) -> Option<&std::path::Path> {
+        self.disk.as_deref()
+    }
+
+    #[cfg(all(feature = "policies", not(feature = "redb")))]
+    fn disk_path(&self) -> Option<&std::path::Path> {
+        None
     }
 
     /// The layers every tier is wrapped in.
@@ -627,7 +671,7 @@ impl Settings {
     /// queue before any later change of its key can look for it there).
     fn hot_tier<K, V>(
         &self,
-        policy: &WritePolicy<K, V>,
+        policy: &TierPolicy<K, V>,
         observer: Observer<K>,
     ) -> Result<HotTier<K, V>>
     where
@@ -641,8 +685,8 @@ impl Settings {
             hot = hot.time_to_idle(tti);
         }
         let queue = match policy {
-            WritePolicy::OnEvict(queue) => Some(queue.clone()),
-            WritePolicy::Through => None,
+            TierPolicy::OnEvict(queue) => Some(queue.clone()),
+            TierPolicy::Through => None,
         };
         let in_lock = queue.is_some();
         if let Some(listener) = hot_listener(queue, observer, self.clock.clone()) {

@@ -1,7 +1,8 @@
 //! The async, typed, tiered cache: its state, and the small accessors.
 //! The read path is in `cache/read.rs`, the write path in `cache/write.rs`,
 //! loading on a miss in `cache/load.rs`, write-on-evict in
-//! `cache/demote.rs`, the write-policy seam in `cache/policy.rs`; the
+//! `cache/demote.rs`, the write-policy seam in `cache/policy.rs`,
+//! read-through and write-back's inspection in `cache/store.rs`; the
 //! reports are in `crate::report`.
 
 use std::fmt;
@@ -22,6 +23,7 @@ use crate::builder::CacheBuilder;
 use crate::hot::{ClassNames, HotTier, Slot};
 use crate::observe::Observer;
 use crate::promotion::HitWindow;
+use crate::record::Record;
 use crate::stripes::Stripes;
 use crate::tiers::Tiers;
 
@@ -29,10 +31,11 @@ mod demote;
 mod load;
 mod policy;
 mod read;
+mod store;
 mod write;
 
 pub(crate) use demote::{DemotionQueue, MAX_WAITING_DEMOTIONS, hot_listener};
-pub(crate) use policy::WritePolicy;
+pub(crate) use policy::TierPolicy;
 
 /// A typed cache over a hierarchy of tiers: an in-memory hot tier holding
 /// `V` itself, then any number of byte tiers (disk, Redis, ...) in order.
@@ -84,7 +87,7 @@ pub(crate) struct Inner<K, V, C> {
     pub(crate) hot: HotTier<K, V>,
     pub(crate) tiers: Tiers,
     /// How writes reach the tiers below memory.
-    pub(crate) policy: WritePolicy<K, V>,
+    pub(crate) policy: TierPolicy<K, V>,
     pub(crate) codec: C,
     pub(crate) clock: Clock,
     pub(crate) time_to_live: Option<Duration>,
@@ -104,6 +107,8 @@ pub(crate) struct Inner<K, V, C> {
     pub(crate) counters: StripedCounters<4>,
     /// The hot path's instrumentation (a no-op without analytics).
     pub(crate) observer: Observer<K>,
+    /// The store behind the cache and its write policy, if any.
+    pub(crate) record: Record<K, V, C>,
 }
 
 /// Lookups of the hot tier, counted as they start: the running count of

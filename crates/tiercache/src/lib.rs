@@ -36,6 +36,10 @@
 //! - `analytics`: exact counts, latency percentiles and hot keys per tier,
 //!   [`Cache::stats`] and [`Cache::emit_metrics`] through the `metrics`
 //!   crate, and [`analytics`]; `prometheus` adds a `/metrics` endpoint.
+//! - `policies`: a [`Store`] behind the cache, read-through, and
+//!   write-through, write-back (a durable redb queue, flushed in batches,
+//!   retried, with a dead-letter list) or write-around:
+//!   [`CacheBuilder::store`] and [`policies`].
 //! - `bincode`: [`Bincode`], an alternative codec (bincode is unmaintained;
 //!   postcard is the default).
 //! - `test-utils`: the conformance suite and `FailingBackend`, for testing
@@ -55,6 +59,8 @@ mod options;
 #[cfg(feature = "memory")]
 mod promotion;
 #[cfg(feature = "memory")]
+mod record;
+#[cfg(feature = "memory")]
 mod report;
 mod stripes;
 #[cfg(feature = "memory")]
@@ -73,7 +79,10 @@ pub use promotion::Promotion;
 #[cfg(feature = "analytics")]
 pub use report::{COLD_WINDOW, CacheStats, ColdKeySummary, HotKey, TierSummary};
 #[cfg(feature = "memory")]
-pub use report::{HierarchyStats, TierStats};
+pub use report::{FlushReport, HierarchyStats, TierStats};
+
+#[cfg(feature = "policies")]
+pub use cache_policies::{Store, WhenFull, WritePolicy};
 
 #[cfg(feature = "bincode")]
 pub use cache_core::Bincode;
@@ -136,6 +145,17 @@ pub mod analytics {
     };
     #[cfg(feature = "prometheus")]
     pub use cache_analytics::{PrometheusHandle, serve_prometheus};
+}
+
+/// A store behind the cache (feature `policies`): the [`Store`] trait,
+/// write policies, and write-back's engine, settings, statistics and
+/// dead-letter list.
+#[cfg(feature = "policies")]
+pub mod policies {
+    pub use cache_policies::{
+        CORRUPTED_TABLE, DEAD_TABLE, DeadLetter, DeadLetters, DynStore, KeyDecoder, QUEUE_TABLE,
+        Store, WhenFull, WriteBack, WriteBackSettings, WriteBackStats, WritePolicy,
+    };
 }
 
 /// The disk tier: a crash-safe redb file.

@@ -16,6 +16,48 @@ mod snapshot;
 #[cfg(feature = "analytics")]
 pub use snapshot::{COLD_WINDOW, CacheStats, ColdKeySummary, HotKey, TierSummary};
 
+/// What one [`Cache::flush`] did, from the call until every write queued
+/// before it had settled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Writes the write-back flusher saved to the store meanwhile (for
+    /// this flush, and for writes that came during it).
+    pub saved: u64,
+    /// Removals it applied to the store meanwhile.
+    pub deleted: u64,
+    /// Failed saves it scheduled again meanwhile.
+    pub retries: u64,
+    /// Writes it moved to the dead-letter list meanwhile.
+    pub dead_lettered: u64,
+    /// Keys still dirty when the flush returned (written after the call).
+    pub dirty: u64,
+    /// Entries the hot tier had evicted that the flush wrote into the warm
+    /// tier (write-on-evict).
+    pub demoted: u64,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+}
+
+impl FlushReport {
+    /// The write-back part of a flush, between write-back's totals before
+    /// and after it.
+    #[cfg(feature = "policies")]
+    pub(crate) fn between(
+        before: &cache_policies::WriteBackStats,
+        after: &cache_policies::WriteBackStats,
+    ) -> Self {
+        FlushReport {
+            saved: after.saved - before.saved,
+            deleted: after.deleted - before.deleted,
+            retries: after.retries - before.retries,
+            dead_lettered: after.dead_lettered - before.dead_lettered,
+            dirty: after.dirty,
+            ..FlushReport::default()
+        }
+    }
+}
+
 /// Counters of one tier since the cache was built.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TierStats {

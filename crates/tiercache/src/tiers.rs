@@ -188,7 +188,7 @@ impl Tier {
     /// instead. Nothing is cleared: a clear of a shared Redis prefix would
     /// wipe every process's cache, and each lookup waiting on one made an
     /// outage's aftermath worse than the outage.
-    fn mark_stale(&self, key: &Bytes, now_ms: u64) {
+    pub(crate) fn mark_stale(&self, key: &Bytes, now_ms: u64) {
         let mut stale = self.stale.lock();
         if stale.keys.len() < MAX_STALE_KEYS {
             stale.keys.insert(key.clone());

@@ -1,6 +1,7 @@
 //! Write-on-evict, in one place: the queue of entries the hot tier let go
 //! of, the hot tier's removal listener that fills it, the demotion that
-//! writes them into the warm tier, and [`Cache::flush`].
+//! writes them into the warm tier, and [`Cache::flush`] (which flushes
+//! write-back too).
 //!
 //! The order that keeps demotions from landing over newer writes:
 //! the listener runs inside the hot tier's partition lock, so an evicted
@@ -24,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Cache, DEMOTIONS};
+use crate::report::FlushReport;
 use crate::hot::Slot;
 use crate::observe::Observer;
 
@@ -264,18 +266,33 @@ where
         }
     }
 
+    /// Carries what waits in memory to where it belongs, and waits for
+    /// it: under write-back, every write queued before the call to the
+    /// store (or the dead-letter list; see
+    /// [`WriteBackSettings`](crate::policies::WriteBackSettings) for the
+    /// retries), and with write-on-evict, every entry the hot tier evicted
+    /// to the warm tier. Call it before a clean shutdown. Without either
+    /// there is nothing to flush and it returns at once.
+    pub async fn flush(&self) -> Result<FlushReport> {
+        let started = std::time::Instant::now();
+        let demoted = self.flush_demotions().await;
+        let mut report = self.flush_write_back().await?;
+        report.demoted = demoted;
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
     /// Writes every entry waiting for the warm tier into it now
-    /// (write-on-evict). Entries wait there only briefly, and lookups find
-    /// them while they wait, but they live in memory: call this before a
-    /// clean shutdown so that what the hot tier evicted reaches the disk.
-    /// Without write-on-evict there is nothing to flush.
-    pub async fn flush(&self) -> Result<()> {
+    /// (write-on-evict), and counts them. Entries wait there only briefly,
+    /// and lookups find them while they wait, but they live in memory.
+    async fn flush_demotions(&self) -> u64 {
         let Some(queue) = self.inner.policy.queue() else {
-            return Ok(());
+            return 0;
         };
         if self.inner.tiers.is_empty() {
-            return Ok(());
+            return 0;
         }
+        let before = self.inner.counters.get(DEMOTIONS);
         // Bounded: entries evicted while it runs by other callers' inserts
         // are theirs to write.
         let mut budget = queue.len();
@@ -289,7 +306,7 @@ where
                 self.demote(&key).await;
             }
         }
-        Ok(())
+        self.inner.counters.get(DEMOTIONS).saturating_sub(before)
     }
 
     /// Writes the entry waiting for `key` into the warm tier, under the

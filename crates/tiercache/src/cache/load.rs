@@ -18,8 +18,10 @@ where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     C: Codec,
 {
-    /// The value for `key`; on a miss in every tier, awaits `init`, stores
-    /// its value in every tier and returns it. However many callers ask for
+    /// The value for `key`; on a miss in every tier (and in the store
+    /// behind the cache, if there is one), awaits `init`, stores its value
+    /// in every tier and returns it. A loaded value is cached, not saved
+    /// to the store. However many callers ask for
     /// the same key at once, one `init` runs and all share its value. A
     /// negative entry does not stop `init`: its value replaces the entry.
     pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
@@ -92,7 +94,7 @@ where
             .take()
             .expect("a flight of this caller's own loader yields a value");
         let v = init.await?;
-        self.insert(key.clone(), v.clone()).await?;
+        self.fill(key.clone(), v.clone()).await?;
         Ok(v)
     }
 
@@ -163,7 +165,7 @@ where
                 },
                 |loaded| async move {
                     match loaded {
-                        Some(v) => self.insert(key.clone(), v).await,
+                        Some(v) => self.fill(key.clone(), v).await,
                         None => Ok(()),
                     }
                 },

@@ -2,8 +2,9 @@
 //! below memory. The write path (`write.rs`) asks the policy what to do
 //! below memory and hands the result to [`Tiers::apply`], which reports
 //! what each tier made of it; the stale-key tracking of each tier rests on
-//! that report. A system of record (write-through to a store, write-back
-//! from a durable queue, write-around) extends this enum.
+//! that report. The system of record behind the cache (a store, and
+//! when it is written) is the other seam, `crate::record`: the write path
+//! asks it first.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use cache_core::{Clock, Entry, Placement};
 use super::demote::DemotionQueue;
 use crate::tiers::{Change, TierReport, Tiers};
 
-/// How writes reach the tiers below memory.
-pub(crate) enum WritePolicy<K, V> {
+/// How writes reach the tiers below memory (the store's write policy is
+/// `crate::record`'s).
+pub(crate) enum TierPolicy<K, V> {
     /// Every write reaches every tier its placement allows before it
     /// returns.
     Through,
@@ -25,12 +27,12 @@ pub(crate) enum WritePolicy<K, V> {
     OnEvict(Arc<DemotionQueue<K, V>>),
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> WritePolicy<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> TierPolicy<K, V> {
     /// The demotion queue, with write-on-evict.
     pub(crate) fn queue(&self) -> Option<&DemotionQueue<K, V>> {
         match self {
-            WritePolicy::Through => None,
-            WritePolicy::OnEvict(queue) => Some(queue),
+            TierPolicy::Through => None,
+            TierPolicy::OnEvict(queue) => Some(queue),
         }
     }
 
@@ -41,7 +43,7 @@ impl<K: Hash + Eq + Clone, V: Clone> WritePolicy<K, V> {
         match placement {
             Placement::MemoryOnly => false,
             Placement::BelowMemory => true,
-            Placement::Everywhere => matches!(self, WritePolicy::Through),
+            Placement::Everywhere => matches!(self, TierPolicy::Through),
         }
     }
 

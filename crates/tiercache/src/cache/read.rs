@@ -1,6 +1,7 @@
 //! The read path, in order: the hot tier, the entries waiting for
-//! demotion, each byte tier below, and the promotion of a hit into the
-//! tiers above it.
+//! demotion, a dirty key's latest write (write-back), each byte tier
+//! below, the promotion of a hit into the tiers above it, and on a miss
+//! everywhere the store behind the cache (read-through, `cache/store.rs`).
 
 use std::hash::Hash;
 
@@ -67,12 +68,17 @@ where
             return Ok(found);
         }
         self.inner.counters.add(HOT_MISSES, 1);
-        if self.inner.tiers.is_empty() {
+        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
             self.inner.observer.on_miss(key, None);
             return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
-        let found = self.lookup_below_hot(key, &kb).await;
+        let found = match self.lookup_below_hot(key, &kb).await {
+            // 6. Missed everywhere: the store behind the cache, one load
+            //    per key however many callers ask.
+            Ok(Lookup::Miss) if self.inner.record.is_on() => self.load_through(key).await,
+            found => found,
+        };
         if matches!(found, Ok(Lookup::Miss | Lookup::Negative(_))) {
             self.inner.observer.on_miss(key, Some(&kb));
         }
@@ -86,11 +92,14 @@ where
         if let Some(slot) = self.inner.hot.engine.get(key) {
             return Ok(self.slot_lookup(slot));
         }
-        if self.inner.tiers.is_empty() {
+        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
             return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
-        self.lookup_below_hot(key, &kb).await
+        match self.lookup_below_hot(key, &kb).await? {
+            Lookup::Miss if self.inner.record.is_on() => self.read_through(key, &kb).await,
+            found => Ok(found),
+        }
     }
 
     /// Everything after a first miss in the hot tier, in order.
@@ -112,6 +121,11 @@ where
                 .is_none_or(|at| at > self.inner.clock.now_ms())
         {
             return Ok(self.slot_lookup(slot));
+        }
+        //    Then, with write-back, the latest write of a dirty key: newer
+        //    than what a tier below holds if the write was cut short.
+        if let Some(found) = self.dirty_lookup(kb) {
+            return Ok(found);
         }
         // 4. Each byte tier in order; the first answer is promoted (5).
         for (i, tier) in self.inner.tiers.iter().enumerate() {
@@ -264,7 +278,7 @@ where
         if self.inner.hot.engine.contains_key(key) {
             return Ok(self.inner.hot.contains_key(key));
         }
-        if self.inner.tiers.is_empty() {
+        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
             return Ok(false);
         }
         let kb = self.encode_key(key)?;
@@ -274,6 +288,9 @@ where
                 .is_none_or(|at| at > self.inner.clock.now_ms())
         {
             return Ok(slot.value.is_some());
+        }
+        if let Some(dirty) = self.inner.record.dirty(&kb) {
+            return Ok(dirty.is_some());
         }
         for tier in self.inner.tiers.iter() {
             if tier.is_stale(&kb) {

@@ -12,8 +12,11 @@ use cache_core::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use bytes::Bytes;
+
 use super::Cache;
 use crate::options::InsertOptions;
+use crate::record::Staged;
 
 impl<K, V, C> Cache<K, V, C>
 where
@@ -55,8 +58,10 @@ where
     pub async fn insert_with(&self, key: K, value: V, options: InsertOptions) -> Result<()> {
         // 1. The entry's metadata, checked (in `write`, from `new_meta`).
         let class = options.class.clone();
-        self.write(key, Some(value), &class, |now| self.new_meta(now, options))
-            .await
+        self.write(key, Some(value), &class, true, |now| {
+            self.new_meta(now, options)
+        })
+        .await
     }
 
     /// Stores a negative entry for `key`: the key is known to have no
@@ -70,7 +75,7 @@ where
     /// an [`ErrorKind::InvalidTtl`] error and changes nothing.
     pub async fn insert_negative(&self, key: K, ttl: Duration) -> Result<()> {
         let options = InsertOptions::new().time_to_live(ttl);
-        self.write(key, None, &DataClass::Default, |now| {
+        self.write(key, None, &DataClass::Default, true, |now| {
             self.new_meta(now, options)
         })
         .await
@@ -82,16 +87,29 @@ where
     /// wherever its class may live, like any insert. An entry whose expiry
     /// has passed, or lies further ahead than any time-to-live may, is an
     /// [`ErrorKind::InvalidTtl`] error and changes nothing. A negative
-    /// `meta` stores a negative entry (`value` is then not stored).
+    /// `meta` stores a negative entry (`value` is then not stored). It
+    /// fills the cache only: a store behind it is not written.
     pub async fn insert_with_meta(&self, key: K, value: V, meta: &Meta) -> Result<()> {
         let value = (!meta.is_negative()).then_some(value);
-        self.write(key, value, &meta.class, |now| self.kept_meta(now, meta))
-            .await
+        self.write(key, value, &meta.class, false, |now| {
+            self.kept_meta(now, meta)
+        })
+        .await
+    }
+
+    /// Stores what a loader produced, in the tiers only: a value read from
+    /// somewhere is cached, not saved to a store behind the cache.
+    pub(super) async fn fill(&self, key: K, value: V) -> Result<()> {
+        let options = InsertOptions::new();
+        self.write(key, Some(value), &DataClass::Default, false, |now| {
+            self.new_meta(now, options)
+        })
+        .await
     }
 
     /// A new entry's metadata and placement from `options`, its class and
     /// the cache, checked.
-    fn new_meta(&self, now: u64, options: InsertOptions) -> Result<(Meta, Placement)> {
+    pub(super) fn new_meta(&self, now: u64, options: InsertOptions) -> Result<(Meta, Placement)> {
         let policy = self.inner.classes.load().policy(&options.class);
         let ttl = options
             .time_to_live
@@ -126,20 +144,24 @@ where
     }
 
     /// Stores `value` (`None`: a negative entry) of class `class` under the
-    /// metadata and placement `prepare` gives for the time now. The insert
-    /// is counted (and maybe timed) whether or not its input is valid.
+    /// metadata and placement `prepare` gives for the time now; with
+    /// `to_store`, a value goes to the store behind the cache too (a
+    /// negative entry never does: it is the cache's own knowledge). The
+    /// insert is counted (and maybe timed) whether or not its input is
+    /// valid.
     async fn write(
         &self,
         key: K,
         value: Option<V>,
         class: &DataClass,
+        to_store: bool,
         prepare: impl FnOnce(u64) -> Result<(Meta, Placement)>,
     ) -> Result<()> {
         let class = self.inner.class_names.index(class);
         let sample = self.inner.observer.start_insert(class);
         let stored = match prepare(self.inner.clock.now_ms()) {
             Ok((meta, placement)) => {
-                self.write_prepared(key, value, meta, class, placement)
+                self.write_prepared(key, value, meta, class, placement, to_store)
                     .await
             }
             Err(e) => Err(e),
@@ -155,12 +177,14 @@ where
         mut meta: Meta,
         class: u16,
         placement: Placement,
+        to_store: bool,
     ) -> Result<()> {
         let codec = &self.inner.codec;
-        if self.inner.tiers.is_empty() {
-            // 2. With nothing below memory, nothing is encoded: every
-            //    placement lives in the hot tier, which orders the writes of
-            //    a key by itself.
+        let to_store = to_store && self.inner.record.is_on() && value.is_some();
+        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
+            // 2. With nothing below memory and no store, nothing is
+            //    encoded: every placement lives in the hot tier, which
+            //    orders the writes of a key by itself.
             let size = || {
                 value
                     .as_ref()
@@ -181,10 +205,10 @@ where
         // 2. The key and value encoded once, and their sizes checked,
         //    before any tier changes.
         let kb = self.encode_key(&key)?;
-        let vb = match &value {
+        let vb = Bytes::from(match &value {
             Some(v) => codec.encode(v)?,
             None => Vec::new(),
-        };
+        });
         self.inner.limits.check_value(vb.len())?;
         if placement == Placement::BelowMemory {
             meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
@@ -202,6 +226,31 @@ where
         //    promotion or demotion of an older value lands in between.
         let write = self.inner.stripes.of(&kb).write().await;
         let seq = write.seq();
+        // 4. The system of record first: the store saves the value
+        //    (write-through, write-around) or the log makes it durable
+        //    (write-back). If it fails, no tier has changed.
+        let mut staged = Staged::Write;
+        let mut unfinished = None;
+        if to_store && let Some(v) = &value {
+            staged = self.inner.record.insert(&key, v, &kb, &vb).await?;
+            unfinished = Some(Unfinished::new(self, &key, &kb));
+        }
+        if staged == Staged::Invalidate {
+            // Write-around: the store holds the value; every tier loses
+            // the key, and the next read loads it.
+            self.inner.hot.engine.remove(&key);
+            if let Some(queue) = self.inner.policy.queue() {
+                queue.purge(&key, u64::MAX);
+            }
+            self.inner
+                .policy
+                .remove_below(&self.inner.tiers, &kb, &self.inner.clock)
+                .await;
+            Unfinished::done(unfinished);
+            drop(write);
+            self.inner.flights.detach(&key);
+            return Ok(());
+        }
         if placement.in_memory() {
             let expires_at = meta.expires_at_ms;
             let mut slot = Self::slot(value, &meta, class, placement, held_below, seq);
@@ -213,18 +262,19 @@ where
         } else {
             self.inner.hot.engine.remove(&key);
         }
-        // 4. An older value of the key waiting for the warm tier is replaced.
+        // 5. An older value of the key waiting for the warm tier is replaced.
         if let Some(queue) = self.inner.policy.queue() {
             queue.purge(&key, seq);
         }
-        // 5. The tiers below, as the write policy says.
+        // 6. The tiers below, as the write policy says.
         let entry = Entry::new(vb, meta);
         self.inner
             .policy
             .insert_below(&self.inner.tiers, placement, &kb, &entry, &self.inner.clock)
             .await;
+        Unfinished::done(unfinished);
         drop(write);
-        // 6. A load of the key that began before this write may have read an
+        // 7. A load of the key that began before this write may have read an
         //    older value: later callers must not be handed its result. Then
         //    what the hot tier evicted to make room goes to the warm tier.
         self.inner.flights.detach(&key);
@@ -232,9 +282,12 @@ where
         Ok(())
     }
 
-    /// Removes `key` from every tier (and from the demotion queue).
+    /// Removes `key` from every tier (and from the demotion queue), and
+    /// from the store behind the cache first, if there is one (under
+    /// write-back, the removal is queued durably, as a tombstone). A store
+    /// or log failure returns its error and changes no tier.
     pub async fn remove(&self, key: &K) -> Result<()> {
-        if self.inner.tiers.is_empty() {
+        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
             self.inner.hot.engine.remove(key);
             self.inner.flights.detach(key);
             self.inner.observer.on_remove(key, None);
@@ -243,6 +296,11 @@ where
         let kb = self.encode_key(key)?;
         self.inner.observer.on_remove(key, Some(&kb));
         let write = self.inner.stripes.of(&kb).write().await;
+        let mut unfinished = None;
+        if self.inner.record.is_on() {
+            self.inner.record.remove(key, &kb).await?;
+            unfinished = Some(Unfinished::new(self, key, &kb));
+        }
         self.inner.hot.engine.remove(key);
         if let Some(queue) = self.inner.policy.queue() {
             queue.purge(key, u64::MAX);
@@ -251,6 +309,7 @@ where
             .policy
             .remove_below(&self.inner.tiers, &kb, &self.inner.clock)
             .await;
+        Unfinished::done(unfinished);
         drop(write);
         self.inner.flights.detach(key);
         Ok(())
@@ -258,7 +317,9 @@ where
 
     /// Removes every entry from every tier. It waits for the writes under
     /// way and holds back new ones until every tier is cleared, so nothing
-    /// written before it returns survives it.
+    /// written before it returns survives it. A store behind the cache is
+    /// not cleared, and under write-back what is dirty stays queued for it
+    /// (and is still what reads of those keys answer).
     pub async fn clear(&self) -> Result<()> {
         if self.inner.tiers.is_empty() {
             self.inner.hot.clear();
@@ -274,5 +335,61 @@ where
         drop(all);
         self.inner.flights.detach_all();
         Ok(())
+    }
+}
+
+/// A write the system of record took whose tiers are not all written yet.
+/// If the caller's future is dropped here, the store (or the log) holds a
+/// write the tiers do not: the hot tier drops the key and every tier below
+/// is marked stale for it, so that reads go past them to the log or the
+/// store rather than serve the older value.
+struct Unfinished<'a, K, V, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    cache: &'a Cache<K, V, C>,
+    key: &'a K,
+    kb: &'a Bytes,
+    armed: bool,
+}
+
+impl<'a, K, V, C> Unfinished<'a, K, V, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(cache: &'a Cache<K, V, C>, key: &'a K, kb: &'a Bytes) -> Self {
+        Unfinished {
+            cache,
+            key,
+            kb,
+            armed: true,
+        }
+    }
+
+    /// The tiers are written: nothing to undo.
+    fn done(unfinished: Option<Self>) {
+        if let Some(mut u) = unfinished {
+            u.armed = false;
+        }
+    }
+}
+
+impl<K, V, C> Drop for Unfinished<'_, K, V, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let inner = &self.cache.inner;
+        inner.hot.engine.remove(self.key);
+        let now = inner.clock.now_ms();
+        for tier in inner.tiers.iter() {
+            tier.mark_stale(self.kb, now);
+        }
     }
 }

@@ -1,0 +1,406 @@
+//! The write-back log: a redb file that holds every dirty key's latest
+//! write, and the dead-letter list, and the one thread that writes it.
+//!
+//! The thread groups every command waiting in its queue into one write
+//! transaction and one durable commit (group commit), so that many
+//! concurrent inserts share one `fsync`; then it applies what the commit
+//! made durable to the in-memory [`Dirty`] state, and only then answers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+
+use bytes::Bytes;
+use cache_core::{Error, ErrorKind, Result};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::dirty::Dirty;
+use super::record::{Dead, Queued};
+use super::shared::Shared;
+
+/// Key bytes → the key's latest queued write ([`Queued`]).
+pub const QUEUE_TABLE: TableDefinition<'static, &[u8], &[u8]> =
+    TableDefinition::new("tiercache_write_back_queue");
+/// Key bytes → the write the store refused too many times ([`Dead`]).
+pub const DEAD_TABLE: TableDefinition<'static, &[u8], &[u8]> =
+    TableDefinition::new("tiercache_write_back_dead");
+/// Key bytes → a queued record that failed its checksum when the log was
+/// replayed, kept as found for inspection and never saved.
+pub const CORRUPTED_TABLE: TableDefinition<'static, &[u8], &[u8]> =
+    TableDefinition::new("tiercache_write_back_corrupted");
+
+/// The most commands applied in one transaction.
+const MAX_GROUP: usize = 4096;
+
+type Ack<T> = oneshot::Sender<Result<T>>;
+
+/// A request to the log's thread.
+pub(crate) enum Command {
+    /// Queue `value` (`None`: a removal) as the latest write of `key`.
+    Append {
+        key: Bytes,
+        value: Option<Bytes>,
+        ack: Ack<()>,
+    },
+    /// These writes reached the store (`saved`) or gave up (`dead`); each
+    /// leaves the queue unless its key was written again meanwhile.
+    Settle {
+        saved: Vec<(Bytes, u64)>,
+        dead: Vec<(Bytes, Dead)>,
+        ack: Ack<()>,
+    },
+    /// Queue these dead letters again (every one with `None`).
+    Retry {
+        keys: Option<Vec<Bytes>>,
+        ack: Ack<usize>,
+    },
+    /// Delete these dead letters (every one with `None`).
+    Discard {
+        keys: Option<Vec<Bytes>>,
+        ack: Ack<usize>,
+    },
+    /// Every dead letter.
+    ListDead { ack: Ack<Vec<(Bytes, Dead)>> },
+}
+
+/// What a command changed, applied to the in-memory state once the commit
+/// is durable.
+enum Effect {
+    Wrote(Bytes, Queued),
+    Settled(Bytes, u64),
+    DeadAdded,
+    DeadRemoved(usize),
+}
+
+/// What a command answers once its transaction has committed.
+enum Answer {
+    Done,
+    Count(usize),
+    Dead(Vec<(Bytes, Dead)>),
+}
+
+fn storage(path: &Path, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::new(
+        ErrorKind::Backend,
+        format!("write-back log {}: {what}", path.display()),
+    )
+    .with_source(e)
+}
+
+/// What [`open`] found in the file.
+pub(crate) struct Opened {
+    pub(crate) db: Database,
+    pub(crate) dirty: Dirty,
+    pub(crate) next_seq: u64,
+    pub(crate) dead: u64,
+    pub(crate) corrupted: u64,
+}
+
+/// Opens (or creates) the log at `path` and replays it: every queued
+/// write that passes its checksum is dirty again; one that fails it is
+/// moved to the corrupted table and counted, and the rest replays.
+pub(crate) fn open(path: &Path) -> Result<Opened> {
+    let db = Database::create(path).map_err(|e| storage(path, "cannot open", e))?;
+    let fail = |what: &'static str| move |e: redb::Error| storage(path, what, e);
+    let txn = db
+        .begin_write()
+        .map_err(|e| fail("cannot replay")(e.into()))?;
+    let (mut writes, dead, corrupted, mut next_seq) = {
+        let mut queue = txn
+            .open_table(QUEUE_TABLE)
+            .map_err(|e| fail("cannot open its queue")(e.into()))?;
+        let mut dead = txn
+            .open_table(DEAD_TABLE)
+            .map_err(|e| fail("cannot open its dead letters")(e.into()))?;
+        let mut corrupted = txn
+            .open_table(CORRUPTED_TABLE)
+            .map_err(|e| fail("cannot open its corrupted records")(e.into()))?;
+        let mut writes = Vec::new();
+        let mut damaged = Vec::new();
+        let mut next_seq = 1;
+        for row in queue.iter().map_err(|e| fail("cannot read")(e.into()))? {
+            let (k, v) = row.map_err(|e| fail("cannot read")(e.into()))?;
+            let key = Bytes::copy_from_slice(k.value());
+            match Queued::decode(&key, v.value()) {
+                Some(q) => {
+                    next_seq = next_seq.max(q.seq + 1);
+                    writes.push((key, q));
+                }
+                None => damaged.push((key, v.value().to_vec())),
+            }
+        }
+        for row in dead.iter().map_err(|e| fail("cannot read")(e.into()))? {
+            let (k, v) = row.map_err(|e| fail("cannot read")(e.into()))?;
+            if let Some(d) = Dead::decode(k.value(), v.value()) {
+                next_seq = next_seq.max(d.seq + 1);
+            }
+        }
+        for (key, record) in &damaged {
+            corrupted
+                .insert(&key[..], &record[..])
+                .map_err(|e| fail("cannot set a corrupted record aside")(e.into()))?;
+            queue
+                .remove(&key[..])
+                .map_err(|e| fail("cannot set a corrupted record aside")(e.into()))?;
+        }
+        let dead_len = dead.len().map_err(|e| fail("cannot read")(e.into()))?;
+        let _ = &mut dead;
+        (writes, dead_len, damaged.len() as u64, next_seq)
+    };
+    txn.commit()
+        .map_err(|e| fail("cannot replay")(e.into()))?;
+    writes.sort_by_key(|(_, q)| q.seq);
+    let mut dirty = Dirty::default();
+    for (key, q) in writes {
+        dirty.write(key, q);
+    }
+    next_seq = next_seq.max(1);
+    Ok(Opened {
+        db,
+        dirty,
+        next_seq,
+        dead,
+        corrupted,
+    })
+}
+
+/// Starts the log's thread on an opened file; it ends when every sender
+/// is gone.
+pub(crate) fn start(
+    path: PathBuf,
+    db: Database,
+    next_seq: u64,
+    shared: Arc<Shared>,
+) -> Result<Sender<Command>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("tiercache-write-back-log".into())
+        .spawn(move || Writer {
+            path,
+            db,
+            next_seq,
+            shared,
+        }
+        .run(rx))
+        .map_err(|e| {
+            Error::new(ErrorKind::Backend, "cannot start the write-back log's thread").with_source(e)
+        })?;
+    Ok(tx)
+}
+
+struct Writer {
+    path: PathBuf,
+    db: Database,
+    next_seq: u64,
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Command>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(c) => group.push(c),
+                    Err(_) => break,
+                }
+            }
+            let seq_before = self.next_seq;
+            match self.apply(&group) {
+                Ok((answers, effects)) => {
+                    self.shared.note_commit(self.next_seq - 1, effects.iter().filter_map(|e| match e {
+                        Effect::Wrote(..) => Some(()),
+                        _ => None,
+                    }).count());
+                    self.publish(effects);
+                    for (command, answer) in group.into_iter().zip(answers) {
+                        answer_with(command, Ok(answer));
+                    }
+                }
+                Err(e) => {
+                    self.next_seq = seq_before;
+                    for command in group {
+                        answer_with(command, Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out a group of commands in one transaction and commits it.
+    fn apply(&mut self, group: &[Command]) -> Result<(Vec<Answer>, Vec<Effect>)> {
+        let path = self.path.clone();
+        let fail = |e: redb::Error| storage(&path, "cannot write", e);
+        let txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
+        let mut answers = Vec::with_capacity(group.len());
+        let mut effects = Vec::with_capacity(group.len());
+        for command in group {
+            answers.push(self.command(&txn, command, &mut effects).map_err(fail)?);
+        }
+        txn.commit().map_err(|e| fail(e.into()))?;
+        Ok((answers, effects))
+    }
+
+    fn command(
+        &mut self,
+        txn: &WriteTransaction,
+        command: &Command,
+        effects: &mut Vec<Effect>,
+    ) -> Result<Answer, redb::Error> {
+        let mut queue = txn.open_table(QUEUE_TABLE)?;
+        let mut dead = txn.open_table(DEAD_TABLE)?;
+        match command {
+            Command::Append { key, value, .. } => {
+                let q = Queued {
+                    seq: self.take_seq(),
+                    value: value.clone(),
+                };
+                queue.insert(&key[..], &q.encode(key)[..])?;
+                // A newer write of the key supersedes one that died.
+                if dead.remove(&key[..])?.is_some() {
+                    effects.push(Effect::DeadRemoved(1));
+                }
+                effects.push(Effect::Wrote(key.clone(), q));
+                Ok(Answer::Done)
+            }
+            Command::Settle { saved, dead: died, .. } => {
+                for (key, seq) in saved {
+                    if queued_seq(&queue, key)? == Some(*seq) {
+                        queue.remove(&key[..])?;
+                    }
+                    effects.push(Effect::Settled(key.clone(), *seq));
+                }
+                for (key, d) in died {
+                    if queued_seq(&queue, key)? == Some(d.seq) {
+                        queue.remove(&key[..])?;
+                        if dead.insert(&key[..], &d.encode(key)[..])?.is_none() {
+                            effects.push(Effect::DeadAdded);
+                        }
+                    }
+                    // A write replaced meanwhile is superseded, not dead.
+                    effects.push(Effect::Settled(key.clone(), d.seq));
+                }
+                Ok(Answer::Done)
+            }
+            Command::Retry { keys, .. } => {
+                let rows = dead_rows(&dead, keys.as_deref())?;
+                let mut queued = 0;
+                for (key, d) in &rows {
+                    dead.remove(&key[..])?;
+                    if queued_seq(&queue, key)?.is_some() {
+                        // A newer write waits already; it wins.
+                        continue;
+                    }
+                    let q = Queued {
+                        seq: self.take_seq(),
+                        value: d.value.clone(),
+                    };
+                    queue.insert(&key[..], &q.encode(key)[..])?;
+                    effects.push(Effect::Wrote(key.clone(), q));
+                    queued += 1;
+                }
+                effects.push(Effect::DeadRemoved(rows.len()));
+                Ok(Answer::Count(queued))
+            }
+            Command::Discard { keys, .. } => {
+                let rows = dead_rows(&dead, keys.as_deref())?;
+                for (key, _) in &rows {
+                    dead.remove(&key[..])?;
+                }
+                effects.push(Effect::DeadRemoved(rows.len()));
+                Ok(Answer::Count(rows.len()))
+            }
+            Command::ListDead { .. } => Ok(Answer::Dead(dead_rows(&dead, None)?)),
+        }
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Applies what a commit made durable to the in-memory state, and
+    /// wakes whoever waits on it.
+    fn publish(&self, effects: Vec<Effect>) {
+        let mut freed = false;
+        let mut settled = false;
+        let mut dirty = self.shared.dirty.lock();
+        for effect in effects {
+            match effect {
+                Effect::Wrote(key, q) => {
+                    dirty.write(key, q);
+                }
+                Effect::Settled(key, seq) => {
+                    freed |= dirty.settled(&key, seq);
+                    settled = true;
+                }
+                Effect::DeadAdded => self.shared.dead_added(1),
+                Effect::DeadRemoved(n) => self.shared.dead_removed(n as u64),
+            }
+        }
+        let len = dirty.len();
+        drop(dirty);
+        self.shared.after_publish(len, freed, settled);
+    }
+}
+
+fn queued_seq(
+    queue: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<u64>, redb::Error> {
+    Ok(queue
+        .get(key)?
+        .map(|v| Queued::decode(key, v.value()).map_or(0, |q| q.seq)))
+}
+
+/// The dead letters of `keys` (every one with `None`) that pass their
+/// checksum.
+fn dead_rows(
+    dead: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    keys: Option<&[Bytes]>,
+) -> Result<Vec<(Bytes, Dead)>, redb::Error> {
+    let mut rows = Vec::new();
+    match keys {
+        Some(keys) => {
+            for key in keys {
+                if let Some(v) = dead.get(&key[..])?
+                    && let Some(d) = Dead::decode(key, v.value())
+                {
+                    rows.push((key.clone(), d));
+                }
+            }
+        }
+        None => {
+            for row in dead.iter()? {
+                let (k, v) = row?;
+                if let Some(d) = Dead::decode(k.value(), v.value()) {
+                    rows.push((Bytes::copy_from_slice(k.value()), d));
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn answer_with(command: Command, result: Result<Answer>) {
+    // A caller that stopped waiting is not an error.
+    match command {
+        Command::Append { ack, .. } | Command::Settle { ack, .. } => {
+            let _ = ack.send(result.map(drop));
+        }
+        Command::Retry { ack, .. } | Command::Discard { ack, .. } => {
+            let _ = ack.send(result.map(|a| match a {
+                Answer::Count(n) => n,
+                _ => 0,
+            }));
+        }
+        Command::ListDead { ack } => {
+            let _ = ack.send(result.map(|a| match a {
+                Answer::Dead(rows) => rows,
+                _ => Vec::new(),
+            }));
+        }
+    }
+}

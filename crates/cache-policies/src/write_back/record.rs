@@ -1,0 +1,188 @@
+//! The bytes of the write-back log's records: a queued write, and a write
+//! that went to the dead-letter list. Each carries a CRC-32 over the key
+//! and everything before the checksum, so that a damaged record is found
+//! when the log is replayed instead of being saved to the store.
+
+use bytes::Bytes;
+
+/// The layout version of both kinds of record.
+const FORMAT: u8 = 1;
+const OP_SAVE: u8 = 1;
+const OP_DELETE: u8 = 2;
+
+/// A queued write: the latest write of its key, with the number the log
+/// gave it. `value` is `None` for a removal (a tombstone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Queued {
+    pub(crate) seq: u64,
+    pub(crate) value: Option<Bytes>,
+}
+
+/// A write the store refused too many times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Dead {
+    pub(crate) seq: u64,
+    pub(crate) value: Option<Bytes>,
+    pub(crate) tries: u32,
+    pub(crate) failed_at_ms: u64,
+    pub(crate) error: String,
+}
+
+fn op(value: &Option<Bytes>) -> u8 {
+    if value.is_some() { OP_SAVE } else { OP_DELETE }
+}
+
+fn checksum(key: &[u8], body: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&(key.len() as u64).to_le_bytes());
+    h.update(key);
+    h.update(body);
+    h.finalize()
+}
+
+fn seal(key: &[u8], mut body: Vec<u8>) -> Vec<u8> {
+    let crc = checksum(key, &body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+/// The body of a record whose checksum matches, without the checksum.
+fn open<'a>(key: &[u8], record: &'a [u8]) -> Option<&'a [u8]> {
+    let (body, crc) = record.split_at_checked(record.len().checked_sub(4)?)?;
+    let crc = u32::from_le_bytes(crc.try_into().ok()?);
+    (checksum(key, body) == crc).then_some(body)
+}
+
+fn take<'a>(body: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (head, rest) = body.split_at_checked(n)?;
+    *body = rest;
+    Some(head)
+}
+
+fn take_u64(body: &mut &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(take(body, 8)?.try_into().ok()?))
+}
+
+fn take_u32(body: &mut &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(take(body, 4)?.try_into().ok()?))
+}
+
+/// The value of a record body's tail: present for a save, empty for a
+/// delete (anything else is damage).
+fn value(op: u8, rest: &[u8]) -> Option<Option<Bytes>> {
+    match op {
+        OP_SAVE => Some(Some(Bytes::copy_from_slice(rest))),
+        OP_DELETE if rest.is_empty() => Some(None),
+        _ => None,
+    }
+}
+
+impl Queued {
+    /// The record of this write of `key`.
+    pub(crate) fn encode(&self, key: &[u8]) -> Vec<u8> {
+        let value = self.value.as_deref().unwrap_or_default();
+        let mut body = Vec::with_capacity(2 + 8 + value.len() + 4);
+        body.push(FORMAT);
+        body.push(op(&self.value));
+        body.extend_from_slice(&self.seq.to_le_bytes());
+        body.extend_from_slice(value);
+        seal(key, body)
+    }
+
+    /// The write a record of `key` holds; `None` if it is damaged.
+    pub(crate) fn decode(key: &[u8], record: &[u8]) -> Option<Self> {
+        let mut body = open(key, record)?;
+        let head = take(&mut body, 2)?;
+        if head[0] != FORMAT {
+            return None;
+        }
+        let seq = take_u64(&mut body)?;
+        Some(Queued {
+            seq,
+            value: value(head[1], body)?,
+        })
+    }
+}
+
+impl Dead {
+    /// The dead-letter record of this write of `key`.
+    pub(crate) fn encode(&self, key: &[u8]) -> Vec<u8> {
+        let value = self.value.as_deref().unwrap_or_default();
+        let error = &self.error.as_bytes()[..self.error.len().min(u16::MAX as usize)];
+        let mut body = Vec::with_capacity(2 + 8 + 4 + 8 + 2 + error.len() + value.len() + 4);
+        body.push(FORMAT);
+        body.push(op(&self.value));
+        body.extend_from_slice(&self.seq.to_le_bytes());
+        body.extend_from_slice(&self.tries.to_le_bytes());
+        body.extend_from_slice(&self.failed_at_ms.to_le_bytes());
+        body.extend_from_slice(&(error.len() as u16).to_le_bytes());
+        body.extend_from_slice(error);
+        body.extend_from_slice(value);
+        seal(key, body)
+    }
+
+    /// The dead letter a record of `key` holds; `None` if it is damaged.
+    pub(crate) fn decode(key: &[u8], record: &[u8]) -> Option<Self> {
+        let mut body = open(key, record)?;
+        let head = take(&mut body, 2)?;
+        if head[0] != FORMAT {
+            return None;
+        }
+        let seq = take_u64(&mut body)?;
+        let tries = take_u32(&mut body)?;
+        let failed_at_ms = take_u64(&mut body)?;
+        let len = u16::from_le_bytes(take(&mut body, 2)?.try_into().ok()?);
+        let error = String::from_utf8_lossy(take(&mut body, len as usize)?).into_owned();
+        Some(Dead {
+            seq,
+            value: value(head[1], body)?,
+            tries,
+            failed_at_ms,
+            error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_as_written() {
+        for value in [Some(Bytes::from_static(b"v")), Some(Bytes::new()), None] {
+            let q = Queued {
+                seq: 42,
+                value: value.clone(),
+            };
+            assert_eq!(Queued::decode(b"k", &q.encode(b"k")), Some(q));
+            let d = Dead {
+                seq: 7,
+                value,
+                tries: 3,
+                failed_at_ms: 1_700_000_000_000,
+                error: "store down".into(),
+            };
+            assert_eq!(Dead::decode(b"k", &d.encode(b"k")), Some(d));
+        }
+    }
+
+    #[test]
+    fn any_flipped_bit_or_a_wrong_key_is_found() {
+        let q = Queued {
+            seq: 9,
+            value: Some(Bytes::from_static(b"value")),
+        };
+        let record = q.encode(b"key");
+        assert_eq!(Queued::decode(b"kez", &record), None);
+        for i in 0..record.len() {
+            for bit in 0..8 {
+                let mut damaged = record.clone();
+                damaged[i] ^= 1 << bit;
+                assert_eq!(Queued::decode(b"key", &damaged), None, "byte {i} bit {bit}");
+            }
+        }
+        for n in 0..record.len() {
+            assert_eq!(Queued::decode(b"key", &record[..n]), None);
+        }
+    }
+}
