@@ -13,8 +13,10 @@ use tiercache::{Cache, CacheBuilder, ManualClock};
 mod gate;
 pub mod history;
 mod redis_server;
+mod store;
 
 pub use gate::{Gate, Gated};
+pub use store::{StoreCalls, TestStore};
 pub use redis_server::{
     REQUIRE_REDIS_ENV, RedisCluster, RedisSentinel, RedisServer, connected, redis_available,
     unused_port,
