@@ -33,6 +33,8 @@ fn the_dashboard_queries_only_documented_metrics() {
         "Lookup latency per tier",
         "Entries per tier",
         "Bytes per tier",
+        "Write-back queue",
+        "Write-back saves",
     ] {
         assert!(
             titles.iter().any(|t| t.starts_with(wanted)),
@@ -41,6 +43,7 @@ fn the_dashboard_queries_only_documented_metrics() {
     }
     let documented = read("docs/metrics.md");
     use tiercache::analytics as a;
+    use tiercache::policies as p;
     let emitted = [
         a::REQUESTS_TOTAL,
         a::LATENCY_SECONDS,
@@ -52,6 +55,12 @@ fn the_dashboard_queries_only_documented_metrics() {
         a::CLASS_BYTES_TOTAL,
         a::COMPRESSION_RATIO,
         a::REMOVALS_TOTAL,
+        p::WRITE_BACK_QUEUE,
+        p::WRITE_BACK_SAVES_TOTAL,
+        p::WRITE_BACK_RETRIES_TOTAL,
+        p::WRITE_BACK_DEAD_LETTERS,
+        p::WRITE_BACK_DEAD_LETTERED_TOTAL,
+        p::WRITE_BACK_LOG_TOTAL,
     ];
     for panel in panels {
         for target in panel["targets"].as_array().expect("targets") {

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use tiercache::Cache;
-use tiercache_tests::unused_port;
+use tiercache::{Cache, WritePolicy};
+use tiercache_tests::{TestStore, unused_port};
 
 /// GETs `/metrics`, retrying while the listener starts.
 fn scrape(addr: SocketAddr) -> String {
@@ -47,9 +47,31 @@ async fn every_tier_is_scraped_with_its_label() {
     for i in 0..50 {
         assert!(cache.get(&i).await.unwrap().is_some());
     }
+    // A write-back cache in front of a store: 20 writes saved, 5 left
+    // dirty while the store is down. Its analytics are off (its hot tier
+    // would share the first cache's series), and its write-back figures
+    // are emitted all the same.
+    let store: TestStore<u32, String> = TestStore::new();
+    let behind: Cache<u32, String> = Cache::builder()
+        .analytics(false)
+        .store(store.clone())
+        .write_policy(WritePolicy::Back)
+        .write_back_log(dir.path().join("log.redb"))
+        .build()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        behind.insert(i, format!("v{i}")).await.unwrap();
+    }
+    behind.flush().await.unwrap();
+    store.set_failing(true);
+    for i in 100..105 {
+        behind.insert(i, format!("v{i}")).await.unwrap();
+    }
     let addr = SocketAddr::from(([127, 0, 0, 1], unused_port()));
     tiercache::analytics::serve_prometheus(addr).unwrap();
     cache.emit_metrics().await;
+    behind.emit_metrics().await;
     let body = tokio::task::spawn_blocking(move || scrape(addr))
         .await
         .unwrap();
@@ -62,6 +84,10 @@ async fn every_tier_is_scraped_with_its_label() {
         // 50 inserted and 40 promoted back from disk into room for 10: 80
         // evicted, all of the default class.
         "tiercache_removals_total{tier=\"hot\",class=\"default\",cause=\"evicted\"} 80",
+        "tiercache_write_back_queue 5",
+        "tiercache_write_back_saves_total{op=\"save\"} 20",
+        "tiercache_write_back_dead_letters 0",
+        "tiercache_write_back_log_total{event=\"appended\"} 25",
     ] {
         assert!(body.contains(wanted), "{wanted} missing from:\n{body}");
     }

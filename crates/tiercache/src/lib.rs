@@ -154,7 +154,9 @@ pub mod analytics {
 pub mod policies {
     pub use cache_policies::{
         CORRUPTED_TABLE, DEAD_TABLE, DeadLetter, DeadLetters, DynStore, KeyDecoder, QUEUE_TABLE,
-        Store, WhenFull, WriteBack, WriteBackSettings, WriteBackStats, WritePolicy,
+        Store, WRITE_BACK_DEAD_LETTERED_TOTAL, WRITE_BACK_DEAD_LETTERS, WRITE_BACK_LOG_TOTAL,
+        WRITE_BACK_QUEUE, WRITE_BACK_RETRIES_TOTAL, WRITE_BACK_SAVES_TOTAL, WhenFull, WriteBack,
+        WriteBackSettings, WriteBackStats, WritePolicy, describe_write_back_metrics,
     };
 }
 

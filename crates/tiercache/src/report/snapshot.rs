@@ -411,6 +411,10 @@ where
     pub async fn emit_metrics(&self) {
         use cache_analytics::{Op, OpStats, ResultCounts, TierStats};
         let inner = self.inner();
+        #[cfg(feature = "policies")]
+        if let Some(stats) = self.write_back_stats() {
+            stats.emit();
+        }
         let Some(a) = inner.observer.analytics() else {
             return;
         };
