@@ -65,8 +65,9 @@ mod write_back;
 
 pub use dead::{DeadLetter, DeadLetters};
 pub use metrics::{
-    WRITE_BACK_DEAD_LETTERED_TOTAL, WRITE_BACK_DEAD_LETTERS, WRITE_BACK_LOG_TOTAL, WRITE_BACK_QUEUE,
-    WRITE_BACK_RETRIES_TOTAL, WRITE_BACK_SAVES_TOTAL, describe_write_back_metrics,
+    WRITE_BACK_DEAD_LETTERED_TOTAL, WRITE_BACK_DEAD_LETTERS, WRITE_BACK_LOG_TOTAL,
+    WRITE_BACK_QUEUE, WRITE_BACK_RETRIES_TOTAL, WRITE_BACK_SAVES_TOTAL,
+    describe_write_back_metrics,
 };
 pub use policy::{WhenFull, WriteBackSettings, WritePolicy};
 pub use report::WriteBackStats;

@@ -56,8 +56,8 @@ where
         } else {
             next_retry.map_or(interval, |at| at.saturating_duration_since(now))
         };
-        let _ = tokio::time::timeout(wait.max(Duration::from_millis(1)), shared.work.notified())
-            .await;
+        let _ =
+            tokio::time::timeout(wait.max(Duration::from_millis(1)), shared.work.notified()).await;
         if !ready {
             // Woken for new work after an idle spell: a lone write waits
             // the interval from now, not from the last flush long ago.

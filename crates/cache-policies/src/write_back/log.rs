@@ -148,8 +148,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         let _ = &mut dead;
         (writes, dead_len, damaged.len() as u64, next_seq)
     };
-    txn.commit()
-        .map_err(|e| fail("cannot replay")(e.into()))?;
+    txn.commit().map_err(|e| fail("cannot replay")(e.into()))?;
     writes.sort_by_key(|(_, q)| q.seq);
     let mut dirty = Dirty::default();
     for (key, q) in writes {
@@ -176,15 +175,21 @@ pub(crate) fn start(
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("tiercache-write-back-log".into())
-        .spawn(move || Writer {
-            path,
-            db,
-            next_seq,
-            shared,
-        }
-        .run(rx))
+        .spawn(move || {
+            Writer {
+                path,
+                db,
+                next_seq,
+                shared,
+            }
+            .run(rx)
+        })
         .map_err(|e| {
-            Error::new(ErrorKind::Backend, "cannot start the write-back log's thread").with_source(e)
+            Error::new(
+                ErrorKind::Backend,
+                "cannot start the write-back log's thread",
+            )
+            .with_source(e)
         })?;
     Ok(tx)
 }
@@ -209,10 +214,16 @@ impl Writer {
             let seq_before = self.next_seq;
             match self.apply(&group) {
                 Ok((answers, effects)) => {
-                    self.shared.note_commit(self.next_seq - 1, effects.iter().filter_map(|e| match e {
-                        Effect::Wrote(..) => Some(()),
-                        _ => None,
-                    }).count());
+                    self.shared.note_commit(
+                        self.next_seq - 1,
+                        effects
+                            .iter()
+                            .filter_map(|e| match e {
+                                Effect::Wrote(..) => Some(()),
+                                _ => None,
+                            })
+                            .count(),
+                    );
                     self.publish(effects);
                     for (command, answer) in group.into_iter().zip(answers) {
                         answer_with(command, Ok(answer));
@@ -264,7 +275,9 @@ impl Writer {
                 effects.push(Effect::Wrote(key.clone(), q));
                 Ok(Answer::Done)
             }
-            Command::Settle { saved, dead: died, .. } => {
+            Command::Settle {
+                saved, dead: died, ..
+            } => {
                 for (key, seq) in saved {
                     if queued_seq(&queue, key)? == Some(*seq) {
                         queue.remove(&key[..])?;

@@ -30,8 +30,8 @@ mod log;
 mod record;
 mod shared;
 
-pub use log::{CORRUPTED_TABLE, DEAD_TABLE, QUEUE_TABLE};
 use log::Command;
+pub use log::{CORRUPTED_TABLE, DEAD_TABLE, QUEUE_TABLE};
 use shared::Shared;
 
 /// The write-back engine of one cache: its log, its flusher, and the
@@ -103,8 +103,7 @@ where
         let opened = tokio::task::spawn_blocking(move || log::open(&opening))
             .await
             .map_err(|e| {
-                Error::new(ErrorKind::Backend, "opening the write-back log panicked")
-                    .with_source(e)
+                Error::new(ErrorKind::Backend, "opening the write-back log panicked").with_source(e)
             })??;
         let shared = Arc::new(Shared::default());
         shared
@@ -182,9 +181,7 @@ where
             if self.core.settings.when_full == WhenFull::Fail {
                 return Err(Error::new(
                     ErrorKind::Unavailable,
-                    format!(
-                        "the write-back queue is full: {max} dirty keys wait for the store"
-                    ),
+                    format!("the write-back queue is full: {max} dirty keys wait for the store"),
                 ));
             }
             shared.work.notify_one();

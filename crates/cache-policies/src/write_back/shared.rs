@@ -60,12 +60,12 @@ impl Shared {
     }
 
     pub(crate) fn dead_removed(&self, n: u64) {
-        let _ = self
-            .counters
-            .dead_letters
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-                Some(d.saturating_sub(n))
-            });
+        let _ =
+            self.counters
+                .dead_letters
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                    Some(d.saturating_sub(n))
+                });
     }
 
     /// After a commit's effects are in: wakes the flusher if a batch is

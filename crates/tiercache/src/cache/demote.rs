@@ -25,9 +25,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Cache, DEMOTIONS};
-use crate::report::FlushReport;
 use crate::hot::Slot;
 use crate::observe::Observer;
+use crate::report::FlushReport;
 
 /// The most evicted entries that wait for the warm tier at once; calls that
 /// evict write them right away, so the queue stays short unless the warm

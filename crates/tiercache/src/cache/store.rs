@@ -95,7 +95,14 @@ where
         let held_below = self.inner.policy.writes_below(placement);
         if placement.in_memory() {
             let class = self.inner.class_names.index(&meta.class);
-            let slot = Self::slot(Some(value.clone()), &meta, class, placement, held_below, seen);
+            let slot = Self::slot(
+                Some(value.clone()),
+                &meta,
+                class,
+                placement,
+                held_below,
+                seen,
+            );
             self.inner
                 .hot
                 .engine
@@ -139,7 +146,10 @@ where
     /// How many keys have writes that have not reached the store yet
     /// (write-back); 0 under any other policy.
     pub fn dirty_len(&self) -> usize {
-        self.inner.record.write_back().map_or(0, |wb| wb.dirty_len())
+        self.inner
+            .record
+            .write_back()
+            .map_or(0, |wb| wb.dirty_len())
     }
 
     /// Whether `key` has a write that has not reached the store yet

@@ -64,7 +64,13 @@ where
     /// Hands an insert of `value` to the system of record: the store
     /// saves it (through, around) or the log makes it durable (back). An
     /// error is the store's or the log's, and no tier has changed.
-    pub(crate) async fn insert(&self, key: &K, value: &V, kb: &Bytes, vb: &Bytes) -> Result<Staged> {
+    pub(crate) async fn insert(
+        &self,
+        key: &K,
+        value: &V,
+        kb: &Bytes,
+        vb: &Bytes,
+    ) -> Result<Staged> {
         match &self.mode {
             None => Ok(Staged::Write),
             Some(Mode::Through(store)) => {
