@@ -16,11 +16,11 @@ mod redis_server;
 mod store;
 
 pub use gate::{Gate, Gated};
-pub use store::{StoreCalls, TestStore};
 pub use redis_server::{
     REQUIRE_REDIS_ENV, RedisCluster, RedisSentinel, RedisServer, connected, redis_available,
     unused_port,
 };
+pub use store::{StoreCalls, TestStore};
 
 /// A byte tier under test: a memory backend behind a fault switch, shared
 /// between the cache and the test.

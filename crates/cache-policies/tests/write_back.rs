@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,9 @@ struct Rows {
     rows: Mutex<HashMap<String, u64>>,
     /// Every write applied, per key, in the order the store applied them.
     history: Mutex<HashMap<String, Vec<Applied>>>,
-    /// Calls of `save_many` and `delete_many`, failed ones included.
-    calls: AtomicUsize,
+    /// When each call of `save_many` and `delete_many` began, failed ones
+    /// included.
+    calls: Mutex<Vec<Instant>>,
     /// While set, every call fails.
     down: AtomicBool,
     /// This many further calls fail, then the store recovers by itself.
@@ -96,13 +98,17 @@ impl Rows {
     }
 
     fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
+        self.calls.lock().unwrap().len()
+    }
+
+    fn call_times(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().clone()
     }
 
     /// One call of the store: counted, delayed, and failed if the store is
     /// down or still has failures to hand out.
     async fn call(&self) -> cache_core::Result<()> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.calls.lock().unwrap().push(Instant::now());
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
@@ -376,6 +382,70 @@ async fn a_write_made_while_its_key_is_being_saved_is_saved_after_it() {
     assert_eq!(rows.history("k"), [Some(1), Some(2)]);
     assert_eq!(rows.get("k"), Some(2));
     assert!(!wb.is_dirty(&k));
+}
+
+#[tokio::test]
+async fn a_write_made_while_its_key_is_being_saved_survives_a_restart() {
+    // As above, but the store goes down once the first save is in, and the
+    // engine stops before the second write reaches it: settling the first
+    // write must not have taken the second out of the log.
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let rows = Rows::slow(Duration::from_millis(50));
+    let settings = WriteBackSettings {
+        flush_interval: Duration::from_secs(10),
+        ..fast()
+    };
+    let wb = open(&path, settings.clone(), &rows).await;
+    let k = key("k");
+    wb.save(k.clone(), value(1)).await.unwrap();
+    let rewrite = async {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        wb.save(k.clone(), value(2)).await
+    };
+    let ((), rewritten) = futures::future::join(flush(&wb), rewrite).await;
+    rewritten.unwrap();
+    // The store answers only after its latency, so a save of the second
+    // write already under way fails too.
+    rows.set_down(true);
+    assert_eq!(rows.get("k"), Some(1));
+    close(wb).await;
+
+    let up = Rows::up();
+    let wb = open(&path, settings, &up).await;
+    assert_eq!(wb.stats().replayed, 1, "the second write left the log");
+    assert_eq!(wb.dirty(&k), Some(Some(value(2))));
+    flush(&wb).await;
+    assert_eq!(up.get("k"), Some(2));
+}
+
+#[tokio::test]
+async fn a_failed_write_is_tried_again_only_after_a_backoff_that_doubles() {
+    // A store that is down for good, a key that is never given up on, and
+    // waits long enough to measure: 20 ms, 40 ms, then 80 ms, the cap. The
+    // jitter only ever lengthens a wait.
+    let dir = tempfile::tempdir().unwrap();
+    let rows = Rows::down();
+    let settings = WriteBackSettings {
+        first_retry: Duration::from_millis(20),
+        last_retry: Duration::from_millis(80),
+        ..fast()
+    };
+    let wb = open(&log_path(&dir), settings, &rows).await;
+    wb.save(key("k"), value(1)).await.unwrap();
+    wait_until("four tries of the key", || rows.calls() >= 4).await;
+    let times = rows.call_times();
+    let waits: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    for (wait, least) in waits.iter().zip([20, 40, 80]) {
+        assert!(
+            *wait >= Duration::from_millis(least),
+            "tried again after {wait:?}, before its backoff of {least} ms: {waits:?}"
+        );
+    }
+    // Every failure so far was scheduled again, none given up.
+    assert!(wb.stats().retries >= 3, "{:?}", wb.stats());
+    assert_eq!(wb.stats().dead_lettered, 0);
+    assert!(wb.is_dirty(&key("k")));
 }
 
 #[tokio::test]
