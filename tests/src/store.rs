@@ -164,9 +164,13 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// Answers what the store held when it was called: with a latency, a
+    /// write that lands meanwhile is not seen, as with a real store's
+    /// read that raced a write.
     async fn load(&self, key: &K) -> Result<Option<V>> {
+        let held = self.value(key);
         self.call(|c| c.loads += 1).await?;
-        Ok(self.value(key))
+        Ok(held)
     }
 
     async fn save(&self, key: &K, value: &V) -> Result<()> {
