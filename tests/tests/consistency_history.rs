@@ -20,6 +20,11 @@
 //! still varies), and `TIERCACHE_HISTORY_SECS=S` runs each combination for
 //! S seconds (1 by default; a long run is split into rounds of at most two
 //! seconds, each over a fresh cache and checked on its own).
+//!
+//! `history_with_a_store` runs the same tasks with a store behind the
+//! cache, under each write policy (through, back, around), without clears
+//! (a clear empties the cache, not the store): reads then also go to the
+//! write-back log and the store.
 
 use std::fmt;
 use std::io::Write;
@@ -32,15 +37,15 @@ use cache_core::conformance::{self, ReferenceBackend};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tiercache::Cache;
 use tiercache::compress::CompressionLayer;
 use tiercache::redb::RedbBackend;
 use tiercache::redis::RedisBackend;
 use tiercache::tier::{Backend, DynBackend, Layer};
+use tiercache::{Cache, WritePolicy};
 use tiercache_tests::history::{
     Cancel, Delayed, LogicalClock, NEVER, Op, Record, Report, Seen, ViolationKind, check,
 };
-use tiercache_tests::{RedisServer, connected};
+use tiercache_tests::{RedisServer, TestStore, connected};
 
 /// The keys the tasks share.
 const KEYS: u64 = 6;
@@ -130,6 +135,8 @@ struct Combo {
     write_on_evict: bool,
     time_to_idle: bool,
     hot_capacity: u64,
+    /// A store behind the cache, written under this policy.
+    store: Option<WritePolicy>,
 }
 
 impl fmt::Display for Combo {
@@ -149,7 +156,11 @@ impl fmt::Display for Combo {
                 "no tti"
             },
             self.hot_capacity
-        )
+        )?;
+        match self.store {
+            Some(policy) => write!(f, ", store {policy:?}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -164,8 +175,33 @@ fn combos(lower: Lower) -> Vec<Combo> {
                     write_on_evict,
                     time_to_idle,
                     hot_capacity,
+                    store: None,
                 });
             }
+        }
+    }
+    out
+}
+
+/// The combinations with a store behind the cache: each write policy over
+/// memory alone and over memory and redb, with a hot tier smaller than the
+/// key set (so reads go below it and to the store), write-through and
+/// write-on-evict between the tiers.
+fn store_combos() -> Vec<Combo> {
+    let mut out = Vec::new();
+    for policy in [WritePolicy::Through, WritePolicy::Back, WritePolicy::Around] {
+        for (lower, write_on_evict) in [
+            (Lower::None, false),
+            (Lower::Redb, false),
+            (Lower::Redb, true),
+        ] {
+            out.push(Combo {
+                lower,
+                write_on_evict,
+                time_to_idle: false,
+                hot_capacity: SMALL_HOT,
+                store: Some(policy),
+            });
         }
     }
     out
@@ -254,6 +290,16 @@ async fn build(
         let redis = connected(RedisBackend::builder(url).prefix(prefix)).await;
         b = b.tier(delayed(redis, mix(seed, &[2])));
     }
+    if let Some(policy) = combo.store {
+        // Write-back flushes small batches all the time, so that flushes
+        // race with the reads and writes of the keys they carry.
+        b = b
+            .store(TestStore::new())
+            .write_policy(policy)
+            .write_back_log(dir.join("write-back.redb"))
+            .flush_interval(Duration::from_millis(1))
+            .max_batch(4);
+    }
     b.build().await.expect("a valid cache")
 }
 
@@ -263,6 +309,8 @@ struct Shared {
     clock: LogicalClock,
     ids: AtomicU64,
     calls: AtomicU64,
+    /// Whether the tasks clear the cache now and then.
+    clears: bool,
 }
 
 /// One task's calls until `deadline` (or until the round has made
@@ -275,7 +323,10 @@ async fn task(shared: Arc<Shared>, seed: u64, deadline: Instant) -> Vec<Record> 
         let key = rng.random_range(0..KEYS);
         let cancel = Cancel::random(&mut rng, CANCEL_ONE_IN);
         let pick = rng.random_range(0..1000);
-        if pick < 3 {
+        // A store keeps what `clear` takes out of the cache (clearing the
+        // cache is not deleting the system of record), so with a store
+        // there are no clears.
+        if pick < 3 && s.clears {
             let start = s.clock.tick();
             let done = cancel.run(s.cache.clear()).await;
             let end = s.clock.tick();
@@ -439,6 +490,7 @@ async fn run_combo(
             clock: LogicalClock::default(),
             ids: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            clears: combo.store.is_none(),
         });
         let deadline = Instant::now() + length;
         let tasks: Vec<_> = (0..TASKS)
@@ -466,6 +518,12 @@ async fn run_combo(
 /// Runs every combination over `lower`; fails listing each combination's
 /// counts and examples of its violations if any has one.
 async fn run_stack(test: &str, lower: Lower) {
+    run_combos(test, lower, combos(lower)).await;
+}
+
+/// Runs `combos` (over `lower`, which says whether a Redis server is
+/// needed), failing as [`run_stack`] does.
+async fn run_combos(test: &str, lower: Lower, combos: Vec<Combo>) {
     let server = if lower.redis() {
         match RedisServer::start(test) {
             Some(server) => Some(server),
@@ -476,7 +534,7 @@ async fn run_stack(test: &str, lower: Lower) {
     };
     let settings = settings(test);
     let mut outcomes = Vec::new();
-    for (i, combo) in combos(lower).into_iter().enumerate() {
+    for (i, combo) in combos.into_iter().enumerate() {
         let outcome = run_combo(combo, i as u64, &settings, server.as_ref()).await;
         say(&format!("{test}: {}", outcome.line()));
         outcomes.push(outcome);
@@ -524,6 +582,11 @@ async fn history_memory_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn history_memory_redb_redis() {
     run_stack("history_memory_redb_redis", Lower::RedbRedis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_with_a_store() {
+    run_combos("history_with_a_store", Lower::None, store_combos()).await;
 }
 
 // The checker itself, on histories made by hand: it must be able to fail.
