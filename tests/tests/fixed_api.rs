@@ -53,3 +53,51 @@ fn the_error_type_is_a_standard_error() {
     fn check<E: std::error::Error + Send + Sync + 'static>() {}
     check::<tiercache::Error>();
 }
+
+/// A store for the write-policy names: a map behind a lock.
+#[derive(Default)]
+struct Rows(std::sync::Mutex<std::collections::HashMap<u64, String>>);
+
+impl tiercache::Store<u64, String> for Rows {
+    async fn load(&self, key: &u64) -> tiercache::Result<Option<String>> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    async fn save(&self, key: &u64, value: &String) -> tiercache::Result<()> {
+        self.0.lock().unwrap().insert(*key, value.clone());
+        Ok(())
+    }
+    async fn delete(&self, key: &u64) -> tiercache::Result<()> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn write_policies_serve_with_the_fixed_names() {
+    use std::sync::Arc;
+    use tiercache::{FlushReport, Store, WritePolicy};
+
+    let dir = tempfile::tempdir().unwrap();
+    for policy in [WritePolicy::Through, WritePolicy::Back, WritePolicy::Around] {
+        let rows = Arc::new(Rows::default());
+        let cache: Cache<u64, String> = Cache::builder()
+            .store(rows.clone())
+            .write_policy(policy)
+            .write_back_log(dir.path().join(format!("{policy:?}.redb")))
+            .build()
+            .await
+            .expect("a valid configuration");
+        cache.insert(1, "one".to_string()).await.unwrap();
+        let report: tiercache::Result<FlushReport> = cache.flush().await;
+        report.unwrap();
+        let dirty: usize = cache.dirty_len();
+        assert_eq!(dirty, 0);
+        assert!(cache.dead_letters().list().await.unwrap().is_empty());
+        assert_eq!(rows.load(&1).await.unwrap().as_deref(), Some("one"));
+    }
+    // With a store and no policy, write-through is the default.
+    let rows = Arc::new(Rows::default());
+    let cache: Cache<u64, String> = Cache::builder().store(rows.clone()).build().await.unwrap();
+    cache.insert(2, "two".to_string()).await.unwrap();
+    assert_eq!(rows.load(&2).await.unwrap().as_deref(), Some("two"));
+}
