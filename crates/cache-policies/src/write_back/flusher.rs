@@ -56,13 +56,10 @@ where
         } else {
             next_retry.map_or(interval, |at| at.saturating_duration_since(now))
         };
+        // Idle, it wakes once an interval, so a lone write waits at most
+        // about that long; a full batch or a flush wakes it at once.
         let _ =
             tokio::time::timeout(wait.max(Duration::from_millis(1)), shared.work.notified()).await;
-        if !ready {
-            // Woken for new work after an idle spell: a lone write waits
-            // the interval from now, not from the last flush long ago.
-            last_flush = last_flush.max(now.checked_sub(interval).unwrap_or(now));
-        }
     }
 }
 

@@ -9,10 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::{Error, ErrorKind, Result};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    Database, DatabaseError, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 use tokio::sync::oneshot;
 
 use super::dirty::Dirty;
@@ -101,7 +105,7 @@ pub(crate) struct Opened {
 /// write that passes its checksum is dirty again; one that fails it is
 /// moved to the corrupted table and counted, and the rest replays.
 pub(crate) fn open(path: &Path) -> Result<Opened> {
-    let db = Database::create(path).map_err(|e| storage(path, "cannot open", e))?;
+    let db = create(path)?;
     let fail = |what: &'static str| move |e: redb::Error| storage(path, what, e);
     let txn = db
         .begin_write()
@@ -162,6 +166,34 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         dead,
         corrupted,
     })
+}
+
+/// How long opening waits for an earlier handle of this process on the
+/// same file to close it (a cache dropped just before: its log's thread
+/// finishes the commit under way first).
+const OPEN_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens the file, waiting a little while this process still has it open.
+fn create(path: &Path) -> Result<Database> {
+    let deadline = Instant::now() + OPEN_WAIT;
+    loop {
+        match Database::create(path) {
+            Ok(db) => return Ok(db),
+            Err(DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "write-back log {} is open in another cache: one cache at a time may use a log",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(storage(path, "cannot open", e)),
+        }
+    }
 }
 
 /// Starts the log's thread on an opened file; it ends when every sender

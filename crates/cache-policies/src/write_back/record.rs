@@ -77,29 +77,44 @@ fn value(op: u8, rest: &[u8]) -> Option<Option<Bytes>> {
     }
 }
 
+/// The start both kinds of record share: the format, the operation and
+/// the write's number, in a buffer with room for `rest` more bytes and the
+/// checksum.
+fn begin(value: &Option<Bytes>, seq: u64, rest: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(2 + 8 + rest + 4);
+    body.push(FORMAT);
+    body.push(op(value));
+    body.extend_from_slice(&seq.to_le_bytes());
+    body
+}
+
+/// The shared start of a record of `key` whose checksum matches: its
+/// operation, its write's number, and the bytes after them.
+fn read_start<'a>(key: &[u8], record: &'a [u8]) -> Option<(u8, u64, &'a [u8])> {
+    let mut body = open(key, record)?;
+    let head = take(&mut body, 2)?;
+    if head[0] != FORMAT {
+        return None;
+    }
+    let seq = take_u64(&mut body)?;
+    Some((head[1], seq, body))
+}
+
 impl Queued {
     /// The record of this write of `key`.
     pub(crate) fn encode(&self, key: &[u8]) -> Vec<u8> {
         let value = self.value.as_deref().unwrap_or_default();
-        let mut body = Vec::with_capacity(2 + 8 + value.len() + 4);
-        body.push(FORMAT);
-        body.push(op(&self.value));
-        body.extend_from_slice(&self.seq.to_le_bytes());
+        let mut body = begin(&self.value, self.seq, value.len());
         body.extend_from_slice(value);
         seal(key, body)
     }
 
     /// The write a record of `key` holds; `None` if it is damaged.
     pub(crate) fn decode(key: &[u8], record: &[u8]) -> Option<Self> {
-        let mut body = open(key, record)?;
-        let head = take(&mut body, 2)?;
-        if head[0] != FORMAT {
-            return None;
-        }
-        let seq = take_u64(&mut body)?;
+        let (op, seq, rest) = read_start(key, record)?;
         Some(Queued {
             seq,
-            value: value(head[1], body)?,
+            value: value(op, rest)?,
         })
     }
 }
@@ -109,10 +124,7 @@ impl Dead {
     pub(crate) fn encode(&self, key: &[u8]) -> Vec<u8> {
         let value = self.value.as_deref().unwrap_or_default();
         let error = &self.error.as_bytes()[..self.error.len().min(u16::MAX as usize)];
-        let mut body = Vec::with_capacity(2 + 8 + 4 + 8 + 2 + error.len() + value.len() + 4);
-        body.push(FORMAT);
-        body.push(op(&self.value));
-        body.extend_from_slice(&self.seq.to_le_bytes());
+        let mut body = begin(&self.value, self.seq, 4 + 8 + 2 + error.len() + value.len());
         body.extend_from_slice(&self.tries.to_le_bytes());
         body.extend_from_slice(&self.failed_at_ms.to_le_bytes());
         body.extend_from_slice(&(error.len() as u16).to_le_bytes());
@@ -123,19 +135,14 @@ impl Dead {
 
     /// The dead letter a record of `key` holds; `None` if it is damaged.
     pub(crate) fn decode(key: &[u8], record: &[u8]) -> Option<Self> {
-        let mut body = open(key, record)?;
-        let head = take(&mut body, 2)?;
-        if head[0] != FORMAT {
-            return None;
-        }
-        let seq = take_u64(&mut body)?;
+        let (op, seq, mut body) = read_start(key, record)?;
         let tries = take_u32(&mut body)?;
         let failed_at_ms = take_u64(&mut body)?;
         let len = u16::from_le_bytes(take(&mut body, 2)?.try_into().ok()?);
         let error = String::from_utf8_lossy(take(&mut body, len as usize)?).into_owned();
         Some(Dead {
             seq,
-            value: value(head[1], body)?,
+            value: value(op, body)?,
             tries,
             failed_at_ms,
             error,

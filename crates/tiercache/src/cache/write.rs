@@ -17,6 +17,7 @@ use bytes::Bytes;
 use super::Cache;
 use crate::options::InsertOptions;
 use crate::record::Staged;
+use crate::stripes::WriteGuard;
 
 impl<K, V, C> Cache<K, V, C>
 where
@@ -238,17 +239,7 @@ where
         if staged == Staged::Invalidate {
             // Write-around: the store holds the value; every tier loses
             // the key, and the next read loads it.
-            self.inner.hot.engine.remove(&key);
-            if let Some(queue) = self.inner.policy.queue() {
-                queue.purge(&key, u64::MAX);
-            }
-            self.inner
-                .policy
-                .remove_below(&self.inner.tiers, &kb, &self.inner.clock)
-                .await;
-            Unfinished::done(unfinished);
-            drop(write);
-            self.inner.flights.detach(&key);
+            self.remove_locked(&key, &kb, write, unfinished).await;
             return Ok(());
         }
         if placement.in_memory() {
@@ -301,18 +292,32 @@ where
             self.inner.record.remove(key, &kb).await?;
             unfinished = Some(Unfinished::new(self, key, &kb));
         }
+        self.remove_locked(key, &kb, write, unfinished).await;
+        Ok(())
+    }
+
+    /// The rest of a removal (or of a write-around insert) once the key's
+    /// stripe lock is held and the store has taken it: the key leaves the
+    /// hot tier, the demotion queue and every tier below, then the lock
+    /// goes and loads that began before are detached.
+    async fn remove_locked(
+        &self,
+        key: &K,
+        kb: &Bytes,
+        write: WriteGuard<'_>,
+        unfinished: Option<Unfinished<'_, K, V, C>>,
+    ) {
         self.inner.hot.engine.remove(key);
         if let Some(queue) = self.inner.policy.queue() {
             queue.purge(key, u64::MAX);
         }
         self.inner
             .policy
-            .remove_below(&self.inner.tiers, &kb, &self.inner.clock)
+            .remove_below(&self.inner.tiers, kb, &self.inner.clock)
             .await;
         Unfinished::done(unfinished);
         drop(write);
         self.inner.flights.detach(key);
-        Ok(())
     }
 
     /// Removes every entry from every tier. It waits for the writes under
