@@ -28,6 +28,9 @@ pub(crate) struct DirtyKey {
     pub(crate) not_before: Option<Instant>,
     /// A flush of it is under way.
     pub(crate) in_flight: bool,
+    /// Appends under way that were let in as rewrites of it, taking no
+    /// room of their own.
+    pub(crate) rewrites: usize,
 }
 
 /// Every dirty key.
@@ -36,7 +39,9 @@ pub(crate) struct Dirty {
     keys: Map<Bytes, DirtyKey>,
     /// `since` → key, the oldest first.
     order: BTreeMap<u64, Bytes>,
-    /// Room promised to appends under way, for the bound.
+    /// Room promised to appends under way, for the bound: appends of clean
+    /// keys, and rewrites whose key was settled before they landed (each
+    /// makes its key dirty again).
     pub(crate) reserved: usize,
 }
 
@@ -90,6 +95,7 @@ impl Dirty {
                     tries: 0,
                     not_before: None,
                     in_flight: false,
+                    rewrites: 0,
                 });
                 true
             }
@@ -154,7 +160,39 @@ impl Dirty {
         }
         let k = self.keys.remove(key).expect("just found");
         self.order.remove(&k.since);
+        // Its rewrites under way will make it dirty again: they need room
+        // now.
+        self.reserved += k.rewrites;
         true
+    }
+
+    /// Lets an append of `key` in if the bound of `max` dirty keys allows
+    /// it: a rewrite of a dirty key takes no room, any other append takes
+    /// one. `Some(true)` for a rewrite, `Some(false)` for an append that
+    /// took room, `None` if there is none.
+    pub(crate) fn admit(&mut self, key: &[u8], max: usize) -> Option<bool> {
+        if let Some(k) = self.keys.get_mut(key) {
+            k.rewrites += 1;
+            return Some(true);
+        }
+        if self.keys.len() + self.reserved < max {
+            self.reserved += 1;
+            return Some(false);
+        }
+        None
+    }
+
+    /// An append let in by [`admit`](Self::admit) is done or abandoned:
+    /// `rewrite` is its key if it was let in as a rewrite.
+    pub(crate) fn release(&mut self, rewrite: Option<&[u8]>) {
+        if let Some(k) = rewrite.and_then(|key| self.keys.get_mut(key))
+            && k.rewrites > 0
+        {
+            k.rewrites -= 1;
+            return;
+        }
+        // A rewrite whose key was settled meanwhile holds room now.
+        self.reserved -= 1;
     }
 
     /// Write `seq` of `key` failed: it is tried again after `not_before`,
@@ -219,6 +257,28 @@ mod tests {
         assert!(d.settled(b"a", 5));
         assert_eq!(d.len(), 0);
         assert_eq!(d.oldest(), None);
+    }
+
+    #[test]
+    fn a_rewrite_takes_no_room_until_its_key_is_settled_before_it_lands() {
+        let mut d = Dirty::default();
+        d.write(Bytes::from_static(b"a"), put(1, b"a1"));
+        assert_eq!(d.admit(b"a", 2), Some(true), "a rewrite of a dirty key");
+        assert_eq!(d.admit(b"b", 2), Some(false), "room for a second key");
+        assert_eq!(d.admit(b"c", 2), None, "no room for a third");
+        // `a` is saved before its rewrite lands: the rewrite will make it
+        // dirty again, so it holds room now.
+        let now = Instant::now();
+        d.take_ready(10, now);
+        assert!(d.settled(b"a", 1));
+        assert_eq!(d.reserved, 2);
+        assert_eq!(d.admit(b"c", 2), None);
+        d.write(Bytes::from_static(b"a"), put(2, b"a2"));
+        d.release(Some(b"a"));
+        d.write(Bytes::from_static(b"b"), put(3, b"b1"));
+        d.release(None);
+        assert_eq!((d.len(), d.reserved), (2, 0));
+        assert_eq!(d.admit(b"c", 2), None);
     }
 
     #[test]

@@ -39,6 +39,10 @@ use shared::Shared;
 /// stays in the log and is flushed when the log is opened again.
 pub struct WriteBack<K, V, C> {
     core: Arc<Core<K, V, C>>,
+    /// Stopped when the handle is dropped, even in the middle of a store
+    /// call (what it was saving stays in the log), so that the log's file
+    /// closes soon after and can be opened again.
+    flusher: tokio::task::AbortHandle,
 }
 
 /// What the handle and the flusher share.
@@ -98,6 +102,12 @@ where
         decode_key: KeyDecoder<K>,
     ) -> Result<Self> {
         settings.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "write-back runs its flusher on a tokio runtime: build the cache inside one",
+            )
+        })?;
         let path = path.as_ref().to_path_buf();
         let opening = path.clone();
         let opened = tokio::task::spawn_blocking(move || log::open(&opening))
@@ -128,8 +138,8 @@ where
             settings,
             path,
         });
-        tokio::spawn(flusher::run(core.clone()));
-        Ok(WriteBack { core })
+        let flusher = runtime.spawn(flusher::run(core.clone())).abort_handle();
+        Ok(WriteBack { core, flusher })
     }
 }
 
@@ -160,19 +170,19 @@ where
     }
 
     /// Room in the log for a write of `key`: a dirty key has it already.
-    async fn reserve(&self, key: &[u8]) -> Result<Room<'_>> {
+    async fn reserve(&self, key: &Bytes) -> Result<Room<'_>> {
         let shared = &self.core.shared;
         let max = self.core.settings.max_dirty;
         let mut counted = false;
         loop {
             let mut freed = pin!(shared.space.notified());
             freed.as_mut().enable();
-            {
-                let mut dirty = shared.dirty.lock();
-                if dirty.contains(key) || dirty.len() + dirty.reserved < max {
-                    dirty.reserved += 1;
-                    return Ok(Room(shared));
-                }
+            let admitted = shared.dirty.lock().admit(key, max);
+            if let Some(rewrite) = admitted {
+                return Ok(Room {
+                    shared,
+                    rewrite: rewrite.then(|| key.clone()),
+                });
             }
             if !counted {
                 shared.counters.full.fetch_add(1, Ordering::Relaxed);
@@ -326,6 +336,7 @@ where
 
 impl<K, V, C> Drop for WriteBack<K, V, C> {
     fn drop(&mut self) {
+        self.flusher.abort();
         self.core.shared.closed.store(true, Ordering::Release);
         self.core.shared.work.notify_one();
         self.core.shared.progress.notify_waiters();
@@ -342,13 +353,17 @@ impl<K, V, C> std::fmt::Debug for WriteBack<K, V, C> {
 }
 
 /// Room promised to one append, given back when it is done (the key is
-/// then counted as dirty) or abandoned.
-struct Room<'a>(&'a Shared);
+/// then counted as dirty) or abandoned. `rewrite` is the key of an append
+/// let in as a rewrite of a dirty key, which took no room.
+struct Room<'a> {
+    shared: &'a Shared,
+    rewrite: Option<Bytes>,
+}
 
 impl Drop for Room<'_> {
     fn drop(&mut self) {
-        self.0.dirty.lock().reserved -= 1;
-        self.0.space.notify_waiters();
+        self.shared.dirty.lock().release(self.rewrite.as_deref());
+        self.shared.space.notify_waiters();
     }
 }
 
