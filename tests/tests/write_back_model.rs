@@ -203,7 +203,11 @@ async fn run(setup: Setup, preloaded: BTreeSet<u8>, ops: Vec<Op>) {
                 if let Ok(flushed) = tokio::time::timeout(Duration::from_millis(5), c.flush()).await
                 {
                     flushed.unwrap_or_else(|e| panic!("step {i}: flush: {e}"));
-                    assert_eq!(store.contents(), model.latest, "step {i}: flushed while down");
+                    assert_eq!(
+                        store.contents(),
+                        model.latest,
+                        "step {i}: flushed while down"
+                    );
                 }
             }
             Op::Flush => {
@@ -225,6 +229,9 @@ async fn run(setup: Setup, preloaded: BTreeSet<u8>, ops: Vec<Op>) {
                 down = false;
             }
             Op::Reopen if setup.is_back() => {
+                // No retry here: building the cache again right after the
+                // drop must work, since the open waits the moment the
+                // dropped cache takes to let its log go.
                 drop(cache.take());
                 let reopened = open(setup, &store, dir.path()).await;
                 cache = Some(reopened.unwrap_or_else(|e| panic!("step {i}: reopen: {e}")));
@@ -249,7 +256,11 @@ async fn run(setup: Setup, preloaded: BTreeSet<u8>, ops: Vec<Op>) {
     assert_eq!(report.dead_lettered, 0);
     assert_eq!(cache.dirty_len(), 0);
     assert_eq!(cache.dead_letters().len(), 0);
-    assert_eq!(store.contents(), model.latest, "the store after the final flush");
+    assert_eq!(
+        store.contents(),
+        model.latest,
+        "the store after the final flush"
+    );
     for k in 0..KEYS {
         assert_eq!(
             cache.get(&k).await.unwrap().as_ref(),
@@ -356,7 +367,10 @@ async fn an_outage_under_write_back_loses_nothing_and_the_flusher_retries_until_
     let cache = write_back(&store, dir.path(), NEVER_GIVE_UP).await;
     store.set_failing(true);
     for i in 0..20 {
-        cache.insert(format!("k{i}"), format!("v{i}")).await.unwrap();
+        cache
+            .insert(format!("k{i}"), format!("v{i}"))
+            .await
+            .unwrap();
     }
     assert_eq!(cache.dirty_len(), 20);
     // The flush starts while the store is down and the store comes back
@@ -420,11 +434,7 @@ async fn writes_the_store_keeps_refusing_go_to_the_dead_letters_and_reach_it_whe
         .collect();
     assert_eq!(
         listed,
-        [
-            ("a", Some("1"), 2),
-            ("b", Some("2"), 2),
-            ("gone", None, 2)
-        ]
+        [("a", Some("1"), 2), ("b", Some("2"), 2), ("gone", None, 2)]
     );
     assert!(
         letters.iter().all(|d| d.error.contains("down")),
@@ -455,7 +465,10 @@ async fn writes_acknowledged_before_a_restart_reach_the_store_after_it() {
     store.set_failing(true);
     let cache = write_back(&store, dir.path(), NEVER_GIVE_UP).await;
     for i in 0..5 {
-        cache.insert(format!("k{i}"), format!("v{i}")).await.unwrap();
+        cache
+            .insert(format!("k{i}"), format!("v{i}"))
+            .await
+            .unwrap();
     }
     drop(cache);
     store.set_failing(false);
@@ -548,7 +561,10 @@ async fn a_write_around_insert_saves_to_the_store_and_the_next_read_loads_it() {
     let k = "k".to_string();
     cache.insert(k.clone(), "v1".into()).await.unwrap();
     assert_eq!(store.value(&k).as_deref(), Some("v1"));
-    assert!(!cache.hot().contains_key(&k), "write-around skips the cache");
+    assert!(
+        !cache.hot().contains_key(&k),
+        "write-around skips the cache"
+    );
     let loads = store.calls().loads;
     assert_eq!(cache.get(&k).await.unwrap().as_deref(), Some("v1"));
     assert_eq!(store.calls().loads, loads + 1);
@@ -635,18 +651,17 @@ async fn a_dirty_key_evicted_from_memory_answers_its_latest_write_not_the_stores
     let dir = tempfile::tempdir().unwrap();
     let (cache, store) = dirty_keys_over_older_copies(dir.path()).await;
     for i in 0..20 {
-        cache.insert(format!("k{i}"), format!("new{i}")).await.unwrap();
+        cache
+            .insert(format!("k{i}"), format!("new{i}"))
+            .await
+            .unwrap();
     }
     assert_eq!(cache.dirty_len(), 20);
     assert!(cache.hot().entry_count() <= 2, "the hot tier evicted");
     for i in 0..20 {
         let k = format!("k{i}");
         assert!(cache.is_dirty(&k));
-        assert_eq!(
-            cache.get(&k).await.unwrap(),
-            Some(format!("new{i}")),
-            "{k}"
-        );
+        assert_eq!(cache.get(&k).await.unwrap(), Some(format!("new{i}")), "{k}");
     }
     // A dirty key is answered from its latest write: the store is never
     // asked (and, down, it could not answer).

@@ -201,3 +201,38 @@ async fn a_read_through_does_not_overwrite_an_insert_that_came_in_meanwhile() {
         Some("new")
     );
 }
+
+#[tokio::test]
+async fn a_dead_lettered_write_is_still_what_reads_answer() {
+    // The store never took the write, so its copy is older than a write
+    // the cache acknowledged: once the hot tier lets the key go, reads
+    // answer the dead letter, not the store's copy.
+    let dir = tempfile::tempdir().unwrap();
+    let store: TestStore<String, String> = TestStore::new();
+    store.preload("k".into(), "old".into());
+    let cache: Cache<String, String> = Cache::builder()
+        .store(store.clone())
+        .write_policy(WritePolicy::Back)
+        .write_back_log(dir.path().join("log.redb"))
+        .max_retries(1)
+        .build()
+        .await
+        .unwrap();
+    store.set_failing(true);
+    cache.insert("k".into(), "new".into()).await.unwrap();
+    cache.flush().await.unwrap();
+    assert_eq!(cache.dead_letters().len(), 1);
+    assert!(!cache.is_dirty(&"k".into()));
+    cache.hot().remove(&"k".into());
+    assert_eq!(
+        cache.get(&"k".into()).await.unwrap().as_deref(),
+        Some("new")
+    );
+    // Discarded, the write is given up, and the store's copy is the value.
+    assert!(cache.dead_letters().discard(&"k".into()).await.unwrap());
+    store.set_failing(false);
+    assert_eq!(
+        cache.get(&"k".into()).await.unwrap().as_deref(),
+        Some("old")
+    );
+}

@@ -39,6 +39,10 @@ pub(crate) struct Dirty {
     keys: Map<Bytes, DirtyKey>,
     /// `since` → key, the oldest first.
     order: BTreeMap<u64, Bytes>,
+    /// The dead letters' keys and values (`None`: a removal): the latest
+    /// acknowledged write of each of those keys, which the store never
+    /// took, so reads answer it too.
+    dead: Map<Bytes, Option<Bytes>>,
     /// Room promised to appends under way, for the bound: appends of clean
     /// keys, and rewrites whose key was settled before they landed (each
     /// makes its key dirty again).
@@ -62,10 +66,28 @@ impl Dirty {
         self.keys.contains_key(key)
     }
 
-    /// The latest write of `key` if it is dirty: `Some(None)` is a
-    /// removal not yet applied to the store.
+    /// The latest write of `key` if the store has not taken it (the key
+    /// is dirty, or its write is a dead letter): `Some(None)` is a removal.
     pub(crate) fn latest(&self, key: &[u8]) -> Option<Option<Bytes>> {
-        self.keys.get(key).map(|k| k.latest.value.clone())
+        match self.keys.get(key) {
+            Some(k) => Some(k.latest.value.clone()),
+            None => self.dead.get(key).cloned(),
+        }
+    }
+
+    /// Notes a dead letter of `key`.
+    pub(crate) fn dead_added(&mut self, key: Bytes, value: Option<Bytes>) {
+        self.dead.insert(key, value);
+    }
+
+    /// Notes that `key`'s dead letter is gone.
+    pub(crate) fn dead_removed(&mut self, key: &[u8]) {
+        self.dead.remove(key);
+    }
+
+    /// How many dead letters there are.
+    pub(crate) fn dead_len(&self) -> usize {
+        self.dead.len()
     }
 
     /// The `since` of the oldest dirty key.

@@ -8,15 +8,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::{Error, ErrorKind, Result};
-use redb::{
-    Database, DatabaseError, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
-};
+use redb::{Database, DatabaseError, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::dirty::Dirty;
@@ -73,8 +71,10 @@ pub(crate) enum Command {
 enum Effect {
     Wrote(Bytes, Queued),
     Settled(Bytes, u64),
-    DeadAdded,
-    DeadRemoved(usize),
+    /// A write of this key died, with this value (`None`: a removal).
+    DeadAdded(Bytes, Option<Bytes>),
+    /// These keys' dead letters are gone.
+    DeadRemoved(Vec<Bytes>),
 }
 
 /// What a command answers once its transaction has committed.
@@ -97,7 +97,8 @@ pub(crate) struct Opened {
     pub(crate) db: Database,
     pub(crate) dirty: Dirty,
     pub(crate) next_seq: u64,
-    pub(crate) dead: u64,
+    /// The dead letters' keys and values (`None`: a removal).
+    pub(crate) dead: Vec<(Bytes, Option<Bytes>)>,
     pub(crate) corrupted: u64,
 }
 
@@ -114,7 +115,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         let mut queue = txn
             .open_table(QUEUE_TABLE)
             .map_err(|e| fail("cannot open its queue")(e.into()))?;
-        let mut dead = txn
+        let dead = txn
             .open_table(DEAD_TABLE)
             .map_err(|e| fail("cannot open its dead letters")(e.into()))?;
         let mut corrupted = txn
@@ -134,10 +135,12 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
                 None => damaged.push((key, v.value().to_vec())),
             }
         }
+        let mut dead_letters = Vec::new();
         for row in dead.iter().map_err(|e| fail("cannot read")(e.into()))? {
             let (k, v) = row.map_err(|e| fail("cannot read")(e.into()))?;
             if let Some(d) = Dead::decode(k.value(), v.value()) {
                 next_seq = next_seq.max(d.seq + 1);
+                dead_letters.push((Bytes::copy_from_slice(k.value()), d.value));
             }
         }
         for (key, record) in &damaged {
@@ -148,9 +151,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
                 .remove(&key[..])
                 .map_err(|e| fail("cannot set a corrupted record aside")(e.into()))?;
         }
-        let dead_len = dead.len().map_err(|e| fail("cannot read")(e.into()))?;
-        let _ = &mut dead;
-        (writes, dead_len, damaged.len() as u64, next_seq)
+        (writes, dead_letters, damaged.len() as u64, next_seq)
     };
     txn.commit().map_err(|e| fail("cannot replay")(e.into()))?;
     writes.sort_by_key(|(_, q)| q.seq);
@@ -302,7 +303,7 @@ impl Writer {
                 queue.insert(&key[..], &q.encode(key)[..])?;
                 // A newer write of the key supersedes one that died.
                 if dead.remove(&key[..])?.is_some() {
-                    effects.push(Effect::DeadRemoved(1));
+                    effects.push(Effect::DeadRemoved(vec![key.clone()]));
                 }
                 effects.push(Effect::Wrote(key.clone(), q));
                 Ok(Answer::Done)
@@ -319,9 +320,8 @@ impl Writer {
                 for (key, d) in died {
                     if queued_seq(&queue, key)? == Some(d.seq) {
                         queue.remove(&key[..])?;
-                        if dead.insert(&key[..], &d.encode(key)[..])?.is_none() {
-                            effects.push(Effect::DeadAdded);
-                        }
+                        dead.insert(&key[..], &d.encode(key)[..])?;
+                        effects.push(Effect::DeadAdded(key.clone(), d.value.clone()));
                     }
                     // A write replaced meanwhile is superseded, not dead.
                     effects.push(Effect::Settled(key.clone(), d.seq));
@@ -345,7 +345,9 @@ impl Writer {
                     effects.push(Effect::Wrote(key.clone(), q));
                     queued += 1;
                 }
-                effects.push(Effect::DeadRemoved(rows.len()));
+                effects.push(Effect::DeadRemoved(
+                    rows.iter().map(|(k, _)| k.clone()).collect(),
+                ));
                 Ok(Answer::Count(queued))
             }
             Command::Discard { keys, .. } => {
@@ -353,7 +355,9 @@ impl Writer {
                 for (key, _) in &rows {
                     dead.remove(&key[..])?;
                 }
-                effects.push(Effect::DeadRemoved(rows.len()));
+                effects.push(Effect::DeadRemoved(
+                    rows.iter().map(|(k, _)| k.clone()).collect(),
+                ));
                 Ok(Answer::Count(rows.len()))
             }
             Command::ListDead { .. } => Ok(Answer::Dead(dead_rows(&dead, None)?)),
@@ -381,12 +385,24 @@ impl Writer {
                     freed |= dirty.settled(&key, seq);
                     settled = true;
                 }
-                Effect::DeadAdded => self.shared.dead_added(1),
-                Effect::DeadRemoved(n) => self.shared.dead_removed(n as u64),
+                Effect::DeadAdded(key, value) => {
+                    dirty.dead_added(key, value);
+                    self.shared.dead_added();
+                }
+                Effect::DeadRemoved(keys) => {
+                    for key in keys {
+                        dirty.dead_removed(&key);
+                    }
+                }
             }
         }
         let len = dirty.len();
+        let dead = dirty.dead_len();
         drop(dirty);
+        self.shared
+            .counters
+            .dead_letters
+            .store(dead as u64, Ordering::Relaxed);
         self.shared.after_publish(len, freed, settled);
     }
 }

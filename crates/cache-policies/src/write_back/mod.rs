@@ -39,10 +39,6 @@ use shared::Shared;
 /// stays in the log and is flushed when the log is opened again.
 pub struct WriteBack<K, V, C> {
     core: Arc<Core<K, V, C>>,
-    /// Stopped when the handle is dropped, even in the middle of a store
-    /// call (what it was saving stays in the log), so that the log's file
-    /// closes soon after and can be opened again.
-    flusher: tokio::task::AbortHandle,
 }
 
 /// What the handle and the flusher share.
@@ -121,13 +117,18 @@ where
             .store(settings.max_batch, Ordering::Relaxed);
         let c = &shared.counters;
         c.corrupted.store(opened.corrupted, Ordering::Relaxed);
-        c.dead_letters.store(opened.dead, Ordering::Relaxed);
+        c.dead_letters
+            .store(opened.dead.len() as u64, Ordering::Relaxed);
         c.replayed
             .store(opened.dirty.len() as u64, Ordering::Relaxed);
         shared
             .last_seq
             .store(opened.next_seq - 1, Ordering::Relaxed);
-        *shared.dirty.lock() = opened.dirty;
+        let mut dirty = opened.dirty;
+        for (key, value) in opened.dead {
+            dirty.dead_added(key, value);
+        }
+        *shared.dirty.lock() = dirty;
         let log = log::start(path.clone(), opened.db, opened.next_seq, shared.clone())?;
         let core = Arc::new(Core {
             shared,
@@ -138,8 +139,12 @@ where
             settings,
             path,
         });
-        let flusher = runtime.spawn(flusher::run(core.clone())).abort_handle();
-        Ok(WriteBack { core, flusher })
+        // The flusher is not aborted when the handle goes: it finishes the
+        // store call under way (which a store may already have applied)
+        // and records it, so that a cache opened again on the same log,
+        // which waits for the file, never races an older save of its own.
+        runtime.spawn(flusher::run(core.clone()));
+        Ok(WriteBack { core })
     }
 }
 
@@ -224,8 +229,9 @@ where
     }
 
     /// The latest write of `key` (encoded) if it has not reached the store
-    /// yet: `Some(Some(value))`, or `Some(None)` for a removal. Reads of a
-    /// dirty key answer from this, never from the store's older copy.
+    /// yet, dirty or in the dead-letter list: `Some(Some(value))`, or
+    /// `Some(None)` for a removal. Reads of such a key answer from this,
+    /// never from the store's older copy.
     pub fn dirty(&self, key: &[u8]) -> Option<Option<Bytes>> {
         self.core.shared.dirty.lock().latest(key)
     }
@@ -336,7 +342,6 @@ where
 
 impl<K, V, C> Drop for WriteBack<K, V, C> {
     fn drop(&mut self) {
-        self.flusher.abort();
         self.core.shared.closed.store(true, Ordering::Release);
         self.core.shared.work.notify_one();
         self.core.shared.progress.notify_waiters();

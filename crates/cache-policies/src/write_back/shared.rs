@@ -54,18 +54,9 @@ impl Shared {
             .fetch_add(appended as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn dead_added(&self, n: u64) {
-        self.counters.dead_letters.fetch_add(n, Ordering::Relaxed);
-        self.counters.dead_lettered.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn dead_removed(&self, n: u64) {
-        let _ =
-            self.counters
-                .dead_letters
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-                    Some(d.saturating_sub(n))
-                });
+    /// Counts a write moved to the dead-letter list.
+    pub(crate) fn dead_added(&self) {
+        self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
 
     /// After a commit's effects are in: wakes the flusher if a batch is
