@@ -3,11 +3,13 @@
 //! of files, printing each write before it starts and again once `insert`
 //! or `remove` acknowledged it; the parent kills it at a random moment,
 //! reopens a cache on the same log and store, flushes, and checks that the
-//! store holds every key at its last acknowledged value (or at the one
-//! write the child had started and not yet seen acknowledged, which may
-//! have been durable already), and that no key's history in the store ever
-//! went backwards. The rounds share one log and one store, so every round
-//! also replays what the crash before it left behind.
+//! store holds every key at its last acknowledged value (or at a value a
+//! write the kill caught in flight left, which may have been durable
+//! already), and that no key's history in the store ever went backwards.
+//! The rounds share one log and one store; after some kills the parent
+//! does not check, and the next child replays the crashed one's log while
+//! it writes and is killed in turn, so that crashes during a replay are
+//! covered too.
 //!
 //! `TIERCACHE_CRASH_ROUNDS` sets the number of kills (50 by default) and
 //! `TIERCACHE_CRASH_SEED` the seed of the random choices (printed at the
@@ -63,9 +65,9 @@ const ROUND_SPAN: u64 = 1_000_000;
 /// across a network, so that the flusher is often in the middle of a batch
 /// when the kill comes.
 const CHILD_STORE_LATENCY: Duration = Duration::from_millis(1);
-/// The child's flush interval: short, so that the flusher runs all the
+/// The flush interval: short, so that the child's flusher runs all the
 /// time and a kill lands in every stage of it.
-const CHILD_FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 /// A child nobody killed stops by itself after this long, so that a
 /// parent that died first does not leave it writing forever.
 const CHILD_DEADLINE: Duration = Duration::from_secs(60);
@@ -81,15 +83,39 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 struct FileStore {
     dir: PathBuf,
     latency: Duration,
+    /// Whether each change is synced to the disk before the call returns,
+    /// as a database's commit is. The child's store syncs, which also
+    /// keeps its flusher in the middle of a batch for longer; the
+    /// parent's does not, since nothing kills the parent, and a kill
+    /// leaves what the child wrote in the kernel's page cache either way.
+    sync: bool,
 }
 
 fn store_error(what: &str, key: &str, e: io::Error) -> Error {
-    Error::new(ErrorKind::Backend, format!("file store: cannot {what} {key}")).with_source(e)
+    Error::new(
+        ErrorKind::Backend,
+        format!("file store: cannot {what} {key}"),
+    )
+    .with_source(e)
 }
 
 impl FileStore {
-    fn new(dir: PathBuf, latency: Duration) -> Self {
-        FileStore { dir, latency }
+    /// The child's store: slow, and synced.
+    fn child(dir: PathBuf) -> Self {
+        FileStore {
+            dir,
+            latency: CHILD_STORE_LATENCY,
+            sync: true,
+        }
+    }
+
+    /// The parent's store: as fast as the files allow.
+    fn parent(dir: PathBuf) -> Self {
+        FileStore {
+            dir,
+            latency: Duration::ZERO,
+            sync: false,
+        }
     }
 
     fn value_path(&self, key: &str) -> PathBuf {
@@ -126,7 +152,10 @@ impl FileStore {
             .append(true)
             .open(self.history_path(key))?;
         file.write_all(format!("{line}\n").as_bytes())?;
-        file.sync_data()
+        if self.sync {
+            file.sync_data()?;
+        }
+        Ok(())
     }
 
     /// The blocking file calls run on the runtime's thread: a test store
@@ -137,7 +166,9 @@ impl FileStore {
         let write = || -> io::Result<()> {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(value.as_bytes())?;
-            file.sync_all()?;
+            if self.sync {
+                file.sync_all()?;
+            }
             fs::rename(&tmp, self.value_path(key))?;
             self.append(key, value)
         };
@@ -217,14 +248,14 @@ fn store_dir(dir: &Path) -> PathBuf {
 /// process (or the parent's last cache) still held is waited for, briefly:
 /// a dropped cache lets its log go from a thread of its own, a moment
 /// later, and the kernel lets a killed child's go once it is reaped.
-async fn open_cache(dir: &Path, latency: Duration) -> Cache<String, String> {
+async fn open_cache(dir: &Path, store: FileStore) -> Cache<String, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let built = Cache::<String, String>::builder()
-            .store(FileStore::new(store_dir(dir), latency))
+            .store(store.clone())
             .write_policy(WritePolicy::Back)
             .write_back_log(log_path(dir))
-            .flush_interval(CHILD_FLUSH_INTERVAL)
+            .flush_interval(FLUSH_INTERVAL)
             .build()
             .await;
         match built {
@@ -232,7 +263,10 @@ async fn open_cache(dir: &Path, latency: Duration) -> Cache<String, String> {
             Err(e) if e.to_string().contains("already open") && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Err(e) => panic!("the write-back cache on {} does not open: {e}", dir.display()),
+            Err(e) => panic!(
+                "the write-back cache on {} does not open: {e}",
+                dir.display()
+            ),
         }
     }
 }
@@ -258,8 +292,9 @@ fn run_child(dir: &Path) -> ! {
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let cache = Arc::new(open_cache(dir, CHILD_STORE_LATENCY).await);
-        say("READY");
+        let cache = Arc::new(open_cache(dir, FileStore::child(store_dir(dir))).await);
+        let opened = cache.write_back_stats().expect("a write-back cache");
+        say(&format!("READY {} {}", opened.replayed, opened.corrupted));
         for task in 0..TASKS {
             tokio::spawn(write_forever(cache.clone(), task, round, seed));
         }
@@ -275,7 +310,7 @@ fn run_child(dir: &Path) -> ! {
 async fn write_forever(cache: Arc<Cache<String, String>>, task: usize, round: u64, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed ^ (task as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let keys: Vec<String> = (0..KEYS_PER_TASK).map(|i| key_name(task, i)).collect();
-    let mut next = vec![round * ROUND_SPAN; KEYS_PER_TASK];
+    let mut next = [round * ROUND_SPAN; KEYS_PER_TASK];
     loop {
         let i = rng.random_range(0..KEYS_PER_TASK);
         let n = next[i];
@@ -310,6 +345,11 @@ fn env_number(name: &str) -> Option<u64> {
 struct ChildRun {
     /// Every complete line after `READY`.
     lines: Vec<String>,
+    /// The dirty keys its cache found in the log when it opened: those a
+    /// child before it left unflushed.
+    replayed: u64,
+    /// The log's records that failed their checksum when it opened.
+    corrupted: u64,
     /// How long it wrote before the kill.
     wrote_for: Duration,
 }
@@ -355,18 +395,22 @@ fn crash_one_child(dir: &Path, round: u64, seed: u64, delay: Duration) -> ChildR
         text
     });
     let ready_by = Instant::now() + READY_TIMEOUT;
-    let mut ready = false;
-    while !ready {
+    let mut ready = None;
+    while ready.is_none() {
         let left = ready_by.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            // The harness's "test <name> ... " has no newline of its
-            // own, so it shares a line with the child's first word.
-            Ok(line) => ready = line.ends_with("READY"),
-            Err(_) => break,
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        // The harness's "test <name> ... " has no newline of its own, so
+        // it shares a line with the child's first one.
+        let words: Vec<&str> = line.split(' ').collect();
+        if let [.., "READY", replayed, corrupted] = words[..] {
+            let number = |w: &str| w.parse::<u64>().expect("READY's counts are numbers");
+            ready = Some((number(replayed), number(corrupted)));
         }
     }
     let started = Instant::now();
-    if ready {
+    if ready.is_some() {
         std::thread::sleep(delay);
     }
     // `Child::kill` sends SIGKILL on Unix: no destructor, no flush, no
@@ -376,10 +420,11 @@ fn crash_one_child(dir: &Path, round: u64, seed: u64, delay: Duration) -> ChildR
     let wrote_for = started.elapsed();
     reader.join().expect("the stdout reader does not panic");
     let stderr = errors.join().expect("the stderr reader does not panic");
-    assert!(
-        ready,
-        "round {round}: the crash child never opened its cache ({status}); its stderr:\n{stderr}"
-    );
+    let Some((replayed, corrupted)) = ready else {
+        panic!(
+            "round {round}: the crash child never opened its cache ({status}); its stderr:\n{stderr}"
+        );
+    };
     assert_eq!(
         status.signal(),
         Some(9),
@@ -387,6 +432,8 @@ fn crash_one_child(dir: &Path, round: u64, seed: u64, delay: Duration) -> ChildR
     );
     ChildRun {
         lines: rx.try_iter().collect(),
+        replayed,
+        corrupted,
         wrote_for,
     }
 }
@@ -395,27 +442,21 @@ fn crash_one_child(dir: &Path, round: u64, seed: u64, delay: Duration) -> ChildR
 /// `None` while the key is absent.
 type State = Option<u64>;
 
-/// One write the child started: its number, and the state it leaves.
+/// One write a child started: its number, the state it leaves, and
+/// whether the child saw it acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Op {
     n: u64,
     state: State,
+    acked: bool,
 }
 
-/// What the child said about one key in one round.
-#[derive(Debug, Default)]
-struct KeyRound {
-    /// Every write it started, in order.
-    tried: Vec<Op>,
-    /// How many of them (the first ones) it saw acknowledged.
-    acked: usize,
-}
-
-/// Reads the child's lines into what it tried and what was acknowledged,
-/// per key, checking that they make sense: a key's writes are numbered
-/// upward, and each is acknowledged before the next one starts.
-fn parse_run(round: u64, lines: &[String]) -> HashMap<String, KeyRound> {
-    let mut keys: HashMap<String, KeyRound> = HashMap::new();
+/// Reads one child's lines into the writes it started, per key and in
+/// order, each marked if it was acknowledged, checking that they make
+/// sense: a key's writes are numbered upward, and each is acknowledged
+/// before the next one starts.
+fn parse_run(round: u64, lines: &[String]) -> HashMap<String, Vec<Op>> {
+    let mut keys: HashMap<String, Vec<Op>> = HashMap::new();
     for line in lines {
         let words: Vec<&str> = line.split(' ').collect();
         match words[..] {
@@ -425,28 +466,34 @@ fn parse_run(round: u64, lines: &[String]) -> HashMap<String, KeyRound> {
                     "DEL" => None,
                     v => Some(v.parse().expect("a value is a number")),
                 };
-                let k = keys.entry(key.to_owned()).or_default();
-                assert_eq!(
-                    k.acked,
-                    k.tried.len(),
-                    "round {round}: {key} started write {n} before its last one was acknowledged"
-                );
-                assert!(
-                    k.tried.last().is_none_or(|last| last.n < n),
-                    "round {round}: {key}'s writes are not numbered upward at {n}"
-                );
-                k.tried.push(Op { n, state });
+                let ops = keys.entry(key.to_owned()).or_default();
+                if let Some(last) = ops.last() {
+                    assert!(
+                        last.acked,
+                        "round {round}: {key} started write {n} before {} was acknowledged",
+                        last.n
+                    );
+                    assert!(
+                        last.n < n,
+                        "round {round}: {key}'s writes are not numbered upward at {n}"
+                    );
+                }
+                ops.push(Op {
+                    n,
+                    state,
+                    acked: false,
+                });
             }
             ["ACK", key, n] => {
                 let n: u64 = n.parse().expect("a write's number");
-                let k = keys.get_mut(key).expect("an acknowledged write was tried");
-                assert_eq!(
-                    k.tried.last().map(|op| op.n),
-                    Some(n),
-                    "round {round}: {key} acknowledged {n}, which is not its last write"
-                );
-                assert_eq!(k.acked + 1, k.tried.len(), "round {round}: {key} acknowledged {n} twice");
-                k.acked += 1;
+                let last = keys
+                    .get_mut(key)
+                    .and_then(|ops| ops.last_mut())
+                    .filter(|op| op.n == n && !op.acked);
+                let Some(last) = last else {
+                    panic!("round {round}: {key} acknowledged {n}, which is not its last write");
+                };
+                last.acked = true;
             }
             // The test harness's own lines ("running 1 test" and so on).
             _ => {}
@@ -464,42 +511,38 @@ struct KnownKey {
     history_seen: usize,
 }
 
-/// Checks one key after a round's flush: its value is the last
-/// acknowledged write's (or the unacknowledged one's, which may have been
-/// durable when the kill came), its new history lines are writes of this
-/// round in an order that never goes back, and its value file agrees with
-/// the last of them. Returns whether the unacknowledged write was the one
-/// that survived, and the new history length.
+/// Checks one key after the parent's flush, against `ops`, the writes
+/// of it the children started since the last check: its value is the one
+/// the last acknowledged write left (or one a later write left: those the
+/// kills caught in flight, which may have been durable already), its new
+/// history lines are writes of `ops` in an order that never goes back, and
+/// its value file agrees with the last of them. Returns whether a write
+/// caught in flight was the one that survived.
 fn check_key(
     key: &str,
     known: &KnownKey,
-    run: Option<&KeyRound>,
+    ops: &[Op],
     value: State,
     history: &[String],
 ) -> std::result::Result<bool, String> {
-    let empty = KeyRound::default();
-    let run = run.unwrap_or(&empty);
-    let acked_state = match run.acked {
-        0 => known.state,
-        n => run.tried[n - 1].state,
-    };
-    let pending = run.tried.get(run.acked).copied();
+    let last_acked = ops.iter().rposition(|op| op.acked);
+    let acked_state = last_acked.map_or(known.state, |i| ops[i].state);
+    let in_flight = &ops[last_acked.map_or(0, |i| i + 1)..];
     let fmt = |s: State| s.map_or_else(|| "absent".to_owned(), |v| v.to_string());
-    let survived_pending = if value == acked_state {
+    let survived_in_flight = if value == acked_state {
         false
-    } else if pending.is_some_and(|op| op.state == value) {
+    } else if in_flight.iter().any(|op| op.state == value) {
         true
     } else {
         return Err(format!(
             "{key} is {} in the store, but its last acknowledged write left it {} \
-             (and the write in flight at the kill, if any, {:?})",
+             (the writes in flight at the kills after it: {in_flight:?})",
             fmt(value),
             fmt(acked_state),
-            pending,
         ));
     };
-    // Walk the history lines this round added, matching each to a write
-    // of the round at or after the one before: a value names its write; a
+    // Walk the history lines added since the last check, matching each to
+    // a write at or after the one before: a value names its write; a
     // removal is the earliest removal from there on (a replay applies the
     // same removal again, so it may stay on one).
     let new = history.get(known.history_seen..).unwrap_or_default();
@@ -507,18 +550,17 @@ fn check_key(
     for line in new {
         let from = at.unwrap_or(0);
         let found = if line == "DEL" {
-            if at.is_some_and(|i| run.tried[i].state.is_none()) {
+            if at.is_some_and(|i| ops[i].state.is_none()) {
                 at
             } else {
                 let start = at.map_or(0, |i| i + 1);
-                (start..run.tried.len()).find(|&i| run.tried[i].state.is_none())
+                (start..ops.len()).find(|&i| ops[i].state.is_none())
             }
         } else {
             let v: u64 = line
                 .parse()
                 .map_err(|_| format!("{key}'s history holds {line:?}, not a value"))?;
-            run.tried
-                .iter()
+            ops.iter()
                 .position(|op| op.state == Some(v))
                 .filter(|&i| i >= from)
         };
@@ -527,14 +569,13 @@ fn check_key(
             None => {
                 return Err(format!(
                     "{key}'s history went backwards or holds a write never made: {line} \
-                     after {:?}; this round's history {new:?}, its writes {:?}",
-                    at.map(|i| run.tried[i]),
-                    run.tried,
+                     after {:?}; its history since the last check {new:?}, its writes {ops:?}",
+                    at.map(|i| ops[i]),
                 ));
             }
         }
     }
-    let last_applied = at.map_or(known.state, |i| run.tried[i].state);
+    let last_applied = at.map_or(known.state, |i| ops[i].state);
     if last_applied != value {
         return Err(format!(
             "{key}'s value file says {} but its history ends at {}",
@@ -542,7 +583,7 @@ fn check_key(
             fmt(last_applied),
         ));
     }
-    Ok(survived_pending)
+    Ok(survived_in_flight)
 }
 
 /// What the parent's reopened cache found and did.
@@ -563,7 +604,7 @@ fn reopen_and_flush(dir: &Path, round: u64) -> Reopened {
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let cache = open_cache(dir, Duration::ZERO).await;
+        let cache = open_cache(dir, FileStore::parent(store_dir(dir))).await;
         let opened = cache.write_back_stats().expect("a write-back cache");
         cache.flush().await.expect("the flush succeeds");
         let flushed = cache.write_back_stats().expect("a write-back cache");
@@ -601,47 +642,65 @@ fn acknowledged_writes_survive_kill_9_at_random_moments() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path();
-    let store = FileStore::new(store_dir(dir), Duration::ZERO);
+    let store = FileStore::parent(store_dir(dir));
     fs::create_dir_all(&store.dir).expect("the store's directory");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut known: HashMap<String, KnownKey> = all_keys()
         .into_iter()
         .map(|k| (k, KnownKey::default()))
         .collect();
-    let (mut acked, mut tried, mut survived_pending) = (0u64, 0u64, 0u64);
-    let (mut replayed, mut rounds_replaying, mut wrote_for) = (0u64, 0u64, Duration::ZERO);
-    let (mut reflushed, mut redeleted) = (0u64, 0u64);
-    let mut failures = Vec::new();
+    // The writes of each key since the parent last checked the store, and
+    // the rounds they came from.
+    let mut since_check: HashMap<String, Vec<Op>> = HashMap::new();
+    let mut first_unchecked = 1;
+    let mut totals = Totals::default();
     for round in 1..=rounds {
         let delay = Duration::from_millis(rng.random_range(20..=300));
         let child_seed: u64 = rng.random();
+        // Most kills are followed by the parent's check; after the others
+        // the next child opens the crashed one's log itself, replays it
+        // while it writes, and is killed in turn, so that crashes in the
+        // middle of a replay are covered as well.
+        let check_now = round == rounds || rng.random_ratio(2, 3);
         let run = crash_one_child(dir, round, child_seed, delay);
-        wrote_for += run.wrote_for;
-        let said = parse_run(round, &run.lines);
+        assert_eq!(
+            run.corrupted, 0,
+            "round {round} (seed {seed}): records of the log failed their checksum after a kill"
+        );
+        totals.wrote_for += run.wrote_for;
+        totals.child_replayed += run.replayed;
+        totals.child_replays += u64::from(run.replayed > 0);
+        for (key, ops) in parse_run(round, &run.lines) {
+            totals.tried += ops.len() as u64;
+            totals.acked += ops.iter().filter(|op| op.acked).count() as u64;
+            since_check.entry(key).or_default().extend(ops);
+        }
+        if !check_now {
+            continue;
+        }
         let reopened = reopen_and_flush(dir, round);
         assert_eq!(
             reopened.corrupted, 0,
             "round {round} (seed {seed}): records of the log failed their checksum after the kill"
         );
-        replayed += reopened.replayed;
-        reflushed += reopened.saved;
-        redeleted += reopened.deleted;
-        rounds_replaying += u64::from(reopened.replayed > 0);
+        totals.replayed += reopened.replayed;
+        totals.reopens += 1;
+        totals.reopens_replaying += u64::from(reopened.replayed > 0);
+        totals.saved += reopened.saved;
+        totals.deleted += reopened.deleted;
+        let mut failures = Vec::new();
         for (key, k) in known.iter_mut() {
-            let run = said.get(key);
-            if let Some(run) = run {
-                tried += run.tried.len() as u64;
-                acked += run.acked as u64;
-            }
+            let ops = since_check.get(key).map_or(&[][..], Vec::as_slice);
             let value = store
                 .read(key)
                 .expect("the store's value file reads")
                 .map(|v| v.parse::<u64>().expect("a stored value is a number"));
             let history = store.history(key).expect("the store's history reads");
-            match check_key(key, k, run, value, &history) {
-                Ok(pending) => survived_pending += u64::from(pending),
+            match check_key(key, k, ops, value, &history) {
+                Ok(in_flight) => totals.in_flight_kept += u64::from(in_flight),
                 Err(e) => failures.push(format!(
-                    "round {round} (seed {seed}, kill after {delay:?}, replayed {}): {e}",
+                    "rounds {first_unchecked}..={round} (seed {seed}, last kill after {delay:?}, \
+                     the parent replayed {}): {e}",
                     reopened.replayed
                 )),
             }
@@ -657,20 +716,99 @@ fn acknowledged_writes_survive_kill_9_at_random_moments() {
                 failures.join("\n")
             );
         }
+        since_check.clear();
+        first_unchecked = round + 1;
     }
+    let t = &totals;
     println!(
-        "crash test: {rounds} kills in {:.1?} ({:.1?} of writing): {tried} writes started, \
-         {acked} acknowledged, every one found; {survived_pending} in flight at a kill were \
-         durable and kept; {replayed} dirty keys replayed in {rounds_replaying} of {rounds} reopens \
-         ({reflushed} saves and {redeleted} removals flushed after the kills)",
+        "crash test: {rounds} kills in {:.1?} ({:.1?} of writing): {} writes started, {} \
+         acknowledged, every one found at its place; {} caught in flight were durable and kept; \
+         {} dirty keys replayed in {} of {} reopens by the parent ({} saves and {} removals \
+         flushed), {} in {} children opening a crashed child's log",
         started.elapsed(),
-        wrote_for,
+        t.wrote_for,
+        t.tried,
+        t.acked,
+        t.in_flight_kept,
+        t.replayed,
+        t.reopens_replaying,
+        t.reopens,
+        t.saved,
+        t.deleted,
+        t.child_replayed,
+        t.child_replays,
     );
-    assert!(acked > 0, "the children acknowledged no write");
+    assert!(t.acked > 0, "the children acknowledged no write");
     assert!(
-        rounds_replaying > 0,
+        t.reopens_replaying > 0,
         "no kill left dirty writes in the log, so nothing tested replay (seed {seed})"
     );
+}
+
+/// What the crash test counts, for its summary.
+#[derive(Debug, Default)]
+struct Totals {
+    tried: u64,
+    acked: u64,
+    in_flight_kept: u64,
+    wrote_for: Duration,
+    reopens: u64,
+    reopens_replaying: u64,
+    replayed: u64,
+    saved: u64,
+    deleted: u64,
+    child_replays: u64,
+    child_replayed: u64,
+}
+
+#[test]
+fn the_crash_check_tells_lost_and_reordered_writes_from_replays() {
+    let known = KnownKey {
+        state: Some(0),
+        history_seen: 1,
+    };
+    let op = |n: u64, state: State, acked: bool| Op { n, state, acked };
+    let lines = |history: &[&str]| history.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+    // Before the check the key held 0 (one history line); a child then
+    // saved 1 and removed it (write 2), both acknowledged, and was killed
+    // with the save of 3 in flight.
+    let ops = [
+        op(1, Some(1), true),
+        op(2, None, true),
+        op(3, Some(3), false),
+    ];
+    let check =
+        |value: State, history: &[&str]| check_key("k", &known, &ops, value, &lines(history));
+    // A replay may apply a write again, in its place.
+    assert_eq!(check(None, &["0", "1", "1", "DEL", "DEL"]), Ok(false));
+    assert_eq!(check(None, &["0", "DEL"]), Ok(false));
+    // The write in flight may have been durable, and is then flushed.
+    assert_eq!(check(Some(3), &["0", "1", "DEL", "3"]), Ok(true));
+    // Lost: the acknowledged removal never reached the store.
+    assert!(check(Some(1), &["0", "1"]).is_err());
+    assert!(check(Some(0), &["0"]).is_err());
+    // Reordered: the older save reached the store after the removal.
+    assert!(check(None, &["0", "DEL", "1", "DEL"]).is_err());
+    // A value nobody wrote, and a value file its history contradicts.
+    assert!(check(None, &["0", "7", "DEL"]).is_err());
+    assert!(check(None, &["0", "1"]).is_err());
+
+    // Two kills before a check: the first caught the save of 3 in flight,
+    // the second child removed the key (acknowledged) and was killed with
+    // the save of 11 in flight. Either in-flight write may survive only
+    // where nothing acknowledged follows it.
+    let ops = [
+        op(1, Some(1), true),
+        op(3, Some(3), false),
+        op(10, None, true),
+        op(11, Some(11), false),
+    ];
+    let check =
+        |value: State, history: &[&str]| check_key("k", &known, &ops, value, &lines(history));
+    assert_eq!(check(None, &["0", "1", "3", "DEL"]), Ok(false));
+    assert_eq!(check(Some(11), &["0", "3", "3", "DEL", "11"]), Ok(true));
+    assert!(check(Some(3), &["0", "1", "3"]).is_err());
+    assert!(check(None, &["0", "DEL", "3", "DEL"]).is_err());
 }
 
 #[tokio::test]
