@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::{Error, ErrorKind, Result};
-use redb::{Database, DatabaseError, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, DatabaseError, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::dirty::Dirty;
@@ -34,6 +34,8 @@ pub const CORRUPTED_TABLE: TableDefinition<'static, &[u8], &[u8]> =
 
 /// The most commands applied in one transaction.
 const MAX_GROUP: usize = 4096;
+/// The longest a commit waits for the writers the last one answered.
+const MAX_GROUP_WAIT: Duration = Duration::from_millis(2);
 
 type Ack<T> = oneshot::Sender<Result<T>>;
 
@@ -227,6 +229,22 @@ pub(crate) fn start(
     Ok(tx)
 }
 
+/// The log's two tables, opened once per transaction.
+struct Tables<'txn> {
+    queue: Table<'txn, &'static [u8], &'static [u8]>,
+    dead: Table<'txn, &'static [u8], &'static [u8]>,
+}
+
+/// Moves every command already waiting into `group`, up to its bound.
+fn drain(rx: &Receiver<Command>, group: &mut Vec<Command>) {
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(c) => group.push(c),
+            Err(_) => return,
+        }
+    }
+}
+
 struct Writer {
     path: PathBuf,
     db: Database,
@@ -236,17 +254,42 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Command>) {
+        // The appends the last commit answered, and how long it took: their
+        // callers are about to come back with their next writes.
+        let mut answered = 0usize;
+        let mut took = Duration::ZERO;
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(c) => group.push(c),
-                    Err(_) => break,
+            drain(&rx, &mut group);
+            // Writers that each wait for their own commit split into two
+            // cohorts taking turns (one queues while the other's commit
+            // runs), so each commit carries half of them and each write
+            // waits out two commits. Waiting a little (at most half a
+            // commit) for the cohort just answered merges them: one commit
+            // carries both, and a write waits about one commit.
+            let target = answered + group.len();
+            if target > group.len() && answered > 1 {
+                let deadline = Instant::now() + (took / 2).min(MAX_GROUP_WAIT);
+                while group.len() < target.min(MAX_GROUP) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left) {
+                        Ok(c) => {
+                            group.push(c);
+                            drain(&rx, &mut group);
+                        }
+                        Err(_) => break,
+                    }
                 }
             }
+            let started = Instant::now();
             let seq_before = self.next_seq;
             match self.apply(&group) {
                 Ok((answers, effects)) => {
+                    took = started.elapsed();
+                    answered = group
+                        .iter()
+                        .filter(|c| matches!(c, Command::Append { .. }))
+                        .count();
                     self.shared.note_commit(
                         self.next_seq - 1,
                         effects
@@ -263,6 +306,7 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    answered = 0;
                     self.next_seq = seq_before;
                     for command in group {
                         answer_with(command, Err(e.clone()));
@@ -279,8 +323,14 @@ impl Writer {
         let txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
         let mut answers = Vec::with_capacity(group.len());
         let mut effects = Vec::with_capacity(group.len());
-        for command in group {
-            answers.push(self.command(&txn, command, &mut effects).map_err(fail)?);
+        {
+            let mut tables = Tables {
+                queue: txn.open_table(QUEUE_TABLE).map_err(|e| fail(e.into()))?,
+                dead: txn.open_table(DEAD_TABLE).map_err(|e| fail(e.into()))?,
+            };
+            for command in group {
+                answers.push(self.command(&mut tables, command, &mut effects).map_err(fail)?);
+            }
         }
         txn.commit().map_err(|e| fail(e.into()))?;
         Ok((answers, effects))
@@ -288,12 +338,11 @@ impl Writer {
 
     fn command(
         &mut self,
-        txn: &WriteTransaction,
+        tables: &mut Tables<'_>,
         command: &Command,
         effects: &mut Vec<Effect>,
     ) -> Result<Answer, redb::Error> {
-        let mut queue = txn.open_table(QUEUE_TABLE)?;
-        let mut dead = txn.open_table(DEAD_TABLE)?;
+        let Tables { queue, dead } = tables;
         match command {
             Command::Append { key, value, .. } => {
                 let q = Queued {
@@ -312,13 +361,13 @@ impl Writer {
                 saved, dead: died, ..
             } => {
                 for (key, seq) in saved {
-                    if queued_seq(&queue, key)? == Some(*seq) {
+                    if queued_seq(&*queue, key)? == Some(*seq) {
                         queue.remove(&key[..])?;
                     }
                     effects.push(Effect::Settled(key.clone(), *seq));
                 }
                 for (key, d) in died {
-                    if queued_seq(&queue, key)? == Some(d.seq) {
+                    if queued_seq(&*queue, key)? == Some(d.seq) {
                         queue.remove(&key[..])?;
                         dead.insert(&key[..], &d.encode(key)[..])?;
                         effects.push(Effect::DeadAdded(key.clone(), d.value.clone()));
@@ -329,11 +378,11 @@ impl Writer {
                 Ok(Answer::Done)
             }
             Command::Retry { keys, .. } => {
-                let rows = dead_rows(&dead, keys.as_deref())?;
+                let rows = dead_rows(&*dead, keys.as_deref())?;
                 let mut queued = 0;
                 for (key, d) in &rows {
                     dead.remove(&key[..])?;
-                    if queued_seq(&queue, key)?.is_some() {
+                    if queued_seq(&*queue, key)?.is_some() {
                         // A newer write waits already; it wins.
                         continue;
                     }
@@ -351,7 +400,7 @@ impl Writer {
                 Ok(Answer::Count(queued))
             }
             Command::Discard { keys, .. } => {
-                let rows = dead_rows(&dead, keys.as_deref())?;
+                let rows = dead_rows(&*dead, keys.as_deref())?;
                 for (key, _) in &rows {
                     dead.remove(&key[..])?;
                 }
@@ -360,7 +409,7 @@ impl Writer {
                 ));
                 Ok(Answer::Count(rows.len()))
             }
-            Command::ListDead { .. } => Ok(Answer::Dead(dead_rows(&dead, None)?)),
+            Command::ListDead { .. } => Ok(Answer::Dead(dead_rows(&*dead, None)?)),
         }
     }
 
