@@ -684,18 +684,21 @@ async fn a_damaged_record_is_set_aside_on_replay_and_the_rest_is_flushed() {
         let txn = db.begin_write().unwrap();
         let damaged = {
             let mut queue = txn.open_table(QUEUE_TABLE).unwrap();
-            let mut record = queue
-                .get(&damaged_key[..])
+            // Rows are stored under the write's number; each starts with the
+            // format, the operation and the key's 4-byte length, then the
+            // key, then the value, and the checksum ends it.
+            let (seq, mut record) = queue
+                .iter()
                 .unwrap()
-                .expect("k2 is queued")
-                .value()
-                .to_vec();
-            // The format, the operation and the 8-byte number come first;
-            // the value follows; the checksum ends it.
-            assert!(record.len() > 14, "{record:?}");
-            record[10] ^= 0xff;
-            queue.insert(&damaged_key[..], &record[..]).unwrap();
-            record
+                .map(|row| row.unwrap())
+                .map(|(k, v)| (k.value(), v.value().to_vec()))
+                .find(|(_, r)| r.get(6..6 + damaged_key.len()) == Some(&damaged_key[..]))
+                .expect("k2 is queued");
+            assert!(record.len() > 6 + damaged_key.len() + 4, "{record:?}");
+            let in_value = record.len() - 5;
+            record[in_value] ^= 0xff;
+            queue.insert(seq, &record[..]).unwrap();
+            (seq, record)
         };
         txn.commit().unwrap();
         damaged
@@ -721,8 +724,8 @@ async fn a_damaged_record_is_set_aside_on_replay_and_the_rest_is_flushed() {
     let txn = db.begin_read().unwrap();
     let corrupted = txn.open_table(CORRUPTED_TABLE).unwrap();
     assert_eq!(corrupted.len().unwrap(), 1);
-    let kept = corrupted.get(&damaged_key[..]).unwrap().expect("set aside");
-    assert_eq!(kept.value(), &damaged[..]);
+    let kept = corrupted.get(damaged.0).unwrap().expect("set aside");
+    assert_eq!(kept.value(), &damaged.1[..]);
     let queue = txn.open_table(QUEUE_TABLE).unwrap();
     assert_eq!(queue.len().unwrap(), 0);
 }

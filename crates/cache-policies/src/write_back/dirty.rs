@@ -75,6 +75,11 @@ impl Dirty {
         }
     }
 
+    /// The number of `key`'s latest write, if it is dirty.
+    pub(crate) fn latest_seq(&self, key: &[u8]) -> Option<u64> {
+        self.keys.get(key).map(|k| k.latest.seq)
+    }
+
     /// Notes a dead letter of `key`.
     pub(crate) fn dead_added(&mut self, key: Bytes, value: Option<Bytes>) {
         self.dead.insert(key, value);

@@ -21,15 +21,18 @@ use super::dirty::Dirty;
 use super::record::{Dead, Queued};
 use super::shared::Shared;
 
-/// Key bytes → the key's latest queued write ([`Queued`]).
-pub const QUEUE_TABLE: TableDefinition<'static, &[u8], &[u8]> =
+/// The write's number → its key and value: every dirty key's latest
+/// write ([`Queued`]). Keyed by number, so that appends land at the end of
+/// the table (a few pages per commit, however scattered the keys) and
+/// replay reads the writes in the order they were made.
+pub const QUEUE_TABLE: TableDefinition<'static, u64, &[u8]> =
     TableDefinition::new("tiercache_write_back_queue");
 /// Key bytes → the write the store refused too many times ([`Dead`]).
 pub const DEAD_TABLE: TableDefinition<'static, &[u8], &[u8]> =
     TableDefinition::new("tiercache_write_back_dead");
-/// Key bytes → a queued record that failed its checksum when the log was
-/// replayed, kept as found for inspection and never saved.
-pub const CORRUPTED_TABLE: TableDefinition<'static, &[u8], &[u8]> =
+/// The write's number → a queued record that failed its checksum when the
+/// log was replayed, kept as found for inspection and never saved.
+pub const CORRUPTED_TABLE: TableDefinition<'static, u64, &[u8]> =
     TableDefinition::new("tiercache_write_back_corrupted");
 
 /// The most commands applied in one transaction.
@@ -113,7 +116,7 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
     let txn = db
         .begin_write()
         .map_err(|e| fail("cannot replay")(e.into()))?;
-    let (mut writes, dead, corrupted, mut next_seq) = {
+    let (writes, dead, corrupted, mut next_seq) = {
         let mut queue = txn
             .open_table(QUEUE_TABLE)
             .map_err(|e| fail("cannot open its queue")(e.into()))?;
@@ -128,13 +131,11 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
         let mut next_seq = 1;
         for row in queue.iter().map_err(|e| fail("cannot read")(e.into()))? {
             let (k, v) = row.map_err(|e| fail("cannot read")(e.into()))?;
-            let key = Bytes::copy_from_slice(k.value());
-            match Queued::decode(&key, v.value()) {
-                Some(q) => {
-                    next_seq = next_seq.max(q.seq + 1);
-                    writes.push((key, q));
-                }
-                None => damaged.push((key, v.value().to_vec())),
+            let seq = k.value();
+            next_seq = next_seq.max(seq + 1);
+            match Queued::decode(seq, v.value()) {
+                Some((key, q)) => writes.push((key, q)),
+                None => damaged.push((seq, v.value().to_vec())),
             }
         }
         let mut dead_letters = Vec::new();
@@ -145,18 +146,27 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
                 dead_letters.push((Bytes::copy_from_slice(k.value()), d.value));
             }
         }
-        for (key, record) in &damaged {
+        for (seq, record) in &damaged {
             corrupted
-                .insert(&key[..], &record[..])
+                .insert(*seq, &record[..])
                 .map_err(|e| fail("cannot set a corrupted record aside")(e.into()))?;
             queue
-                .remove(&key[..])
+                .remove(*seq)
                 .map_err(|e| fail("cannot set a corrupted record aside")(e.into()))?;
+        }
+        // One row per key is the rule; should an older row of a key have
+        // been left behind, the later one is the write, and the older goes.
+        let mut latest: std::collections::HashMap<&Bytes, u64> = Default::default();
+        for (key, q) in &writes {
+            if let Some(older) = latest.insert(key, q.seq) {
+                queue
+                    .remove(older)
+                    .map_err(|e| fail("cannot replay")(e.into()))?;
+            }
         }
         (writes, dead_letters, damaged.len() as u64, next_seq)
     };
     txn.commit().map_err(|e| fail("cannot replay")(e.into()))?;
-    writes.sort_by_key(|(_, q)| q.seq);
     let mut dirty = Dirty::default();
     for (key, q) in writes {
         dirty.write(key, q);
@@ -229,10 +239,12 @@ pub(crate) fn start(
     Ok(tx)
 }
 
-/// The log's two tables, opened once per transaction.
+/// The log's two tables, opened once per transaction, and the queued
+/// write of each key this transaction has changed.
 struct Tables<'txn> {
-    queue: Table<'txn, &'static [u8], &'static [u8]>,
+    queue: Table<'txn, u64, &'static [u8]>,
     dead: Table<'txn, &'static [u8], &'static [u8]>,
+    current: std::collections::HashMap<Bytes, Option<u64>>,
 }
 
 /// Moves every command already waiting into `group`, up to its bound.
@@ -327,9 +339,13 @@ impl Writer {
             let mut tables = Tables {
                 queue: txn.open_table(QUEUE_TABLE).map_err(|e| fail(e.into()))?,
                 dead: txn.open_table(DEAD_TABLE).map_err(|e| fail(e.into()))?,
+                current: Default::default(),
             };
             for command in group {
-                answers.push(self.command(&mut tables, command, &mut effects).map_err(fail)?);
+                answers.push(
+                    self.command(&mut tables, command, &mut effects)
+                        .map_err(fail)?,
+                );
             }
         }
         txn.commit().map_err(|e| fail(e.into()))?;
@@ -342,14 +358,20 @@ impl Writer {
         command: &Command,
         effects: &mut Vec<Effect>,
     ) -> Result<Answer, redb::Error> {
-        let Tables { queue, dead } = tables;
         match command {
             Command::Append { key, value, .. } => {
                 let q = Queued {
                     seq: self.take_seq(),
                     value: value.clone(),
                 };
-                queue.insert(&key[..], &q.encode(key)[..])?;
+                // The key's earlier write, if it is still queued, gives way:
+                // one row per key, its latest write.
+                if let Some(older) = self.queued_seq(tables, key) {
+                    tables.queue.remove(older)?;
+                }
+                tables.queue.insert(q.seq, &q.encode(key)[..])?;
+                tables.current.insert(key.clone(), Some(q.seq));
+                let dead = &mut tables.dead;
                 // A newer write of the key supersedes one that died.
                 if dead.remove(&key[..])?.is_some() {
                     effects.push(Effect::DeadRemoved(vec![key.clone()]));
@@ -361,15 +383,17 @@ impl Writer {
                 saved, dead: died, ..
             } => {
                 for (key, seq) in saved {
-                    if queued_seq(&*queue, key)? == Some(*seq) {
-                        queue.remove(&key[..])?;
+                    if self.queued_seq(tables, key) == Some(*seq) {
+                        tables.queue.remove(*seq)?;
+                        tables.current.insert(key.clone(), None);
                     }
                     effects.push(Effect::Settled(key.clone(), *seq));
                 }
                 for (key, d) in died {
-                    if queued_seq(&*queue, key)? == Some(d.seq) {
-                        queue.remove(&key[..])?;
-                        dead.insert(&key[..], &d.encode(key)[..])?;
+                    if self.queued_seq(tables, key) == Some(d.seq) {
+                        tables.queue.remove(d.seq)?;
+                        tables.current.insert(key.clone(), None);
+                        tables.dead.insert(&key[..], &d.encode(key)[..])?;
                         effects.push(Effect::DeadAdded(key.clone(), d.value.clone()));
                     }
                     // A write replaced meanwhile is superseded, not dead.
@@ -378,11 +402,11 @@ impl Writer {
                 Ok(Answer::Done)
             }
             Command::Retry { keys, .. } => {
-                let rows = dead_rows(&*dead, keys.as_deref())?;
+                let rows = dead_rows(&tables.dead, keys.as_deref())?;
                 let mut queued = 0;
                 for (key, d) in &rows {
-                    dead.remove(&key[..])?;
-                    if queued_seq(&*queue, key)?.is_some() {
+                    tables.dead.remove(&key[..])?;
+                    if self.queued_seq(tables, key).is_some() {
                         // A newer write waits already; it wins.
                         continue;
                     }
@@ -390,7 +414,8 @@ impl Writer {
                         seq: self.take_seq(),
                         value: d.value.clone(),
                     };
-                    queue.insert(&key[..], &q.encode(key)[..])?;
+                    tables.queue.insert(q.seq, &q.encode(key)[..])?;
+                    tables.current.insert(key.clone(), Some(q.seq));
                     effects.push(Effect::Wrote(key.clone(), q));
                     queued += 1;
                 }
@@ -400,16 +425,26 @@ impl Writer {
                 Ok(Answer::Count(queued))
             }
             Command::Discard { keys, .. } => {
-                let rows = dead_rows(&*dead, keys.as_deref())?;
+                let rows = dead_rows(&tables.dead, keys.as_deref())?;
                 for (key, _) in &rows {
-                    dead.remove(&key[..])?;
+                    tables.dead.remove(&key[..])?;
                 }
                 effects.push(Effect::DeadRemoved(
                     rows.iter().map(|(k, _)| k.clone()).collect(),
                 ));
                 Ok(Answer::Count(rows.len()))
             }
-            Command::ListDead { .. } => Ok(Answer::Dead(dead_rows(&*dead, None)?)),
+            Command::ListDead { .. } => Ok(Answer::Dead(dead_rows(&tables.dead, None)?)),
+        }
+    }
+
+    /// The number of `key`'s queued write, as this transaction has left
+    /// it so far: the commands before in the group, else the last commit
+    /// (which the dirty map shows, and which only this thread changes).
+    fn queued_seq(&self, tables: &Tables<'_>, key: &Bytes) -> Option<u64> {
+        match tables.current.get(key) {
+            Some(seq) => *seq,
+            None => self.shared.dirty.lock().latest_seq(key),
         }
     }
 
@@ -454,15 +489,6 @@ impl Writer {
             .store(dead as u64, Ordering::Relaxed);
         self.shared.after_publish(len, freed, settled);
     }
-}
-
-fn queued_seq(
-    queue: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    key: &[u8],
-) -> Result<Option<u64>, redb::Error> {
-    Ok(queue
-        .get(key)?
-        .map(|v| Queued::decode(key, v.value()).map_or(0, |q| q.seq)))
 }
 
 /// The dead letters of `keys` (every one with `None`) that pass their

@@ -1,7 +1,9 @@
-//! The bytes of the write-back log's records: a queued write, and a write
-//! that went to the dead-letter list. Each carries a CRC-32 over the key
-//! and everything before the checksum, so that a damaged record is found
-//! when the log is replayed instead of being saved to the store.
+//! The bytes of the write-back log's records: a queued write (stored
+//! under its number, so that appends land at the end of the table), and a
+//! write that went to the dead-letter list (stored under its key). Each
+//! carries a CRC-32 over what it is stored under and everything before the
+//! checksum, so that a damaged record is found when the log is replayed
+//! instead of being saved to the store.
 
 use bytes::Bytes;
 
@@ -77,8 +79,8 @@ fn value(op: u8, rest: &[u8]) -> Option<Option<Bytes>> {
     }
 }
 
-/// The start both kinds of record share: the format, the operation and
-/// the write's number, in a buffer with room for `rest` more bytes and the
+/// The start of a dead letter: the format, the operation and the
+/// write's number, in a buffer with room for `rest` more bytes and the
 /// checksum.
 fn begin(value: &Option<Bytes>, seq: u64, rest: usize) -> Vec<u8> {
     let mut body = Vec::with_capacity(2 + 8 + rest + 4);
@@ -88,7 +90,7 @@ fn begin(value: &Option<Bytes>, seq: u64, rest: usize) -> Vec<u8> {
     body
 }
 
-/// The shared start of a record of `key` whose checksum matches: its
+/// The start of a dead letter of `key` whose checksum matches: its
 /// operation, its write's number, and the bytes after them.
 fn read_start<'a>(key: &[u8], record: &'a [u8]) -> Option<(u8, u64, &'a [u8])> {
     let mut body = open(key, record)?;
@@ -101,21 +103,37 @@ fn read_start<'a>(key: &[u8], record: &'a [u8]) -> Option<(u8, u64, &'a [u8])> {
 }
 
 impl Queued {
-    /// The record of this write of `key`.
+    /// The queue's row for this write of `key`, stored under the write's
+    /// number: the key, then the value. The checksum covers the number
+    /// too, so a row moved to another number is found.
     pub(crate) fn encode(&self, key: &[u8]) -> Vec<u8> {
         let value = self.value.as_deref().unwrap_or_default();
-        let mut body = begin(&self.value, self.seq, value.len());
+        let mut body = Vec::with_capacity(2 + 4 + key.len() + value.len() + 4);
+        body.push(FORMAT);
+        body.push(op(&self.value));
+        body.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        body.extend_from_slice(key);
         body.extend_from_slice(value);
-        seal(key, body)
+        seal(&self.seq.to_le_bytes(), body)
     }
 
-    /// The write a record of `key` holds; `None` if it is damaged.
-    pub(crate) fn decode(key: &[u8], record: &[u8]) -> Option<Self> {
-        let (op, seq, rest) = read_start(key, record)?;
-        Some(Queued {
-            seq,
-            value: value(op, rest)?,
-        })
+    /// The key and write a queue row stored under number `seq` holds;
+    /// `None` if it is damaged.
+    pub(crate) fn decode(seq: u64, record: &[u8]) -> Option<(Bytes, Self)> {
+        let mut body = open(&seq.to_le_bytes(), record)?;
+        let head = take(&mut body, 2)?;
+        if head[0] != FORMAT {
+            return None;
+        }
+        let len = take_u32(&mut body)? as usize;
+        let key = Bytes::copy_from_slice(take(&mut body, len)?);
+        Some((
+            key,
+            Queued {
+                seq,
+                value: value(head[1], body)?,
+            },
+        ))
     }
 }
 
@@ -161,7 +179,10 @@ mod tests {
                 seq: 42,
                 value: value.clone(),
             };
-            assert_eq!(Queued::decode(b"k", &q.encode(b"k")), Some(q));
+            assert_eq!(
+                Queued::decode(42, &q.encode(b"k")),
+                Some((Bytes::from_static(b"k"), q))
+            );
             let d = Dead {
                 seq: 7,
                 value,
@@ -174,22 +195,22 @@ mod tests {
     }
 
     #[test]
-    fn any_flipped_bit_or_a_wrong_key_is_found() {
+    fn any_flipped_bit_or_a_wrong_number_is_found() {
         let q = Queued {
             seq: 9,
             value: Some(Bytes::from_static(b"value")),
         };
         let record = q.encode(b"key");
-        assert_eq!(Queued::decode(b"kez", &record), None);
+        assert_eq!(Queued::decode(10, &record), None, "another number");
         for i in 0..record.len() {
             for bit in 0..8 {
                 let mut damaged = record.clone();
                 damaged[i] ^= 1 << bit;
-                assert_eq!(Queued::decode(b"key", &damaged), None, "byte {i} bit {bit}");
+                assert_eq!(Queued::decode(9, &damaged), None, "byte {i} bit {bit}");
             }
         }
         for n in 0..record.len() {
-            assert_eq!(Queued::decode(b"key", &record[..n]), None);
+            assert_eq!(Queued::decode(9, &record[..n]), None);
         }
     }
 }
