@@ -24,7 +24,11 @@
 //!   `docs/benchmarks/analytics.md` and its JSON;
 //! - `bench facade`: the `facade` binary of `benches/` measures the
 //!   facade's `get_with` against `moka::future::Cache::get_with` from 64
-//!   tokio tasks, and writes `docs/benchmarks/facade.md` and its JSON.
+//!   tokio tasks, and writes `docs/benchmarks/facade.md` and its JSON;
+//! - `bench policies`: the `policies` binary of `benches/` measures inserts
+//!   under write-back, write-through and write-around in front of a store
+//!   with 1 ms latency, write-back's group commit and its log's size, and
+//!   writes `docs/benchmarks/policies.md` and its JSON.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -62,7 +66,12 @@ commands:
                      from 64 tokio tasks at 1 and 2 worker threads: writes
                      docs/benchmarks/facade.{md,json}
                      (arguments after it go to the binary; a short run:
-                     --ops 2000 --runs 3)";
+                     --ops 2000 --runs 3)
+  bench policies     inserts under WritePolicy::Back, Through and Around in front
+                     of a 1 ms store from 64 tokio tasks, write-back's group
+                     commit and log size: writes docs/benchmarks/policies.{md,json}
+                     (arguments after it go to the binary; a short run:
+                     --inserts 20000 --runs 1)";
 
 /// Where the benches write their reports, relative to the workspace root.
 const BENCH_DIR: &str = "docs/benchmarks";
@@ -243,6 +252,7 @@ fn bench(args: &[String]) -> Result<()> {
         Some("compression") => compression(&args[1..]),
         Some("analytics") => analytics(&args[1..]),
         Some("facade") => facade(&args[1..]),
+        Some("policies") => policies(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
         // Every bench, in the order the documents were written.
         None => {
@@ -251,7 +261,8 @@ fn bench(args: &[String]) -> Result<()> {
             tiers(&[])?;
             compression(&[])?;
             analytics(&[])?;
-            facade(&[])
+            facade(&[])?;
+            policies(&[])
         }
     }
 }
@@ -378,6 +389,17 @@ fn analytics(extra: &[String]) -> Result<()> {
 /// the facade's `get_with` against moka's and writes the report itself.
 fn facade(extra: &[String]) -> Result<()> {
     self_reporting_bench("facade", &[], extra)
+}
+
+/// Builds the `policies` binary in release mode, then runs it: it measures
+/// the write policies in front of a slow store and writes the report
+/// itself.
+fn policies(extra: &[String]) -> Result<()> {
+    // Write-back's logs go under the target directory, on the workspace's
+    // disk: a `/tmp` on tmpfs would make their commits' `fsync`s free.
+    let dir = target_dir().join("bench-policies");
+    let args = ["--dir".into(), dir.display().to_string()];
+    self_reporting_bench("policies", &args, extra)
 }
 
 /// Builds the `compression` binary in release mode, then runs it: it
