@@ -230,9 +230,9 @@ pub(crate) struct LogSize {
     pub(crate) full_bytes: u64,
     /// The file once the store took them all and the flush returned.
     pub(crate) flushed_bytes: u64,
-    /// What a write's record holds: its key's bytes, and the record (a
-    /// 2-byte header, an 8-byte sequence number, the encoded value, a
-    /// 4-byte checksum), on average over the queued keys.
+    /// What a queued write holds in the log, on average over the queued
+    /// keys: the 8-byte number its row is stored under, and the row
+    /// ([`row_bytes`] for its key).
     pub(crate) payload_bytes: f64,
     pub(crate) dirty: usize,
     /// The log's commits while the keys were queued.
@@ -242,18 +242,18 @@ pub(crate) struct LogSize {
 impl LogSize {
     /// The whole file's growth over the queued writes, per write.
     pub(crate) fn per_write(&self) -> f64 {
-        (self.full_bytes - self.empty_bytes) as f64 / self.queued as f64
+        (self.full_bytes as f64 - self.empty_bytes as f64) / self.queued as f64
     }
 
     /// The file's growth over the second half of the writes, per write:
     /// what one more queued write costs, without the file's fixed part.
     pub(crate) fn marginal(&self) -> f64 {
-        (self.full_bytes - self.half_bytes) as f64 / (self.queued / 2) as f64
+        (self.full_bytes as f64 - self.half_bytes as f64) / (self.queued / 2) as f64
     }
 }
 
 /// The length of `n` as a postcard varint, as the cache encodes its keys.
-fn varint_len(n: u64) -> u64 {
+pub(crate) fn varint_len(n: u64) -> u64 {
     u64::from(64 - n.leading_zeros()).div_ceil(7).max(1)
 }
 
@@ -291,11 +291,10 @@ pub(crate) async fn log_size(dir: &Path, run: usize, queued: u64) -> Result<LogS
         .check_holds(queued)
         .map_err(|e| format!("held log after the flush: {e}"))?;
     drop(cache);
-    // The encoded value: a varint length (2 bytes for 512) and the bytes.
-    let value_bytes =
-        varint_len(crate::store::VALUE_BYTES as u64) + crate::store::VALUE_BYTES as u64;
-    let keys: u64 = (0..queued).map(varint_len).sum();
-    let payload_bytes = (keys + queued * (2 + 8 + value_bytes + 4)) as f64 / queued as f64;
+    let rows: u64 = (0..queued)
+        .map(|k| 8 + row_bytes(varint_len(k) as usize) as u64)
+        .sum();
+    let payload_bytes = rows as f64 / queued as f64;
     Ok(LogSize {
         queued,
         empty_bytes,
@@ -308,25 +307,48 @@ pub(crate) async fn log_size(dir: &Path, run: usize, queued: u64) -> Result<LogS
     })
 }
 
-/// The tables of the raw redb baseline, named as the log's.
-const QUEUE: TableDefinition<'static, &[u8], &[u8]> =
+/// The tables of the raw redb baseline, named and typed as the log's:
+/// the queue under the write's number, the dead letters under the key.
+const QUEUE: TableDefinition<'static, u64, &[u8]> =
     TableDefinition::new("tiercache_write_back_queue");
 const DEAD: TableDefinition<'static, &[u8], &[u8]> =
     TableDefinition::new("tiercache_write_back_dead");
 
+/// The bytes of a key in the raw baseline (the cache's postcard varint of
+/// most of the measured keys).
+pub(crate) const RAW_KEY_BYTES: usize = 3;
+/// The bytes of a queue row in the raw baseline: the log's row for a key
+/// of [`RAW_KEY_BYTES`] and the measured value, [`row_bytes`].
+pub(crate) const RAW_ROW_BYTES: usize = row_bytes(RAW_KEY_BYTES);
+
+/// The bytes of the log's queue row for a key of `key` bytes and the
+/// measured value: the format and the operation (2 bytes), the key's
+/// length (4) and bytes, the encoded value (a 2-byte varint length and
+/// the bytes), and the checksum (4). The row is stored under the write's
+/// 8-byte number.
+pub(crate) const fn row_bytes(key: usize) -> usize {
+    2 + 4 + key + ENCODED_VALUE_BYTES + 4
+}
+
+/// The measured value as the cache encodes it: a postcard varint length
+/// (2 bytes for 512) and the bytes.
+pub(crate) const ENCODED_VALUE_BYTES: usize = crate::store::VALUE_BYTES + 2;
+
 /// How the raw baseline writes a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Shape {
-    /// One table opened per transaction, one insert per record.
+    /// The floor: the queue table alone, opened once per transaction, one
+    /// insert per record.
     Lean,
-    /// As the log's thread does for each append: both tables opened per
-    /// record, an insert into the queue and a removal from the dead
-    /// letters.
+    /// As the log's thread writes a group of appends: both tables opened
+    /// once per transaction; per record, an insert into the queue under
+    /// the next number and a removal of the key from the dead letters
+    /// (empty, as in the measurements).
     AsTheLog,
 }
 
-/// Raw redb write transactions of `group` records each (a distinct
-/// 3-byte key and a 528-byte record, as the log's), committed with
+/// Raw redb write transactions of `group` records each (a [`RAW_ROW_BYTES`]
+/// row under the next `u64` number, as the log's queue), committed with
 /// redb's default durability (`Immediate`: `fsync`ed), one after another
 /// on this thread; each transaction's time from `begin_write` until
 /// `commit` returned, in seconds, sorted.
@@ -338,9 +360,9 @@ pub(crate) fn raw_commits(
 ) -> Result<Vec<f64>, String> {
     let fail = |e: redb::Error| format!("raw redb at {}: {e}", path.display());
     let db = Database::create(path).map_err(|e| fail(e.into()))?;
-    let record = vec![0x5a_u8; 528];
+    let record = vec![0x5a_u8; RAW_ROW_BYTES];
     let mut times = Vec::with_capacity(commits);
-    let mut next: u32 = 0;
+    let mut next: u64 = 1;
     for _ in 0..commits {
         let started = Instant::now();
         let txn = db.begin_write().map_err(|e| fail(e.into()))?;
@@ -352,38 +374,34 @@ pub(crate) fn raw_commits(
     Ok(times)
 }
 
-/// Writes one group of the raw baseline into `txn`, keys from `next` on.
+/// Writes one group of the raw baseline into `txn`, numbers from `next` on.
 fn fill(
     txn: &WriteTransaction,
     group: usize,
     shape: Shape,
-    next: &mut u32,
+    next: &mut u64,
     record: &[u8],
 ) -> Result<(), redb::Error> {
-    match shape {
-        Shape::Lean => {
-            let mut queue = txn.open_table(QUEUE)?;
-            for _ in 0..group {
-                queue.insert(&next.to_be_bytes()[1..], record)?;
-                *next += 1;
-            }
+    let mut queue = txn.open_table(QUEUE)?;
+    let mut dead = match shape {
+        Shape::Lean => None,
+        Shape::AsTheLog => Some(txn.open_table(DEAD)?),
+    };
+    for _ in 0..group {
+        queue.insert(*next, record)?;
+        if let Some(dead) = &mut dead {
+            // The key's bytes: the low bytes of its number.
+            dead.remove(&next.to_le_bytes()[..RAW_KEY_BYTES])?;
         }
-        Shape::AsTheLog => {
-            for _ in 0..group {
-                let mut queue = txn.open_table(QUEUE)?;
-                let mut dead = txn.open_table(DEAD)?;
-                let key = next.to_be_bytes();
-                queue.insert(&key[1..], record)?;
-                dead.remove(&key[1..])?;
-                *next += 1;
-            }
-        }
+        *next += 1;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
     use super::*;
 
     #[test]
@@ -395,6 +413,13 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), 100.0);
         assert_eq!(percentile(&[7], 50.0), 7.0);
         assert!(percentile(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn rows_are_the_logs() {
+        // The log's row for a 3-byte key and a 512-byte value.
+        assert_eq!(RAW_ROW_BYTES, 2 + 4 + 3 + 514 + 4);
+        assert_eq!(row_bytes(1), 525);
     }
 
     #[test]
@@ -436,10 +461,27 @@ mod tests {
             }
             let size = log_size(dir.path(), 0, 1_280).await.unwrap();
             assert_eq!((size.queued, size.dirty), (1_280, 1_280));
-            assert!(size.full_bytes >= size.half_bytes && size.half_bytes >= size.empty_bytes);
-            assert!(size.payload_bytes > 528.0 && size.payload_bytes < 531.0);
+            // A fresh file is about 1 MiB, which redb gives back when it
+            // trims the file's end: so few writes may leave it smaller.
+            assert!(size.full_bytes >= size.half_bytes, "{size:?}");
+            assert!(size.per_write().is_finite() && size.marginal() >= 0.0);
+            // 8 + 2 + 4 + (1 or 2) + 514 + 4.
+            assert!(size.payload_bytes > 533.0 && size.payload_bytes < 534.0);
         });
-        let times = raw_commits(&dir.path().join("raw.redb"), 4, Shape::AsTheLog, 3).unwrap();
-        assert_eq!(times.len(), 3);
+        for shape in [Shape::Lean, Shape::AsTheLog] {
+            let path = dir.path().join(format!("raw-{shape:?}.redb"));
+            let times = raw_commits(&path, 4, shape, 3).unwrap();
+            assert_eq!(times.len(), 3);
+            assert!(times.windows(2).all(|w| w[0] <= w[1]));
+            let db = Database::open(&path).unwrap();
+            let txn = db.begin_read().unwrap();
+            let queue = txn.open_table(QUEUE).unwrap();
+            assert_eq!(queue.len().unwrap(), 12);
+            let first = queue.first().unwrap().unwrap();
+            assert_eq!(first.0.value(), 1);
+            assert_eq!(first.1.value().len(), RAW_ROW_BYTES);
+            assert_eq!(queue.last().unwrap().unwrap().0.value(), 12);
+            assert_eq!(txn.open_table(DEAD).is_ok(), shape == Shape::AsTheLog);
+        }
     }
 }

@@ -6,7 +6,10 @@ use serde_json::json;
 use tiercache_benches::{Machine, median, thousands};
 
 use crate::Settings;
-use crate::measure::{LATENCY, LogSize, Measured, Setup, Shape, TASKS};
+use crate::measure::{
+    ENCODED_VALUE_BYTES, LATENCY, LogSize, Measured, RAW_KEY_BYTES, RAW_ROW_BYTES, Setup, Shape,
+    TASKS, varint_len,
+};
 use crate::store::VALUE_BYTES;
 
 /// The claim for write-back over write-through, as a range.
@@ -14,6 +17,9 @@ const CLAIM: (f64, f64) = (2.0, 10.0);
 /// The issue's target: write-back at least this many times
 /// write-through's insert throughput.
 const TARGET_RATIO: f64 = 10.0;
+/// Below this share of the writers per commit, the writers are said to
+/// take turns in cohorts rather than share each commit.
+const SHARED_COMMIT: f64 = 2.0 / 3.0;
 
 /// One raw redb baseline, run by run.
 pub(crate) struct Raw {
@@ -30,8 +36,11 @@ pub(crate) struct Raw {
 impl Raw {
     fn label(&self) -> String {
         let how = match self.shape {
-            Shape::Lean => "one table opened per transaction",
-            Shape::AsTheLog => "as the log's thread: both tables opened, and a removal, per record",
+            Shape::Lean => "the queue table alone, one insert per record",
+            Shape::AsTheLog => {
+                "as the log's thread: both tables opened once, an insert and a removal from the \
+                 empty dead-letter table per record"
+            }
         };
         let place = if self.on_tmpfs { ", on tmpfs" } else { "" };
         format!("{} record(s), {how}{place}", self.group)
@@ -193,9 +202,15 @@ fn method(s: &Settings, machine: &Machine, r: &Results, inserts: u64, store_ms: 
          writes; marginal = (after all − after half) / the second half's writes, which leaves \
          out the file's fixed part.\n\
          - **Raw redb baseline**: redb {redb} directly, a file on the same disk, one thread, \
-         {commits} write transactions one after another, each of 1 or 64 records of the log's \
-         size (a 3-byte key, a 528-byte record), committed with redb's default durability \
-         (`Immediate`: `fsync`ed); the time from `begin_write` until `commit` returned.\n\
+         {commits} write transactions one after another, each of 1 or 64 records shaped as the \
+         log's queue rows: a {row}-byte row (the log's row for a {rk}-byte key and the \
+         {venc}-byte value) under the next `u64` number, so that each transaction appends at the \
+         table's end. Two shapes: the floor, the queue table alone, opened once per transaction, \
+         one insert per record; and as the log's thread writes a group of appends, both tables \
+         (queue and dead letters) opened once per transaction, and per record an insert into the \
+         queue and a removal of the key from the dead-letter table, which is empty, as in these \
+         measurements. Committed with redb's default durability (`Immediate`: `fsync`ed); the \
+         time from `begin_write` until `commit` returned.\n\
          - **Runs**: {runs}; each run measures every setup once, run *r* starting with the *r*-th \
          setup, then the held-back log and the baselines. The tables give medians over the runs; \
          the ratio is the median of each run's Back ÷ Through (a run's measurements are close in \
@@ -205,7 +220,7 @@ fn method(s: &Settings, machine: &Machine, r: &Results, inserts: u64, store_ms: 
         dir = r.dir.display(),
         inserts = thousands(inserts),
         vb = VALUE_BYTES,
-        venc = VALUE_BYTES + 2,
+        venc = ENCODED_VALUE_BYTES,
         tasks = TASKS,
         tokio = machine.version("tokio"),
         workers = r.workers,
@@ -214,6 +229,8 @@ fn method(s: &Settings, machine: &Machine, r: &Results, inserts: u64, store_ms: 
         redb = machine.version("redb"),
         commits = s.commits,
         runs = s.runs,
+        row = RAW_ROW_BYTES,
+        rk = RAW_KEY_BYTES,
     )
 }
 
@@ -367,15 +384,10 @@ fn bounds(
     let through_rate = med(through, Measured::rate);
     let wpc = med(back, per_commit);
     let commit_ms = 1e3 / med(back, commit_rate);
-    let raw1 = r
-        .raw(1, Shape::Lean, false)
-        .map_or(f64::NAN, Raw::median_ms);
-    let raw64 = r
-        .raw(64, Shape::Lean, false)
-        .map_or(f64::NAN, Raw::median_ms);
-    let raw64_log = r
-        .raw(64, Shape::AsTheLog, false)
-        .map_or(f64::NAN, Raw::median_ms);
+    let raw_ms = |group, shape| r.raw(group, shape, false).map_or(f64::NAN, Raw::median_ms);
+    let raw1 = raw_ms(1, Shape::Lean);
+    let raw64 = raw_ms(64, Shape::Lean);
+    let raw64_log = raw_ms(64, Shape::AsTheLog);
     let mut md = format!(
         "## What bounds write-back here\n\n\
          Each of the {tasks} tasks has one insert outstanding at a time, so by Little's law \
@@ -383,46 +395,80 @@ fn bounds(
          under Through (whose inserts each wait one store call, measured at {store_ms:.2} ms). \
          The ratio of the two policies is the ratio of those latencies, {ratio:.2}×, and no batch \
          size changes that: write-back's batches only decide how fast the *store* catches up.\n\n\
-         A write-back insert waits for the log's durable commit: for the commit under way when it \
-         arrives, then for the one that carries it. With at most {tasks} appends waiting, a \
-         commit carries {wpc:.1} writes on average, and the log commits every {commit_ms:.2} ms; \
-         the mean insert latency is {cycles:.1} of those commit intervals. (The log's thread \
-         starts a commit with whatever has arrived and does not wait for more, so the writers \
-         tend to split into cohorts that take turns, each waiting out the other's commit.) \
-         Alone on this disk, a raw redb transaction of 64 such records takes {raw64:.2} ms \
-         ({raw64_log:.2} ms written as the log's thread writes them; {raw1:.2} ms for a single \
-         record): that `fsync`ed commit is the floor under a write-back insert, and \
-         {tasks} / {raw64:.2} ms = {ceiling} writes/s is the most {tasks} writers can get through \
-         it, against {thr} inserts/s measured under Through: at best {best:.1}× Through. For {TARGET_RATIO:.0}× with \
-         {tasks} writers, a commit of {tasks} writes would have to take a tenth of a store call, \
-         about {tenth:.2} ms; or the writers must be more (throughput grows with the writes \
-         waiting per commit, up to the log's 4,096 per group).\n\n",
+         A write-back insert returns once the log's commit that carries it is durable. {share} \
+         The log commits every {commit_ms:.2} ms (the end-to-end time over the commits), and the \
+         mean insert latency is {cycles:.2} of those intervals{waits}.\n\n",
         tasks = TASKS,
         back_l = little_ms(back_rate),
         thr_l = little_ms(through_rate),
-        ceiling = n(TASKS as f64 / raw64 * 1e3),
-        thr = n(through_rate),
-        tenth = store_ms / 10.0,
+        share = share_of_writers(wpc, "A commit"),
         cycles = little_ms(back_rate) / commit_ms,
-        best = TASKS as f64 / raw64 * 1e3 / through_rate,
+        waits = commit_waits(little_ms(back_rate) / commit_ms),
     );
+    // The floor: the faster of the two 64-row transactions on the disk (the
+    // lean one, unless the disk's noise says otherwise).
+    let (floor_ms, floor_shape) = if raw64_log < raw64 {
+        (raw64_log, "the log-shaped one")
+    } else {
+        (raw64, "the queue table alone")
+    };
+    let ceiling = TASKS as f64 / floor_ms * 1e3;
+    let best = ceiling / through_rate;
+    // The insert latency 10× Through's throughput needs with these writers.
+    let needed_ms = little_ms(TARGET_RATIO * through_rate);
+    let room = if needed_ms < floor_ms {
+        format!(
+            "{:.1}× shorter than the raw 64-row commit on this disk, so with a redb commit of this \
+             cost {TARGET_RATIO:.0}× is out of reach of {TASKS} writers here",
+            floor_ms / needed_ms
+        )
+    } else {
+        format!("which the raw 64-row commit on this disk, {floor_ms:.3} ms, leaves room for")
+    };
+    md.push_str(&format!(
+        "By itself on this disk, a raw redb transaction of 64 of the log's rows takes \
+         {raw64:.2} ms with the queue table alone, {raw64_log:.2} ms written as the log's thread \
+         writes them (both tables, and a removal from the dead-letter table per row), and \
+         {raw1:.2} ms for a single row; the log's commits come {commit_ms:.2} ms apart, \
+         {vs_raw:.2}× the log-shaped 64-row transaction. That `fsync`ed commit is the floor under \
+         a write-back insert: with the faster of the two 64-row transactions ({floor_shape}), \
+         {tasks} / {floor_ms:.2} ms = {ceiling} writes/s is the most {tasks} writers can get \
+         through it, {best:.2}× the {thr} inserts/s measured under Through, and Back's {back} \
+         inserts/s is {of_ceiling:.0} % of it.\n\n\
+         For {TARGET_RATIO:.0}× Through with {tasks} writers, a write-back insert would have to \
+         take a tenth of a Through insert, {tasks} / ({TARGET_RATIO:.0} × {thr}/s) = \
+         {needed_ms:.3} ms, its commit included: {room}. More writers sharing each commit would \
+         raise the ceiling as long as a commit's time grows slower than its rows (here 64 rows \
+         take {growth:.1}× the time of one; a group holds up to 4,096 commands). With {tasks} \
+         writers, the way below a redb commit's cost would be an append-only log file with one \
+         `fdatasync` per group in place of the redb commit, which writes its copy-on-write pages \
+         and redb's own freed-page bookkeeping each time (this bench measures no such file, nor \
+         a bare `fdatasync`).\n\n",
+        tasks = TASKS,
+        vs_raw = commit_ms / raw64_log,
+        ceiling = n(ceiling),
+        thr = n(through_rate),
+        back = n(back_rate),
+        of_ceiling = back_rate / ceiling * 100.0,
+        growth = raw64 / raw1,
+    ));
     if !tmpfs.is_empty() {
         let t_rate = med(tmpfs, Measured::rate);
+        let t_commit_ms = 1e3 / med(tmpfs, commit_rate);
         md.push_str(&format!(
             "With the log on tmpfs, where `fsync` is free, Back reaches {} inserts/s ({:.2}× \
-             Through), {:.1} writes per commit and a commit every {:.2} ms: what is left is the \
-             CPU work of the engine, redb and the runtime, on {} cores shared by the {} tasks, \
-             the log's thread and the flusher.{}\n\n",
+             Through), and the log commits every {t_commit_ms:.2} ms; {} What is left is the CPU \
+             work of the engine, redb and the runtime, on {} cores shared by the {} tasks, the \
+             log's thread and the flusher, and the log's waits for the writers.{}\n\n",
             n(t_rate),
             t_rate / through_rate,
-            med(tmpfs, per_commit),
-            1e3 / med(tmpfs, commit_rate),
+            share_of_writers(med(tmpfs, per_commit), "a commit"),
             r.workers,
             TASKS,
             r.raw(64, Shape::AsTheLog, true)
                 .map_or(String::new(), |raw| format!(
-                    " Raw redb on tmpfs takes {:.2} ms for a transaction of 64 records written as \
-                 the log writes them: redb's own work, without the disk.",
+                    " Raw redb on tmpfs takes {:.2} ms for a transaction of 64 rows written as \
+                     the log writes them: redb's own work, without the disk.",
                     raw.median_ms()
                 )),
         ));
@@ -445,6 +491,44 @@ fn bounds(
     md
 }
 
+/// What `wpc` writes per commit say of how the [`TASKS`] writers share the
+/// log's commits, as a sentence starting with `subject`.
+fn share_of_writers(wpc: f64, subject: &str) -> String {
+    let of = format!(
+        "{subject} carries {wpc:.1} writes on average, {:.0} % of the {TASKS} writers",
+        wpc / TASKS as f64 * 100.0
+    );
+    if wpc >= SHARED_COMMIT * TASKS as f64 {
+        format!(
+            "{of}: before it starts, the log's thread waits (at most half the previous commit's \
+             duration, and at most 2 ms) for the writers the previous commit answered, so most \
+             of them share each commit instead of taking turns."
+        )
+    } else {
+        format!(
+            "{of}: well below the writers, though the log's thread waits (at most half the \
+             previous commit's duration, and at most 2 ms) for the writers the previous commit \
+             answered. Not all of them come back within that wait, and a write that misses it \
+             waits for the next commit, so the writers tend to take turns in cohorts, each \
+             waiting out the others' commit."
+        )
+    }
+}
+
+/// What a mean insert latency of `cycles` commit intervals says.
+fn commit_waits(cycles: f64) -> &'static str {
+    if !cycles.is_finite() {
+        ""
+    } else if cycles < 1.5 {
+        ": an insert waits about one commit"
+    } else if cycles < 2.5 {
+        ": an insert waits about two commits, the one under way when it arrives and the one \
+         that carries it"
+    } else {
+        ": an insert waits several commits"
+    }
+}
+
 fn log_bytes(logs: &[LogSize]) -> String {
     let m = |f: fn(&LogSize) -> f64| median(logs.iter().map(f));
     let queued = logs.first().map_or(0, |l| l.queued);
@@ -452,7 +536,7 @@ fn log_bytes(logs: &[LogSize]) -> String {
         "## Log bytes per queued write\n\n{} distinct keys queued while the store was held \
          down; file sizes in bytes, run by run, and the medians of the figures per write.\n\n\
          | run | empty log | half queued | all queued | after the flush | bytes per write | \
-         marginal bytes per write | record and key | file ÷ record | writes per commit while \
+         marginal bytes per write | row and its number | file ÷ row | writes per commit while \
          queueing |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         thousands(queued)
     );
@@ -481,23 +565,30 @@ fn log_bytes(logs: &[LogSize]) -> String {
         per_write / payload,
         m(per_commit),
     ));
-    let after = if logs.iter().all(|l| l.flushed_bytes < l.full_bytes) {
+    let shrinks = logs.iter().all(|l| l.flushed_bytes < l.full_bytes);
+    let after = if shrinks && logs.iter().all(|l| l.flushed_bytes > l.empty_bytes) {
         "Once the queue empties the file shrinks (\"after the flush\"), though not to its \
          empty size: redb gives back free space at the file's end, and keeps the rest for reuse."
-            .to_string()
+    } else if shrinks {
+        "Once the queue empties the file shrinks (\"after the flush\"): redb gives back free \
+         space at the file's end."
     } else {
         "The file need not shrink when the queue empties (\"after the flush\"): the commits \
          that record the flushed batches copy pages too, and redb gives back only free space at \
          the file's end."
-            .to_string()
+    };
+    let key_bytes = |k: u64| varint_len(k) as usize;
+    let keys = match queued {
+        0 => String::new(),
+        q if key_bytes(0) == key_bytes(q - 1) => format!(" ({} here)", key_bytes(0)),
+        q => format!(" ({}–{} here)", key_bytes(0), key_bytes(q - 1)),
     };
     md.push_str(&format!(
-        "A queued write's record is its key's bytes (1–3 here) and 528 bytes: a 2-byte header, \
-         an 8-byte sequence number, the {}-byte encoded value and a 4-byte checksum. The rest is \
-         redb's: its B-tree pages, and the pages each copy-on-write commit leaves behind to be \
-         reused, so the file per write depends on how many commits queued the writes (the last \
-         column). {after}\n\n",
-        VALUE_BYTES + 2
+        "A queued write is one row of the log's queue, stored under the write's 8-byte number: \
+         a 2-byte header, the key's 4-byte length and its bytes{keys}, the {ENCODED_VALUE_BYTES}-byte \
+         encoded value and a 4-byte checksum (\"row and its number\", on average over the \
+         queued keys). The rest of the file is redb's: its B-tree pages, which need not be full, and \
+         the pages each copy-on-write commit frees, which only later commits reuse. {after}\n\n"
     ));
     md
 }
@@ -648,4 +739,128 @@ fn figures(
         },
         "raw_redb": raw,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tiercache::policies::WriteBackStats;
+
+    use super::*;
+    use crate::procfs::CpuSplit;
+    use crate::store::Calls;
+
+    /// A measurement of `inserts_per_s` over 10,000 inserts, with
+    /// write-back's `writes_per_commit` where given.
+    fn measured(inserts_per_s: f64, writes_per_commit: Option<f64>) -> Measured {
+        let inserts = 10_000;
+        let insert_s = inserts as f64 / inserts_per_s;
+        Measured {
+            inserts,
+            insert_s,
+            end_to_end_s: insert_s,
+            p50_us: 1_000.0,
+            p99_us: 2_000.0,
+            p999_us: 3_000.0,
+            max_us: 4_000.0,
+            stats: writes_per_commit.map(|w| {
+                let mut st = WriteBackStats::default();
+                st.appended = inserts;
+                st.log_commits = (inserts as f64 / w).round() as u64;
+                st.saved = inserts;
+                st
+            }),
+            peak_dirty: 100,
+            store: Calls {
+                calls: 10_000,
+                batches: 40,
+                batched: 10_000,
+                nanos: 10_000 * 2_300_000,
+            },
+            io: None,
+            cpu: CpuSplit::default(),
+        }
+    }
+
+    fn raw(group: usize, shape: Shape, on_tmpfs: bool, ms: f64) -> Raw {
+        Raw {
+            group,
+            shape,
+            on_tmpfs,
+            median_s: vec![ms / 1e3],
+            p99_s: vec![ms / 1e3],
+        }
+    }
+
+    /// The report of one run with these rates (inserts/s) and writes per
+    /// commit, and the raw 64-row commits in ms (lean, as the log).
+    fn render(back: (f64, f64), through: f64, tmpfs: (f64, f64), raw64: (f64, f64)) -> String {
+        let s = Settings {
+            inserts: 10_000,
+            runs: 1,
+            held: 6_400,
+            commits: 50,
+            dir: "target/bench-policies".into(),
+            tmpfs: Some("/dev/shm".into()),
+            out: None,
+            json: None,
+        };
+        let r = Results {
+            measured: vec![
+                (Setup::Back, vec![measured(back.0, Some(back.1))]),
+                (Setup::Through, vec![measured(through, None)]),
+                (Setup::Around, vec![measured(through, None)]),
+                (Setup::BackTmpfs, vec![measured(tmpfs.0, Some(tmpfs.1))]),
+            ],
+            logs: vec![LogSize {
+                queued: 6_400,
+                empty_bytes: 1_056_768,
+                half_bytes: 3_000_000,
+                full_bytes: 5_000_000,
+                flushed_bytes: 2_000_000,
+                payload_bytes: 534.0,
+                dirty: 6_400,
+                commits: 100,
+            }],
+            raw: vec![
+                raw(1, Shape::Lean, false, 0.44),
+                raw(64, Shape::Lean, false, raw64.0),
+                raw(64, Shape::AsTheLog, false, raw64.1),
+                raw(64, Shape::AsTheLog, true, 0.3),
+            ],
+            workers: 2,
+            dir: s.dir.clone(),
+            tmpfs: s.tmpfs.clone(),
+        };
+        let machine = Machine::collect(vec![("tokio", "1".into()), ("redb", "4".into())]);
+        report(&s, &machine, &r, 1.0).0
+    }
+
+    #[test]
+    fn the_prose_follows_the_measurements() {
+        // Shared commits on the disk, cohorts on tmpfs; 10× out of reach.
+        let md = render((32_000.0, 56.0), 26_800.0, (50_000.0, 38.0), (1.07, 1.16));
+        assert!(md.contains("1.19×"), "{md}");
+        assert!(md.contains("**not met**"));
+        assert!(md.contains("most of them share each commit"));
+        assert!(md.contains("an insert waits about one commit"));
+        assert_eq!(md.matches("take turns in cohorts").count(), 1, "tmpfs only");
+        assert!(md.contains("(the queue table alone)"));
+        assert!(md.contains("64 / 1.07 ms = 59,813 writes/s"));
+        assert!(md.contains("out of reach of 64 writers"));
+        assert!(md.contains("one `fdatasync` per group"));
+        assert!(md.contains("(1–2 here)"));
+        assert!(!md.contains("per record, both tables"));
+        // Cohorts on the disk too; a faster log-shaped commit is the floor;
+        // a slow Through leaves room under the commit.
+        let md = render((20_000.0, 32.0), 2_000.0, (50_000.0, 60.0), (1.2, 1.1));
+        assert_eq!(
+            md.matches("take turns in cohorts").count(),
+            1,
+            "the disk only"
+        );
+        assert!(md.contains("(the log-shaped one)"));
+        assert!(md.contains("leaves room for"));
+        assert!(!md.contains("out of reach"));
+        assert!(md.contains("**met**") || md.contains("is met"));
+    }
 }
