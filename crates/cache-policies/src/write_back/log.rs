@@ -22,12 +22,16 @@ use super::record::{Dead, Queued};
 use super::shared::Shared;
 
 /// The write's number → its key and value: every dirty key's latest
-/// write ([`Queued`]). Keyed by number, so that appends land at the end of
+/// write (a format byte, `1` save or `2` delete, the key's length as a
+/// little-endian `u32`, the key, the value, and a CRC-32 over the number
+/// and all before it). Keyed by number, so that appends land at the end of
 /// the table (a few pages per commit, however scattered the keys) and
 /// replay reads the writes in the order they were made.
 pub const QUEUE_TABLE: TableDefinition<'static, u64, &[u8]> =
     TableDefinition::new("tiercache_write_back_queue");
-/// Key bytes → the write the store refused too many times ([`Dead`]).
+/// Key bytes → the write the store refused too many times: its number,
+/// tries, time of the last failure, the store's error and the value, with
+/// a CRC-32.
 pub const DEAD_TABLE: TableDefinition<'static, &[u8], &[u8]> =
     TableDefinition::new("tiercache_write_back_dead");
 /// The write's number → a queued record that failed its checksum when the
