@@ -236,3 +236,39 @@ async fn a_dead_lettered_write_is_still_what_reads_answer() {
         Some("old")
     );
 }
+
+#[tokio::test]
+async fn a_write_back_insert_cancelled_while_the_log_commits_leaves_no_older_value_readable() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    // An insert dropped after its append was sent to the log still
+    // commits, and reaches the store; the tiers must not keep the value it
+    // replaced, or a read after the flush would go back to it.
+    let dir = tempfile::tempdir().unwrap();
+    let store: TestStore<String, String> = TestStore::new();
+    let cache: Cache<String, String> = Cache::builder()
+        .disk(dir.path().join("tier.redb"))
+        .store(store.clone())
+        .write_policy(WritePolicy::Back)
+        .build()
+        .await
+        .unwrap();
+    cache.insert("k".into(), "v1".into()).await.unwrap();
+    cache.flush().await.unwrap();
+    {
+        let mut insert = Box::pin(cache.insert("k".into(), "v2".into()));
+        let mut cx = Context::from_waker(Waker::noop());
+        // Polled until the append waits for the log's answer, then dropped.
+        for _ in 0..3 {
+            if insert.as_mut().poll(&mut cx).is_ready() {
+                break;
+            }
+        }
+    }
+    cache.flush().await.unwrap();
+    cache.hot().remove(&"k".into());
+    let now = cache.get(&"k".into()).await.unwrap();
+    if store.value(&"k".into()).as_deref() == Some("v2") {
+        assert_eq!(now.as_deref(), Some("v2"), "an older value came back");
+    }
+}

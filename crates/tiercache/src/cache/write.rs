@@ -233,8 +233,20 @@ where
         let mut staged = Staged::Write;
         let mut unfinished = None;
         if to_store && let Some(v) = &value {
-            staged = self.inner.record.insert(&key, v, &kb, &vb).await?;
-            unfinished = Some(Unfinished::new(self, &key, &kb));
+            // Armed before the await: a caller dropped while the store or
+            // the log works may leave the write taken there (an append
+            // sent to the log commits regardless), so the tiers must not
+            // keep the older value.
+            let guard = Unfinished::new(self, &key, &kb);
+            match self.inner.record.insert(&key, v, &kb, &vb).await {
+                Ok(s) => staged = s,
+                Err(e) => {
+                    // An error means nothing was taken: the tiers stand.
+                    Unfinished::done(Some(guard));
+                    return Err(e);
+                }
+            }
+            unfinished = Some(guard);
         }
         if staged == Staged::Invalidate {
             // Write-around: the store holds the value; every tier loses
@@ -289,8 +301,12 @@ where
         let write = self.inner.stripes.of(&kb).write().await;
         let mut unfinished = None;
         if self.inner.record.is_on() {
-            self.inner.record.remove(key, &kb).await?;
-            unfinished = Some(Unfinished::new(self, key, &kb));
+            let guard = Unfinished::new(self, key, &kb);
+            if let Err(e) = self.inner.record.remove(key, &kb).await {
+                Unfinished::done(Some(guard));
+                return Err(e);
+            }
+            unfinished = Some(guard);
         }
         self.remove_locked(key, &kb, write, unfinished).await;
         Ok(())
