@@ -498,6 +498,43 @@ mod tests {
             .await;
     }
 
+    /// The methods a broken test backend takes unchanged from the
+    /// reference backend it wraps (`self.0`).
+    macro_rules! delegated {
+        () => {
+            async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
+                self.0.insert(key, entry).await
+            }
+            async fn remove(&self, key: &[u8]) -> Result<bool> {
+                self.0.remove(key).await
+            }
+            async fn clear(&self) -> Result<()> {
+                self.0.clear().await
+            }
+            async fn len(&self) -> Result<u64> {
+                self.0.len().await
+            }
+        };
+    }
+
+    /// Runs the suite on the backends `make` builds, which must fail it,
+    /// and returns the failure's message.
+    async fn suite_failure<B, F, Fut>(make: F) -> String
+    where
+        B: Backend,
+        F: Fn(Harness) -> Fut + Send + 'static,
+        Fut: Future<Output = B> + Send + 'static,
+    {
+        let panic = tokio::spawn(run(make))
+            .await
+            .expect_err("the suite must fail");
+        panic
+            .into_panic()
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// A backend that ignores expiry: the suite must catch it.
     struct NeverExpires(ReferenceBackend);
     impl Backend for NeverExpires {
@@ -513,32 +550,15 @@ mod tests {
                 .cloned()
                 .map_or(Lookup::Miss, Lookup::from_entry))
         }
-        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
-            self.0.insert(key, entry).await
-        }
-        async fn remove(&self, key: &[u8]) -> Result<bool> {
-            self.0.remove(key).await
-        }
-        async fn clear(&self) -> Result<()> {
-            self.0.clear().await
-        }
-        async fn len(&self) -> Result<u64> {
-            self.0.len().await
-        }
+        delegated!();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_suite_catches_a_backend_that_ignores_expiry() {
-        let outcome = tokio::spawn(run(|h| async move {
+        let text = suite_failure(|h| async move {
             NeverExpires(ReferenceBackend::new(h.clock.clock(), h.limits))
-        }))
+        })
         .await;
-        let panic = outcome.expect_err("the suite must fail");
-        let message = panic.into_panic();
-        let text = message
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
         assert!(text.contains("expiry"), "unexpected failure: {text}");
     }
 
@@ -587,32 +607,15 @@ mod tests {
                 other => other,
             })
         }
-        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
-            self.0.insert(key, entry).await
-        }
-        async fn remove(&self, key: &[u8]) -> Result<bool> {
-            self.0.remove(key).await
-        }
-        async fn clear(&self) -> Result<()> {
-            self.0.clear().await
-        }
-        async fn len(&self) -> Result<u64> {
-            self.0.len().await
-        }
+        delegated!();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_suite_catches_a_negative_entry_answered_as_a_hit() {
-        let outcome = tokio::spawn(run(|h| async move {
+        let text = suite_failure(|h| async move {
             NegativeAsHit(ReferenceBackend::new(h.clock.clock(), h.limits))
-        }))
+        })
         .await;
-        let panic = outcome.expect_err("the suite must fail");
-        let message = panic.into_panic();
-        let text = message
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
         assert!(
             text.contains("negative_entries"),
             "unexpected failure: {text}"
@@ -629,18 +632,7 @@ mod tests {
         async fn get(&self, key: &[u8]) -> Result<Lookup> {
             self.0.get(key).await
         }
-        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
-            self.0.insert(key, entry).await
-        }
-        async fn remove(&self, key: &[u8]) -> Result<bool> {
-            self.0.remove(key).await
-        }
-        async fn clear(&self) -> Result<()> {
-            self.0.clear().await
-        }
-        async fn len(&self) -> Result<u64> {
-            self.0.len().await
-        }
+        delegated!();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,35 +653,18 @@ mod tests {
         async fn get(&self, key: &[u8]) -> Result<Lookup> {
             self.0.get(key).await
         }
-        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
-            self.0.insert(key, entry).await
-        }
-        async fn remove(&self, key: &[u8]) -> Result<bool> {
-            self.0.remove(key).await
-        }
+        delegated!();
         async fn remove_if_unchanged(&self, key: &[u8], _seen: &[u8]) -> Result<bool> {
             self.0.remove(key).await
-        }
-        async fn clear(&self) -> Result<()> {
-            self.0.clear().await
-        }
-        async fn len(&self) -> Result<u64> {
-            self.0.len().await
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_suite_catches_a_compare_and_delete_that_ignores_the_value() {
-        let outcome = tokio::spawn(run(|h| async move {
+        let text = suite_failure(|h| async move {
             DeletesAnything(ReferenceBackend::new(h.clock.clock(), h.limits))
-        }))
+        })
         .await;
-        let panic = outcome.expect_err("the suite must fail");
-        let message = panic.into_panic();
-        let text = message
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
         assert!(
             text.contains("remove_if_unchanged"),
             "unexpected failure: {text}"
@@ -741,20 +716,9 @@ mod tests {
         async fn get(&self, key: &[u8]) -> Result<Lookup> {
             self.0.get(key).await
         }
-        async fn insert(&self, key: Bytes, entry: Entry) -> Result<()> {
-            self.0.insert(key, entry).await
-        }
-        async fn remove(&self, key: &[u8]) -> Result<bool> {
-            self.0.remove(key).await
-        }
+        delegated!();
         async fn remove_if_unchanged(&self, key: &[u8], seen: &[u8]) -> Result<bool> {
             self.0.remove_if_unchanged(key, seen).await
-        }
-        async fn clear(&self) -> Result<()> {
-            self.0.clear().await
-        }
-        async fn len(&self) -> Result<u64> {
-            self.0.len().await
         }
         async fn keys(&self, from: &KeyCursor, limit: usize) -> Result<Option<KeyPage>> {
             match self.1 {
@@ -777,16 +741,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_suite_catches_a_listing_that_breaks_the_contract() {
         for flaw in [Flaw::Overfull, Flaw::Drops, Flaw::AcceptsAnyCursor] {
-            let outcome = tokio::spawn(run(move |h| async move {
+            let text = suite_failure(move |h| async move {
                 FlawedListing(ReferenceBackend::new(h.clock.clock(), h.limits), flaw)
-            }))
+            })
             .await;
-            let panic = outcome.expect_err("the suite must fail");
-            let message = panic.into_panic();
-            let text = message
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_default();
             assert!(
                 text.contains("keys_listing"),
                 "{flaw:?}: unexpected failure: {text}"
