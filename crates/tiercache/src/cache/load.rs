@@ -93,8 +93,9 @@ where
         let init = init
             .take()
             .expect("a flight of this caller's own loader yields a value");
+        let noted = self.load_version(key);
         let v = init.await?;
-        self.fill(key.clone(), v.clone()).await?;
+        self.fill_loaded(key, v.clone(), noted).await?;
         Ok(v)
     }
 
@@ -139,6 +140,9 @@ where
     {
         // A negative entry found in the flight's own look answers for
         // every caller waiting: nothing is loaded or stored.
+        // Noted before anything is looked up or loaded, so that a write of
+        // the key that lands meanwhile wins over the loaded value.
+        let noted = self.load_version(key);
         let negative = AtomicBool::new(false);
         let negative = &negative;
         self.inner
@@ -165,7 +169,7 @@ where
                 },
                 |loaded| async move {
                     match loaded {
-                        Some(v) => self.fill(key.clone(), v).await,
+                        Some(v) => self.fill_loaded(key, v, noted).await,
                         None => Ok(()),
                     }
                 },
