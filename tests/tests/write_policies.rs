@@ -303,3 +303,27 @@ async fn a_loaders_value_does_not_overwrite_an_insert_that_returned_while_it_ran
     assert_eq!(cache.get(&"k".into()).await.unwrap().as_deref(), Some("v2"));
     assert_eq!(store.value(&"k".into()).as_deref(), Some("v2"));
 }
+
+#[tokio::test]
+async fn a_log_smaller_than_a_batch_makes_room_without_waiting_out_the_interval() {
+    // With room for two dirty keys and batches of 256, the log is full
+    // long before a batch is: the writer waiting for room must wake the
+    // flusher, not wait the ten-second interval.
+    let dir = tempfile::tempdir().unwrap();
+    let cache: Cache<u64, String> = Cache::builder()
+        .store(TestStore::new())
+        .write_policy(WritePolicy::Back)
+        .write_back_log(dir.path().join("log.redb"))
+        .max_dirty(2)
+        .flush_interval(Duration::from_secs(10))
+        .build()
+        .await
+        .unwrap();
+    cache.flush().await.unwrap();
+    for k in 0..3 {
+        tokio::time::timeout(Duration::from_secs(5), cache.insert(k, "v".into()))
+            .await
+            .expect("room is made well before the interval")
+            .unwrap();
+    }
+}

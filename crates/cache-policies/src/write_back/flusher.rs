@@ -41,7 +41,7 @@ where
             let dirty = shared.dirty.lock();
             (dirty.len(), dirty.any_ready(now), dirty.next_retry())
         };
-        let due = len >= core.settings.max_batch
+        let due = len >= shared.full_batch.load(Ordering::Relaxed)
             || shared.hurry.load(Ordering::Acquire) > 0
             || now.duration_since(last_flush) >= interval;
         if ready && due {

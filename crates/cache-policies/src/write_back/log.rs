@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -485,12 +484,7 @@ impl Writer {
             }
         }
         let len = dirty.len();
-        let dead = dirty.dead_len();
         drop(dirty);
-        self.shared
-            .counters
-            .dead_letters
-            .store(dead as u64, Ordering::Relaxed);
         self.shared.after_publish(len, freed, settled);
     }
 }

@@ -112,13 +112,12 @@ where
                 Error::new(ErrorKind::Backend, "opening the write-back log panicked").with_source(e)
             })??;
         let shared = Arc::new(Shared::default());
-        shared
-            .max_batch
-            .store(settings.max_batch, Ordering::Relaxed);
+        shared.full_batch.store(
+            settings.max_batch.min(settings.max_dirty),
+            Ordering::Relaxed,
+        );
         let c = &shared.counters;
         c.corrupted.store(opened.corrupted, Ordering::Relaxed);
-        c.dead_letters
-            .store(opened.dead.len() as u64, Ordering::Relaxed);
         c.replayed
             .store(opened.dirty.len() as u64, Ordering::Relaxed);
         shared

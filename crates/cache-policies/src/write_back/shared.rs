@@ -24,9 +24,10 @@ pub(crate) struct Shared {
     pub(crate) closed: AtomicBool,
     /// The number of the last write the log made durable.
     pub(crate) last_seq: AtomicU64,
-    /// Flush batch threshold, copied here so that the log's thread can
-    /// wake the flusher when a batch is full.
-    pub(crate) max_batch: AtomicUsize,
+    /// How many dirty keys make a batch worth flushing at once: a full
+    /// batch, or a full log when it holds fewer keys than a batch (writers
+    /// then wait for room). The log's thread wakes the flusher at it.
+    pub(crate) full_batch: AtomicUsize,
     pub(crate) counters: Counters,
 }
 
@@ -39,7 +40,6 @@ pub(crate) struct Counters {
     pub(crate) deleted: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
-    pub(crate) dead_letters: AtomicU64,
     pub(crate) corrupted: AtomicU64,
     pub(crate) replayed: AtomicU64,
     pub(crate) full: AtomicU64,
@@ -62,7 +62,7 @@ impl Shared {
     /// After a commit's effects are in: wakes the flusher if a batch is
     /// full, appends if room was freed, flushes if writes settled.
     pub(crate) fn after_publish(&self, dirty: usize, freed: bool, settled: bool) {
-        if dirty >= self.max_batch.load(Ordering::Relaxed) {
+        if dirty >= self.full_batch.load(Ordering::Relaxed) {
             self.work.notify_one();
         }
         if freed {
@@ -76,9 +76,13 @@ impl Shared {
     pub(crate) fn stats(&self) -> WriteBackStats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (dirty, dead_letters) = {
+            let d = self.dirty.lock();
+            (d.len() as u64, d.dead_len() as u64)
+        };
         WriteBackStats {
-            dirty: self.dirty.lock().len() as u64,
-            dead_letters: get(&c.dead_letters),
+            dirty,
+            dead_letters,
             appended: get(&c.appended),
             log_commits: get(&c.commits),
             saved: get(&c.saved),
