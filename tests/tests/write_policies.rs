@@ -327,3 +327,35 @@ async fn a_log_smaller_than_a_batch_makes_room_without_waiting_out_the_interval(
             .unwrap();
     }
 }
+
+#[test]
+fn a_flush_after_the_flushers_runtime_is_gone_fails_instead_of_waiting_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: TestStore<u64, String> = TestStore::new();
+    store.set_failing(true);
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let cache: Cache<u64, String> = first.block_on(async {
+        let cache = Cache::builder()
+            .store(store.clone())
+            .write_policy(WritePolicy::Back)
+            .write_back_log(dir.path().join("log.redb"))
+            .build()
+            .await
+            .unwrap();
+        cache.insert(1, "one".into()).await.unwrap();
+        cache
+    });
+    // The runtime the cache was built on shuts down, and its flusher with
+    // it; the cache itself lives on.
+    drop(first);
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let flushed = tokio::time::timeout(Duration::from_secs(5), cache.flush())
+            .await
+            .expect("the flush answers");
+        assert_eq!(flushed.unwrap_err().kind(), ErrorKind::Unavailable);
+        // The write is still in the log: a cache opened on it later
+        // flushes it.
+        assert!(cache.is_dirty(&1));
+    });
+}

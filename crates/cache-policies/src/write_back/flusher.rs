@@ -18,6 +18,7 @@ use super::Core;
 use super::dirty::Taken;
 use super::log::Command;
 use super::record::Dead;
+use super::shared::Shared;
 
 /// How long the flusher pauses after the log failed to record a batch's
 /// outcome, before it tries the batch again.
@@ -30,6 +31,10 @@ where
     C: Codec,
 {
     let shared = &core.shared;
+    // However the task ends (its handle dropped, or its runtime shut down
+    // under a cache that lives on), flushes and writers waiting for it
+    // must learn that it is gone rather than wait forever.
+    let _stopped = Stopped(shared);
     let interval = core.settings.flush_interval;
     let mut last_flush = Instant::now();
     loop {
@@ -60,6 +65,18 @@ where
         // about that long; a full batch or a flush wakes it at once.
         let _ =
             tokio::time::timeout(wait.max(Duration::from_millis(1)), shared.work.notified()).await;
+    }
+}
+
+/// Marks write-back stopped when the flusher ends, and wakes whoever
+/// waits for it.
+struct Stopped<'a>(&'a Shared);
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.progress.notify_waiters();
+        self.0.space.notify_waiters();
     }
 }
 

@@ -198,6 +198,13 @@ where
                     format!("the write-back queue is full: {max} dirty keys wait for the store"),
                 ));
             }
+            if shared.closed.load(Ordering::Acquire) {
+                // Nobody will make room.
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the write-back queue is full and its flusher has stopped",
+                ));
+            }
             shared.work.notify_one();
             freed.await;
         }
