@@ -131,7 +131,12 @@ pub(crate) fn open(path: &Path) -> Result<Opened> {
             .map_err(|e| fail("cannot open its corrupted records")(e.into()))?;
         let mut writes = Vec::new();
         let mut damaged = Vec::new();
-        let mut next_seq = 1;
+        // Numbers are never reused, not even those of records set aside,
+        // which are kept under their number.
+        let mut next_seq = corrupted
+            .last()
+            .map_err(|e| fail("cannot read")(e.into()))?
+            .map_or(1, |(k, _)| k.value() + 1);
         for row in queue.iter().map_err(|e| fail("cannot read")(e.into()))? {
             let (k, v) = row.map_err(|e| fail("cannot read")(e.into()))?;
             let seq = k.value();
