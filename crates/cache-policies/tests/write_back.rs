@@ -679,30 +679,7 @@ async fn a_damaged_record_is_set_aside_on_replay_and_the_rest_is_flushed() {
     // One byte of k2's value flips on disk: the record still has the right
     // shape, so only its checksum can tell.
     let damaged_key = key("k2");
-    let damaged = {
-        let db = open_file(&path).await;
-        let txn = db.begin_write().unwrap();
-        let damaged = {
-            let mut queue = txn.open_table(QUEUE_TABLE).unwrap();
-            // Rows are stored under the write's number; each starts with the
-            // format, the operation and the key's 4-byte length, then the
-            // key, then the value, and the checksum ends it.
-            let (seq, mut record) = queue
-                .iter()
-                .unwrap()
-                .map(|row| row.unwrap())
-                .map(|(k, v)| (k.value(), v.value().to_vec()))
-                .find(|(_, r)| r.get(6..6 + damaged_key.len()) == Some(&damaged_key[..]))
-                .expect("k2 is queued");
-            assert!(record.len() > 6 + damaged_key.len() + 4, "{record:?}");
-            let in_value = record.len() - 5;
-            record[in_value] ^= 0xff;
-            queue.insert(seq, &record[..]).unwrap();
-            (seq, record)
-        };
-        txn.commit().unwrap();
-        damaged
-    };
+    let damaged = damage_row(&path, "k2").await;
 
     let up = Rows::up();
     let wb = open(&path, fast(), &up).await;
@@ -883,13 +860,16 @@ async fn settings_that_cannot_work_are_refused_before_a_file_is_made() {
     }
 }
 
-/// Flips a byte in the value of the queued row of `name` (found by the
-/// key bytes it carries after the 6-byte header) and returns its number.
-async fn damage_row(path: &Path, name: &str) -> u64 {
+/// Flips a byte in the value of the queued row of `name`, on disk, and
+/// returns the row's number and its damaged bytes. Rows are stored under
+/// the write's number; each starts with the format, the operation and the
+/// key's 4-byte length, then the key, then the value, and the checksum
+/// ends it: the record keeps its shape, so only the checksum can tell.
+async fn damage_row(path: &Path, name: &str) -> (u64, Vec<u8>) {
     let damaged_key = key(name);
     let db = open_file(path).await;
     let txn = db.begin_write().unwrap();
-    let seq = {
+    let damaged = {
         let mut queue = txn.open_table(QUEUE_TABLE).unwrap();
         let (seq, mut record) = queue
             .iter()
@@ -898,13 +878,14 @@ async fn damage_row(path: &Path, name: &str) -> u64 {
             .map(|(k, v)| (k.value(), v.value().to_vec()))
             .find(|(_, r)| r.get(6..6 + damaged_key.len()) == Some(&damaged_key[..]))
             .expect("the key is queued");
+        assert!(record.len() > 6 + damaged_key.len() + 4, "{record:?}");
         let in_value = record.len() - 5;
         record[in_value] ^= 0xff;
         queue.insert(seq, &record[..]).unwrap();
-        seq
+        (seq, record)
     };
     txn.commit().unwrap();
-    seq
+    damaged
 }
 
 #[tokio::test]
@@ -920,7 +901,7 @@ async fn records_set_aside_are_never_overwritten_by_later_ones() {
         wb.save(key(&format!("a{round}")), value(1)).await.unwrap();
         wb.save(key(&format!("b{round}")), value(2)).await.unwrap();
         close(wb).await;
-        set_aside.push(damage_row(&path, &format!("a{round}")).await);
+        set_aside.push(damage_row(&path, &format!("a{round}")).await.0);
         let up = Rows::up();
         let wb = open(&path, fast(), &up).await;
         assert_eq!(wb.stats().corrupted, 1);
