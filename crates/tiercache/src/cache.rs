@@ -121,6 +121,16 @@ pub(crate) const PROMOTIONS: usize = 2;
 /// Hot-tier evictions written into the warm tier.
 pub(crate) const DEMOTIONS: usize = 3;
 
+impl<K, V, C> Inner<K, V, C> {
+    /// Whether every value lives in the hot tier alone: no tier below it
+    /// and no store behind it. Such a cache encodes nothing and takes no
+    /// stripe lock; the hot tier orders each key's writes by itself.
+    #[inline(always)]
+    pub(crate) fn memory_only(&self) -> bool {
+        self.tiers.is_empty() && !self.record.is_on()
+    }
+}
+
 impl<K, V, C> Clone for Cache<K, V, C> {
     fn clone(&self) -> Self {
         Cache {

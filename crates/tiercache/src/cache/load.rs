@@ -138,11 +138,11 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>>>,
     {
-        // A negative entry found in the flight's own look answers for
-        // every caller waiting: nothing is loaded or stored.
         // Noted before anything is looked up or loaded, so that a write of
         // the key that lands meanwhile wins over the loaded value.
         let noted = self.load_version(key);
+        // A negative entry found in the flight's own look answers for
+        // every caller waiting: nothing is loaded or stored.
         let negative = AtomicBool::new(false);
         let negative = &negative;
         self.inner

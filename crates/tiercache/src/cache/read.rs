@@ -68,7 +68,7 @@ where
             return Ok(found);
         }
         self.inner.counters.add(HOT_MISSES, 1);
-        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
+        if self.inner.memory_only() {
             self.inner.observer.on_miss(key, None);
             return Ok(Lookup::Miss);
         }
@@ -92,7 +92,7 @@ where
         if let Some(slot) = self.inner.hot.engine.get(key) {
             return Ok(self.slot_lookup(slot));
         }
-        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
+        if self.inner.memory_only() {
             return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
@@ -278,7 +278,7 @@ where
         if self.inner.hot.engine.contains_key(key) {
             return Ok(self.inner.hot.contains_key(key));
         }
-        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
+        if self.inner.memory_only() {
             return Ok(false);
         }
         let kb = self.encode_key(key)?;

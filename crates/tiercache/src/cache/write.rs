@@ -182,7 +182,7 @@ where
     ) -> Result<()> {
         let codec = &self.inner.codec;
         let to_store = to_store && self.inner.record.is_on() && value.is_some();
-        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
+        if self.inner.memory_only() {
             // 2. With nothing below memory and no store, nothing is
             //    encoded: every placement lives in the hot tier, which
             //    orders the writes of a key by itself.
@@ -290,7 +290,7 @@ where
     /// write-back, the removal is queued durably, as a tombstone). A store
     /// or log failure returns its error and changes no tier.
     pub async fn remove(&self, key: &K) -> Result<()> {
-        if self.inner.tiers.is_empty() && !self.inner.record.is_on() {
+        if self.inner.memory_only() {
             self.inner.hot.engine.remove(key);
             self.inner.flights.detach(key);
             self.inner.observer.on_remove(key, None);

@@ -21,6 +21,14 @@ enum Mode<K, V, C> {
     Back(Arc<dyn DynStore<K, V>>, WriteBack<K, V, C>),
 }
 
+impl<K, V, C> Record<K, V, C> {
+    /// Whether writes go through a store or a log first.
+    #[inline(always)]
+    pub(crate) fn is_on(&self) -> bool {
+        self.mode.is_some()
+    }
+}
+
 impl<K, V, C> Record<K, V, C>
 where
     K: Serialize + Send + Sync + 'static,
@@ -45,12 +53,6 @@ where
         Record {
             mode: Some(Mode::Back(store, log)),
         }
-    }
-
-    /// Whether writes go through a store or a log first.
-    #[inline(always)]
-    pub(crate) fn is_on(&self) -> bool {
-        self.mode.is_some()
     }
 
     /// The write-back engine, under write-back.
