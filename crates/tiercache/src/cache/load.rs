@@ -93,9 +93,8 @@ where
         let init = init
             .take()
             .expect("a flight of this caller's own loader yields a value");
-        let noted = self.load_version(key);
         let v = init.await?;
-        self.fill_loaded(key, v.clone(), noted).await?;
+        self.fill(key.clone(), v.clone()).await?;
         Ok(v)
     }
 
@@ -138,9 +137,6 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>>>,
     {
-        // Noted before anything is looked up or loaded, so that a write of
-        // the key that lands meanwhile wins over the loaded value.
-        let noted = self.load_version(key);
         // A negative entry found in the flight's own look answers for
         // every caller waiting: nothing is loaded or stored.
         let negative = AtomicBool::new(false);
@@ -169,7 +165,7 @@ where
                 },
                 |loaded| async move {
                     match loaded {
-                        Some(v) => self.fill_loaded(key, v, noted).await,
+                        Some(v) => self.fill(key.clone(), v).await,
                         None => Ok(()),
                     }
                 },

@@ -69,53 +69,28 @@ where
         let Some(value) = self.inner.record.load(key).await? else {
             return Ok(Lookup::Miss);
         };
-        // A store value the cache cannot hold (its size, its encoding) is
-        // still the answer; it is just not cached.
-        let _ = self.install_loaded(key, kb, &value, seen).await;
+        self.install_loaded(key, kb, &value, seen).await;
         Ok(Lookup::Hit(value))
     }
 
-    /// With a store, the key's bytes and its stripe's version before a
-    /// load begins, for [`fill_loaded`](Self::fill_loaded); `None` without
-    /// one (a memory-only cache orders a key's writes in the hot tier
-    /// alone, and takes no stripe lock).
-    pub(super) fn load_version(&self, key: &K) -> Option<(Bytes, u64)> {
-        if !self.inner.record.is_on() {
-            return None;
+    /// Caches a value the store answered with, as an insert of the default
+    /// class would place it, if no write of the key's stripe ended since
+    /// version `seen` or is under way. A value that cannot be cached (its
+    /// size, its encoding) is simply not cached.
+    async fn install_loaded(&self, key: &K, kb: &Bytes, value: &V, seen: u64) {
+        let Ok((meta, placement)) = self.new_meta(self.inner.clock.now_ms(), InsertOptions::new())
+        else {
+            return;
+        };
+        let Ok(vb) = self.inner.codec.encode(value) else {
+            return;
+        };
+        if self.inner.limits.check_value(vb.len()).is_err() {
+            return;
         }
-        let kb = self.encode_key(key).ok()?;
-        let seen = self.inner.stripes.of(&kb).version();
-        Some((kb, seen))
-    }
-
-    /// Caches what a loader produced. With a store, only if no write of
-    /// the key ended since the load began (`noted`): the cache must not
-    /// keep a value the store never gets over an insert the store did
-    /// get. An input error (the value's size or encoding) is returned.
-    pub(super) async fn fill_loaded(
-        &self,
-        key: &K,
-        value: V,
-        noted: Option<(Bytes, u64)>,
-    ) -> Result<()> {
-        match noted {
-            Some((kb, seen)) => self.install_loaded(key, &kb, &value, seen).await,
-            None => self.fill(key.clone(), value).await,
-        }
-    }
-
-    /// Caches a loaded value, as an insert of the default class would
-    /// place it, if no write of the key's stripe ended since version
-    /// `seen` or is under way (else it is left out, which is not an
-    /// error). A value that cannot be cached (its size, its encoding) is
-    /// an error, and nothing is cached.
-    async fn install_loaded(&self, key: &K, kb: &Bytes, value: &V, seen: u64) -> Result<()> {
-        let (meta, placement) = self.new_meta(self.inner.clock.now_ms(), InsertOptions::new())?;
-        let vb = self.inner.codec.encode(value)?;
-        self.inner.limits.check_value(vb.len())?;
         let stripe = self.inner.stripes.of(kb);
         let Some(lock) = stripe.unchanged_since(seen) else {
-            return Ok(());
+            return;
         };
         let held_below = self.inner.policy.writes_below(placement);
         if placement.in_memory() {
@@ -140,7 +115,6 @@ where
             .await;
         drop(lock);
         self.demote_pending().await;
-        Ok(())
     }
 
     /// Under write-back, waits until every write queued before the call
