@@ -62,7 +62,7 @@ async fn concurrent_callers_share_one_load_and_the_value_is_stored_in_every_tier
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn not_found_is_shared_by_the_waiters_and_stores_nothing() {
+async fn not_found_is_shared_by_the_waiters_and_remembered_as_a_negative_entry() {
     let s = stack(100, 1, None).await;
     let records = Arc::new(Records {
         calls: AtomicUsize::new(0),
@@ -77,11 +77,19 @@ async fn not_found_is_shared_by_the_waiters_and_stores_nothing() {
         assert_eq!(t.await.unwrap().unwrap(), None);
     }
     assert_eq!(records.calls.load(Ordering::SeqCst), 1);
-    assert_eq!(
+    // The loader's "none" is a negative entry, for the negative TTL.
+    assert!(matches!(
         s.cache.lookup(&"k3".into()).await.unwrap(),
-        tiercache::Lookup::Miss
+        tiercache::Lookup::Negative(_)
+    ));
+    assert_eq!(
+        s.cache.get_or_load(&"k3".into(), &*records).await.unwrap(),
+        None
     );
-    // Nothing was remembered: the next caller asks the store again.
+    assert_eq!(records.calls.load(Ordering::SeqCst), 1);
+    // Past it, the loader is asked again.
+    s.clock
+        .advance(tiercache::DEFAULT_NEGATIVE_TTL + std::time::Duration::from_secs(1));
     assert_eq!(
         s.cache.get_or_load(&"k3".into(), &*records).await.unwrap(),
         None

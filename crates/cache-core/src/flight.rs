@@ -354,6 +354,66 @@ where
         StoreF: FnOnce(Option<V>) -> StoreFut,
         StoreFut: Future<Output = Result<()>>,
     {
+        self.get_or_load_within(key, errors, std::future::pending, look, load, store)
+            .await
+    }
+
+    /// [`get_or_load`](Self::get_or_load) for a caller that waits on
+    /// another caller's load only until the future `patience` makes is
+    /// ready (a timer, for a load timeout): it then returns an
+    /// [`ErrorKind::Timeout`] error, and the load goes on for the callers
+    /// still waiting. A caller that leads runs its steps to the end:
+    /// `patience` concerns waiting, not loading.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use cache_core::{ErrorKind, LoaderErrors, SingleFlight};
+    /// let flights: SingleFlight<u64, Option<u64>> = SingleFlight::new();
+    /// let slow = flights.get_or_load(
+    ///     &7,
+    ///     LoaderErrors::Shared,
+    ///     || async { Ok(None) },
+    ///     || async {
+    ///         tokio::time::sleep(Duration::from_millis(50)).await;
+    ///         Ok(Some(70))
+    ///     },
+    ///     |_| async { Ok(()) },
+    /// );
+    /// let impatient = flights.get_or_load_within(
+    ///     &7,
+    ///     LoaderErrors::Shared,
+    ///     || tokio::time::sleep(Duration::from_millis(5)),
+    ///     || async { Ok(None) },
+    ///     || async { unreachable!("the first caller leads") },
+    ///     |_| async { Ok(()) },
+    /// );
+    /// let (slow, impatient) = tokio::join!(slow, impatient);
+    /// assert_eq!(slow?, Some(70));
+    /// assert_eq!(impatient.unwrap_err().kind(), ErrorKind::Timeout);
+    /// # Ok::<(), cache_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub async fn get_or_load_within<P, PFut, LookF, LookFut, LoadF, LoadFut, StoreF, StoreFut>(
+        &self,
+        key: &K,
+        errors: LoaderErrors,
+        patience: P,
+        look: LookF,
+        load: LoadF,
+        store: StoreF,
+    ) -> Result<Option<V>>
+    where
+        P: Fn() -> PFut,
+        PFut: Future<Output = ()>,
+        LookF: FnOnce() -> LookFut,
+        LookFut: Future<Output = Result<Option<V>>>,
+        LoadF: FnOnce() -> LoadFut,
+        LoadFut: Future<Output = Result<Option<V>>>,
+        StoreF: FnOnce(Option<V>) -> StoreFut,
+        StoreFut: Future<Output = Result<()>>,
+    {
         let mut steps = Some((look, load, store));
         loop {
             match self.join(key) {
@@ -384,10 +444,24 @@ where
                     return outcome.result;
                 }
                 Role::Follower(flight) => {
-                    if let Some(result) = (Wait { flight: &flight })
-                        .await
-                        .and_then(|o| o.taken(errors))
-                    {
+                    let wait = Wait { flight: &flight };
+                    let gave_up = patience();
+                    let mut wait = std::pin::pin!(wait);
+                    let mut gave_up = std::pin::pin!(gave_up);
+                    let waited = std::future::poll_fn(|cx| {
+                        if let Poll::Ready(o) = wait.as_mut().poll(cx) {
+                            return Poll::Ready(Some(o));
+                        }
+                        gave_up.as_mut().poll(cx).map(|()| None)
+                    })
+                    .await;
+                    let Some(outcome) = waited else {
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            "the load of this key did not finish within the load timeout",
+                        ));
+                    };
+                    if let Some(result) = outcome.and_then(|o| o.taken(errors)) {
                         return result;
                     }
                 }

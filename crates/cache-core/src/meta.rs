@@ -72,6 +72,12 @@ impl Flags {
     /// ([`Placement::BelowMemory`](crate::Placement::BelowMemory)): a hit in a
     /// lower tier is never promoted into memory.
     pub const BELOW_MEMORY: Flags = Flags(2);
+    /// Set with [`NEGATIVE`](Self::NEGATIVE): the entry records that a
+    /// recent load of the key failed (an error the cache was told to
+    /// remember), not that the key has no value. A fallible load answers it
+    /// with an error until it expires; a lookup answers it as any negative
+    /// entry.
+    pub const FAILED: Flags = Flags(4);
     const COMPRESSION_SHIFT: u16 = 8;
     const COMPRESSION_MASK: u16 = 0x0F << Self::COMPRESSION_SHIFT;
 

@@ -17,6 +17,13 @@
 //! `policies`): `CacheBuilder::store`, `CacheBuilder::write_policy`,
 //! `Cache::flush`.
 //!
+//! Bypass rules ([`BypassRules`]) decide that some keys, or some writes,
+//! skip the cache or one of its tiers: wildcard key patterns
+//! ([`PatternBypass`]), values over a size ([`SizeBypass`]), or any
+//! closure, each scoped to the whole cache, the hot tier or one named tier
+//! ([`BypassScope`]). The facade wires them in with `CacheBuilder::bypass`
+//! and `CacheBuilder::bypass_in`.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::collections::HashMap;
@@ -56,6 +63,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod bypass;
 mod dead;
 mod metrics;
 mod policy;
@@ -63,6 +71,10 @@ mod report;
 mod store;
 mod write_back;
 
+pub use bypass::{
+    BYPASSED_TOTAL, BypassOp, BypassRule, BypassRules, BypassScope, BypassStats,
+    DisplayPatternBypass, PatternBypass, SizeBypass, Skip, WriteInfo, describe_bypass_metrics,
+};
 pub use dead::{DeadLetter, DeadLetters};
 pub use metrics::{
     WRITE_BACK_DEAD_LETTERED_TOTAL, WRITE_BACK_DEAD_LETTERS, WRITE_BACK_LOG_TOTAL,

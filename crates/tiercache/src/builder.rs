@@ -23,9 +23,11 @@ use crate::cache::{
 use crate::hot::{ClassNames, HotTier};
 use crate::observe::Observer;
 use crate::promotion::{HitWindow, Promotion};
+use crate::protect::{DynLoader, ProtectSettings};
 use crate::stripes::Stripes;
 use crate::tiers::{Tier, Tiers};
 
+mod protect;
 #[cfg(feature = "policies")]
 mod store;
 
@@ -43,6 +45,10 @@ pub struct CacheBuilder<K, V, C = Postcard> {
     /// its keys (typed, so it lives here rather than in `Settings`).
     #[cfg(feature = "policies")]
     store: Option<store::StoreSetting<K, V>>,
+    /// The cache's own loader (typed, like the store).
+    loader: Option<Arc<dyn DynLoader<K, V>>>,
+    #[cfg(feature = "policies")]
+    bypass: cache_policies::BypassRules<K>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -74,6 +80,7 @@ struct Settings {
     entry_tracking: Option<u64>,
     #[cfg(feature = "policies")]
     record: store::RecordSettings,
+    protect: ProtectSettings,
 }
 
 /// A tier the application added, waiting for [`CacheBuilder::build`] to
@@ -203,6 +210,7 @@ impl Default for Settings {
             entry_tracking: None,
             #[cfg(feature = "policies")]
             record: Default::default(),
+            protect: ProtectSettings::default(),
         }
     }
 }
@@ -214,6 +222,9 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
             codec: Postcard,
             #[cfg(feature = "policies")]
             store: None,
+            loader: None,
+            #[cfg(feature = "policies")]
+            bypass: cache_policies::BypassRules::new(),
             _types: PhantomData,
         }
     }
@@ -457,6 +468,9 @@ where
             codec,
             #[cfg(feature = "policies")]
             store: self.store,
+            loader: self.loader,
+            #[cfg(feature = "policies")]
+            bypass: self.bypass,
             _types: PhantomData,
         }
     }
@@ -467,6 +481,17 @@ where
     pub async fn build(self) -> Result<Cache<K, V, C>> {
         let mut s = self.settings;
         let classes = s.checked_classes()?;
+        #[cfg(feature = "policies")]
+        let has_store = self.store.is_some();
+        #[cfg(not(feature = "policies"))]
+        let has_store = false;
+        #[allow(unused_mut)]
+        let mut protect = s
+            .protect
+            .clone()
+            .checked(s.ttls(), self.loader, has_store)?;
+        #[cfg(feature = "policies")]
+        self.bypass.check()?;
         #[cfg(feature = "policies")]
         let disk = s.disk_path().map(std::path::Path::to_path_buf);
         #[cfg(feature = "policies")]
@@ -484,13 +509,21 @@ where
         };
         // Checked before any tier is opened, so that settings it refuses
         // create no file and open no connection.
-        let hot = s.hot_tier(&policy, observer.clone())?;
+        let hot = s.hot_tier(&policy, observer.clone(), protect.stale_ms)?;
         #[cfg(feature = "policies")]
         let record = record_plan.open(codec.clone()).await?;
         #[cfg(not(feature = "policies"))]
         let record = crate::record::Record::none();
         let opened = s.open_tiers().await?;
         let tiers = s.wrap_tiers(opened);
+        #[cfg(feature = "policies")]
+        {
+            protect.bypass.tier_bits = tiers
+                .iter()
+                .map(|t| self.bypass.tier_index(t.name()))
+                .collect();
+            protect.bypass.rules = self.bypass;
+        }
         let promotion = match s.promotion {
             Promotion::Always | Promotion::AfterHits { hits: 0 | 1, .. } => None,
             Promotion::AfterHits { hits, window } => Some(HitWindow::new(hits, window)),
@@ -511,6 +544,7 @@ where
             counters: StripedCounters::new(),
             observer,
             record,
+            protect,
         }))
     }
 }
@@ -549,6 +583,16 @@ impl Settings {
             classes.set(class, policy)?;
         }
         Ok(classes)
+    }
+
+    /// Every time-to-live a refresh interval must stay below: the cache's
+    /// and each class's, with what they belong to.
+    fn ttls(&self) -> impl Iterator<Item = (String, Duration)> + '_ {
+        let cache = self.time_to_live.map(|ttl| ("the cache".to_string(), ttl));
+        let classes = self.classes.iter().filter_map(|(class, ttl, _)| {
+            ttl.map(|ttl| (format!("class {:?}", class.as_str()), ttl))
+        });
+        cache.into_iter().chain(classes)
     }
 
     /// The disk tier's file, if one was asked for (write-back's log
@@ -673,6 +717,7 @@ impl Settings {
         &self,
         policy: &TierPolicy<K, V>,
         observer: Observer<K>,
+        stale_ms: Option<u64>,
     ) -> Result<HotTier<K, V>>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -695,6 +740,10 @@ impl Settings {
         let engine = hot.try_build().map_err(|e| {
             Error::new(ErrorKind::InvalidConfig, "invalid hot tier settings").with_source(e)
         })?;
-        Ok(HotTier { engine })
+        Ok(HotTier {
+            engine,
+            clock: self.clock.clone(),
+            stale: stale_ms.is_some(),
+        })
     }
 }

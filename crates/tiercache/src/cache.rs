@@ -23,6 +23,7 @@ use crate::builder::CacheBuilder;
 use crate::hot::{ClassNames, HotTier, Slot};
 use crate::observe::Observer;
 use crate::promotion::HitWindow;
+use crate::protect::Protection;
 use crate::record::Record;
 use crate::stripes::Stripes;
 use crate::tiers::Tiers;
@@ -30,7 +31,9 @@ use crate::tiers::Tiers;
 mod demote;
 mod load;
 mod policy;
+mod protect;
 mod read;
+mod refresh;
 mod store;
 mod write;
 
@@ -109,6 +112,9 @@ pub(crate) struct Inner<K, V, C> {
     pub(crate) observer: Observer<K>,
     /// The store behind the cache and its write policy, if any.
     pub(crate) record: Record<K, V, C>,
+    /// Negative caching, refresh-ahead, stale-if-error, the load timeout,
+    /// the cache's own loader and bypass rules.
+    pub(crate) protect: Protection<K, V>,
 }
 
 /// Lookups of the hot tier, counted as they start: the running count of
@@ -127,7 +133,16 @@ impl<K, V, C> Inner<K, V, C> {
     /// stripe lock; the hot tier orders each key's writes by itself.
     #[inline(always)]
     pub(crate) fn memory_only(&self) -> bool {
-        self.tiers.is_empty() && !self.record.is_on()
+        self.tiers.is_empty() && !self.has_source()
+    }
+
+    /// Whether the cache has something of its own to load from on a miss
+    /// everywhere: a store, or its loader. Such a cache orders its writes
+    /// by stripe even in memory alone, so that a load or refresh installs
+    /// only if no write of the key came in meanwhile.
+    #[inline(always)]
+    pub(crate) fn has_source(&self) -> bool {
+        self.record.is_on() || self.protect.loader.is_some()
     }
 }
 
@@ -208,12 +223,31 @@ where
             held_below,
             seq,
             tracked: false,
+            failed: meta.flags.contains(cache_core::Flags::FAILED),
         }
     }
 
     /// The hot tier, for direct synchronous access and inspection.
     pub fn hot(&self) -> &HotTier<K, V> {
         &self.inner.hot
+    }
+
+    /// What load protection did since the cache was built: negative hits
+    /// and entries, remembered errors, refreshes, stale answers, load
+    /// timeouts and bypasses.
+    pub fn load_stats(&self) -> crate::LoadStats {
+        let stats = self.inner.protect.counts.stats();
+        #[cfg(feature = "policies")]
+        let stats = {
+            let b = self.inner.protect.bypass.rules.stats();
+            crate::LoadStats {
+                bypassed_gets: b.gets,
+                bypassed_sets: b.sets,
+                tier_skips: b.tier_skips,
+                ..stats
+            }
+        };
+        stats
     }
 
     /// The number of entries in the hot tier.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use cache_backends::memory::MemoryCache;
-use cache_core::{DataClass, Flags, Meta, Placement, Result};
+use cache_core::{Clock, DataClass, Flags, Meta, Placement, Result};
 use parking_lot::RwLock;
 
 /// A value in the hot tier, with its expiry, class and whether the tier
@@ -33,9 +33,18 @@ pub(crate) struct Slot<V> {
     /// (so a hot hit of it is reported, and hits of other keys cost
     /// nothing).
     pub(crate) tracked: bool,
+    /// A negative entry that remembers a failed load
+    /// ([`Flags::FAILED`]).
+    pub(crate) failed: bool,
 }
 
 impl<V> Slot<V> {
+    /// Whether the slot is unexpired at `now_ms` by its own expiry.
+    #[inline]
+    pub(crate) fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_none_or(|at| at > now_ms)
+    }
+
     /// The slot's metadata as the byte tiers store it: expiry, creation
     /// time, class (named through `names`) and flags.
     pub(crate) fn meta(&self, names: &ClassNames) -> Meta {
@@ -43,6 +52,9 @@ impl<V> Slot<V> {
         meta.class = names.class(self.class);
         if self.value.is_none() {
             meta.flags = meta.flags.with(Flags::NEGATIVE);
+        }
+        if self.failed {
+            meta.flags = meta.flags.with(Flags::FAILED);
         }
         if !self.placement.in_memory() {
             meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
@@ -96,6 +108,10 @@ impl ClassNames {
 /// reach the tiers below.
 pub struct HotTier<K, V> {
     pub(crate) engine: MemoryCache<K, Slot<V>>,
+    pub(crate) clock: Clock,
+    /// With stale-if-error the engine keeps entries past their expiry (the
+    /// slot's), to serve them when a load fails; they are not live.
+    pub(crate) stale: bool,
 }
 
 impl<K, V> std::fmt::Debug for HotTier<K, V> {
@@ -114,14 +130,36 @@ where
     /// The value for `key`, if present and unexpired; counts as a use. A
     /// negative entry has no value.
     pub fn get(&self, key: &K) -> Option<V> {
-        self.engine.get(key).and_then(|slot| slot.value)
+        self.live(key).and_then(|slot| slot.value)
     }
 
     /// Whether `key` has a live value here (a negative entry is none);
     /// does not count as a use.
     pub fn contains_key(&self, key: &K) -> bool {
-        self.engine
-            .contains_key_where(key, |slot| slot.value.is_some())
+        let now = self.stale.then(|| self.clock.now_ms());
+        self.engine.contains_key_where(key, |slot| {
+            slot.value.is_some() && now.is_none_or(|now| slot.is_live(now))
+        })
+    }
+
+    /// The slot of `key` if it is live: unexpired by its own expiry, which
+    /// the engine's passes under stale-if-error. Counts as a use.
+    #[inline]
+    pub(crate) fn live(&self, key: &K) -> Option<Slot<V>> {
+        let slot = self.engine.get(key)?;
+        if self.stale && !slot.is_live(self.clock.now_ms()) {
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// The value of `key` kept past its expiry for stale-if-error, if it
+    /// is still within the window.
+    pub(crate) fn stale_value(&self, key: &K) -> Option<V> {
+        if !self.stale {
+            return None;
+        }
+        self.engine.get(key)?.value
     }
 
     /// Removes `key` from this tier only, returning its value.

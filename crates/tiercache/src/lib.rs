@@ -59,6 +59,8 @@ mod options;
 #[cfg(feature = "memory")]
 mod promotion;
 #[cfg(feature = "memory")]
+mod protect;
+#[cfg(feature = "memory")]
 mod record;
 #[cfg(feature = "memory")]
 mod report;
@@ -76,13 +78,17 @@ pub use hot::HotTier;
 pub use options::InsertOptions;
 #[cfg(feature = "memory")]
 pub use promotion::Promotion;
+#[cfg(feature = "memory")]
+pub use protect::{DEFAULT_NEGATIVE_TTL, LoadStats};
 #[cfg(feature = "analytics")]
-pub use report::{COLD_WINDOW, CacheStats, ColdKeySummary, HotKey, TierSummary};
+pub use report::{COLD_WINDOW, CacheStats, ColdKeySummary, HotKey, LOAD_EVENTS_TOTAL, TierSummary};
 #[cfg(feature = "memory")]
 pub use report::{FlushReport, HierarchyStats, TierStats};
 
 #[cfg(feature = "policies")]
-pub use cache_policies::{Store, WhenFull, WritePolicy};
+pub use cache_policies::{
+    BypassOp, BypassRule, BypassScope, PatternBypass, SizeBypass, Store, WhenFull, WritePolicy,
+};
 
 #[cfg(feature = "bincode")]
 pub use cache_core::Bincode;
@@ -153,10 +159,12 @@ pub mod analytics {
 #[cfg(feature = "policies")]
 pub mod policies {
     pub use cache_policies::{
-        CORRUPTED_TABLE, DEAD_TABLE, DeadLetter, DeadLetters, DynStore, KeyDecoder, QUEUE_TABLE,
-        Store, WRITE_BACK_DEAD_LETTERED_TOTAL, WRITE_BACK_DEAD_LETTERS, WRITE_BACK_LOG_TOTAL,
-        WRITE_BACK_QUEUE, WRITE_BACK_RETRIES_TOTAL, WRITE_BACK_SAVES_TOTAL, WhenFull, WriteBack,
-        WriteBackSettings, WriteBackStats, WritePolicy, describe_write_back_metrics,
+        BYPASSED_TOTAL, BypassOp, BypassRule, BypassRules, BypassScope, BypassStats,
+        CORRUPTED_TABLE, DEAD_TABLE, DeadLetter, DeadLetters, DisplayPatternBypass, DynStore,
+        KeyDecoder, PatternBypass, QUEUE_TABLE, SizeBypass, Store, WRITE_BACK_DEAD_LETTERED_TOTAL,
+        WRITE_BACK_DEAD_LETTERS, WRITE_BACK_LOG_TOTAL, WRITE_BACK_QUEUE, WRITE_BACK_RETRIES_TOTAL,
+        WRITE_BACK_SAVES_TOTAL, WhenFull, WriteBack, WriteBackSettings, WriteBackStats, WriteInfo,
+        WritePolicy, describe_bypass_metrics, describe_write_back_metrics,
     };
 }
 

@@ -14,7 +14,9 @@ use crate::cache::{Cache, DEMOTIONS, HOT_LOOKUPS, HOT_MISSES, PROMOTIONS};
 #[cfg(feature = "analytics")]
 mod snapshot;
 #[cfg(feature = "analytics")]
-pub use snapshot::{COLD_WINDOW, CacheStats, ColdKeySummary, HotKey, TierSummary};
+pub use snapshot::{
+    COLD_WINDOW, CacheStats, ColdKeySummary, HotKey, LOAD_EVENTS_TOTAL, TierSummary,
+};
 
 /// What one [`Cache::flush`] did, from the call until every write queued
 /// before it had settled.

@@ -386,6 +386,36 @@ impl Tiers {
         join_all(tiers.iter().map(|t| t.change(&change, clock))).await
     }
 
+    /// [`apply`](Self::apply), except in the tiers whose bit (by index) is
+    /// set in `skip`, which a bypass rule keeps the key out of: a write
+    /// removes the key there instead, so that no older value stays, and a
+    /// copy leaves them alone.
+    pub(crate) async fn apply_skipping(
+        &self,
+        range: std::ops::RangeTo<usize>,
+        change: Change<'_>,
+        skip: u64,
+        clock: &Clock,
+    ) -> TierReport {
+        if skip == 0 {
+            return self.apply(range, change, clock).await;
+        }
+        let removal = match change {
+            Change::Put(kb, _) => Some(Change::Remove(kb)),
+            _ => None,
+        };
+        let tiers = &self.0[..range.end.min(self.0.len())];
+        join_all(tiers.iter().enumerate().map(|(i, t)| {
+            let skipped = i < 64 && skip >> i & 1 == 1;
+            match (&removal, skipped) {
+                (_, false) => futures::future::Either::Left(t.change(&change, clock)),
+                (Some(removal), true) => futures::future::Either::Left(t.change(removal, clock)),
+                (None, true) => futures::future::Either::Right(std::future::ready(Ok(()))),
+            }
+        }))
+        .await
+    }
+
     /// Every tier.
     pub(crate) const ALL: std::ops::RangeTo<usize> = ..usize::MAX;
 }

@@ -50,12 +50,14 @@ impl<K: Hash + Eq + Clone, V: Clone> TierPolicy<K, V> {
     /// Carries an insert of `entry` (placed at `placement`) into the tiers
     /// below memory: the value itself, or the removal of the key where the
     /// value stays in memory for now, so that no tier keeps an older one.
+    /// The tiers whose bit is set in `skip` (bypass rules) lose the key.
     pub(crate) async fn insert_below(
         &self,
         tiers: &Tiers,
         placement: Placement,
         kb: &Bytes,
         entry: &Entry,
+        skip: u64,
         clock: &Clock,
     ) -> TierReport {
         let change = if self.writes_below(placement) {
@@ -63,7 +65,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TierPolicy<K, V> {
         } else {
             Change::Remove(kb)
         };
-        tiers.apply(Tiers::ALL, change, clock).await
+        tiers.apply_skipping(Tiers::ALL, change, skip, clock).await
     }
 
     /// Carries a removal of the key into the tiers below memory.

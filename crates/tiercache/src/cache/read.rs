@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Cache, HOT_LOOKUPS, HOT_MISSES, PROMOTIONS};
 use crate::hot::Slot;
+use crate::protect::{LoadCounts, Skip};
 use crate::tiers::{Change, Tier};
 
 impl<K, V, C> Cache<K, V, C>
@@ -46,24 +47,45 @@ where
         self.inner.observer.start_lookup(running, key)
     }
 
-    /// 1. The hot tier: a hit (or a negative entry) answers at once.
+    /// 1. The hot tier: a hit (or a negative entry) answers at once; a
+    ///    hit on an entry old enough starts its refresh in the background.
     #[inline]
     pub(super) fn hot_lookup(&self, key: &K) -> Option<Lookup<V>> {
-        let slot = self.inner.hot.engine.get(key)?;
+        let slot = self.inner.hot.live(key)?;
         if slot.value.is_some() {
             self.inner
                 .observer
                 .on_hot_hit(key, slot.class, slot.tracked);
+            self.refresh_if_due(key, slot.created_at_ms, slot.class);
         }
         Some(self.slot_lookup(slot))
     }
 
+    /// 0. Bypass rules, then step 1, for a lookup that loads on a miss:
+    ///    `None` when the hot tier has nothing, or the rules keep the
+    ///    lookup out of it.
+    #[inline]
+    pub(super) fn hot_lookup_for(&self, key: &K, skip: Skip) -> Option<Lookup<V>> {
+        if skip.memory {
+            return None;
+        }
+        self.hot_lookup(key)
+    }
+
     /// [`lookup`](Self::lookup), with the hot tier's counters.
     async fn lookup_counted(&self, key: &K) -> Result<Lookup<V>> {
-        if let Some(found) = self.hot_lookup(key) {
+        // 0. Bypass rules: a lookup they keep out of every tier goes to
+        //    the source behind the cache, if there is one, and caches
+        //    nothing.
+        let skip = self.get_skip(key);
+        if skip.everything {
+            return self.bypassed_lookup(key).await;
+        }
+        if let Some(found) = self.hot_lookup_for(key, skip) {
             if found.is_negative() {
                 // No value: for the entry tracker, a miss.
                 self.inner.observer.on_miss(key, None);
+                LoadCounts::add(&self.inner.protect.counts.negative_hits);
             }
             return Ok(found);
         }
@@ -73,37 +95,54 @@ where
             return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
-        let found = match self.lookup_below_hot(key, &kb).await {
-            // 6. Missed everywhere: the store behind the cache, one load
-            //    per key however many callers ask.
-            Ok(Lookup::Miss) if self.inner.record.is_on() => self.load_through(key).await,
+        let found = match self.lookup_below_hot(key, &kb, skip).await {
+            // 6. Missed everywhere: the store or the cache's loader, one
+            //    load per key however many callers ask.
+            Ok(Lookup::Miss) if self.inner.has_source() => self.load_through(key, skip).await,
             found => found,
         };
         if matches!(found, Ok(Lookup::Miss | Lookup::Negative(_))) {
             self.inner.observer.on_miss(key, Some(&kb));
         }
+        if matches!(found, Ok(Lookup::Negative(_))) {
+            LoadCounts::add(&self.inner.protect.counts.negative_hits);
+        }
         found
+    }
+
+    /// A lookup bypass rules keep out of every tier: answered by the
+    /// cache's source (nothing is cached), else [`Lookup::Bypassed`].
+    async fn bypassed_lookup(&self, key: &K) -> Result<Lookup<V>> {
+        if !self.inner.has_source() {
+            return Ok(Lookup::Bypassed);
+        }
+        Ok(match self.source_load(key).await? {
+            Some(v) => Lookup::Hit(v),
+            None => Lookup::Miss,
+        })
     }
 
     /// The leader of a load looks again, because another load may have
     /// finished between its first look and its turn; this second look is
     /// not a new request, so the hot tier's counters are left alone.
-    pub(super) async fn lookup_uncounted(&self, key: &K) -> Result<Lookup<V>> {
-        if let Some(slot) = self.inner.hot.engine.get(key) {
+    pub(super) async fn lookup_uncounted(&self, key: &K, skip: Skip) -> Result<Lookup<V>> {
+        if !skip.memory
+            && let Some(slot) = self.inner.hot.live(key)
+        {
             return Ok(self.slot_lookup(slot));
         }
         if self.inner.memory_only() {
             return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
-        match self.lookup_below_hot(key, &kb).await? {
-            Lookup::Miss if self.inner.record.is_on() => self.read_through(key, &kb).await,
+        match self.lookup_below_hot(key, &kb, skip).await? {
+            Lookup::Miss if self.inner.has_source() => self.read_through(key, &kb).await,
             found => Ok(found),
         }
     }
 
     /// Everything after a first miss in the hot tier, in order.
-    async fn lookup_below_hot(&self, key: &K, kb: &Bytes) -> Result<Lookup<V>> {
+    async fn lookup_below_hot(&self, key: &K, kb: &Bytes, skip: Skip) -> Result<Lookup<V>> {
         let stripe = self.inner.stripes.of(kb);
         // 2. The version before anything below is read: a promotion of what
         //    is found installs only if no write of the key ended since.
@@ -111,7 +150,9 @@ where
         // 3. The hot tier once more: a write that ended before the version
         //    was noted left its value there, or in the demotion queue, or
         //    (demoted) below.
-        if let Some(slot) = self.inner.hot.engine.get(key) {
+        if !skip.memory
+            && let Some(slot) = self.inner.hot.live(key)
+        {
             return Ok(self.slot_lookup(slot));
         }
         //    Then, with write-on-evict, an entry on its way to the warm tier.
@@ -129,6 +170,9 @@ where
         }
         // 4. Each byte tier in order; the first answer is promoted (5).
         for (i, tier) in self.inner.tiers.iter().enumerate() {
+            if skip.tier(i) {
+                continue;
+            }
             if tier.is_stale(kb) {
                 // A write or removal failed here earlier: what it holds
                 // for the key may be out of date, so it is not asked. The
@@ -143,7 +187,8 @@ where
             };
             if entry.meta.is_negative() {
                 tier.count_hit();
-                self.promote(i, key, kb, None, entry.clone(), seen).await;
+                self.promote(i, key, kb, None, entry.clone(), seen, skip)
+                    .await;
                 return Ok(Lookup::Negative(entry.meta));
             }
             if entry.meta.flags.compression() != 0 {
@@ -169,7 +214,13 @@ where
             };
             tier.count_hit();
             self.inner.observer.on_hit(key, kb);
-            self.promote(i, key, kb, Some(&value), entry, seen).await;
+            let (created_at_ms, class) = (entry.meta.created_at_ms, entry.meta.class.clone());
+            self.promote(i, key, kb, Some(&value), entry, seen, skip)
+                .await;
+            if self.inner.protect.refresh_after_ms.is_some() {
+                let class = self.inner.class_names.index(&class);
+                self.refresh_if_due(key, created_at_ms, class);
+            }
             return Ok(Lookup::Hit(value));
         }
         Ok(Lookup::Miss)
@@ -207,7 +258,8 @@ where
     /// keeping its absolute expiry (and so its remaining time to live),
     /// unless a write of the key's stripe ended after version `seen` was
     /// noted, or is under way, since the hit may then be older than that
-    /// write.
+    /// write. Tiers that bypass rules keep the key out of are left alone.
+    #[allow(clippy::too_many_arguments)]
     async fn promote(
         &self,
         found_in: usize,
@@ -216,6 +268,7 @@ where
         value: Option<&V>,
         entry: Entry,
         seen: u64,
+        skip: Skip,
     ) {
         if let Some(window) = &self.inner.promotion
             && !window.hit(kb, self.inner.clock.now_ms())
@@ -236,7 +289,7 @@ where
                 .policy(&entry.meta.class)
                 .placement
         };
-        if placement.in_memory() {
+        if placement.in_memory() && !skip.memory {
             // The tier below holds this value once the copies are done (or
             // held it already), so evicting it writes nothing.
             let class = self.inner.class_names.index(&entry.meta.class);
@@ -249,14 +302,20 @@ where
                 seen,
             );
             slot.tracked = self.inner.observer.follows(key);
-            self.inner
-                .hot
-                .engine
-                .insert_with_expiry(key.clone(), slot, entry.meta.expires_at_ms);
+            self.inner.hot.engine.insert_with_expiry(
+                key.clone(),
+                slot,
+                self.inner.protect.hot_expiry(entry.meta.expires_at_ms),
+            );
         }
         self.inner
             .tiers
-            .apply(..found_in, Change::Copy(kb, &entry), &self.inner.clock)
+            .apply_skipping(
+                ..found_in,
+                Change::Copy(kb, &entry),
+                skip.tiers,
+                &self.inner.clock,
+            )
             .await;
         drop(lock);
         self.demote_pending().await;
@@ -275,8 +334,11 @@ where
     /// it); a negative entry holds none.
     pub async fn contains_key(&self, key: &K) -> Result<bool> {
         // Neither check counts as a use of the entry.
-        if self.inner.hot.engine.contains_key(key) {
+        if self.inner.hot.engine.contains_key(key) && !self.inner.hot.stale {
             return Ok(self.inner.hot.contains_key(key));
+        }
+        if self.inner.hot.contains_key(key) {
+            return Ok(true);
         }
         if self.inner.memory_only() {
             return Ok(false);

@@ -6,13 +6,16 @@
 
 use std::hash::Hash;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
-use cache_core::{Codec, Entry, LoaderErrors, Lookup, Result};
+use cache_core::{Codec, DataClass, Entry, Flags, LoaderErrors, Lookup, Placement, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Cache;
 use crate::options::InsertOptions;
+use crate::protect::{LoadCounts, Skip};
 use crate::report::FlushReport;
 
 impl<K, V, C> Cache<K, V, C>
@@ -35,86 +38,176 @@ where
     }
 
     /// Step 6 of the read path for a caller that leads no load: one
-    /// read-through per key however many callers miss at once.
-    pub(super) async fn load_through(&self, key: &K) -> Result<Lookup<V>> {
+    /// read-through per key however many callers miss at once. A caller
+    /// that waits on another's load waits at most the load timeout; a
+    /// failed load is answered with a stale value where one is kept.
+    pub(super) async fn load_through(&self, key: &K, skip: Skip) -> Result<Lookup<V>> {
+        let negative = AtomicBool::new(false);
+        let negative = &negative;
         let loaded = self
             .inner
             .flights
-            .get_or_load(
+            .get_or_load_within(
                 key,
                 LoaderErrors::Shared,
+                || self.patience(),
                 // The leader looks again, the store included.
                 || async move {
-                    Ok(match self.lookup_uncounted(key).await? {
+                    Ok(match self.lookup_uncounted(key, skip).await? {
                         Lookup::Hit(v) => Some(v),
+                        Lookup::Negative(_) => {
+                            negative.store(true, Ordering::Relaxed);
+                            None
+                        }
                         _ => None,
                     })
                 },
                 || async { Ok(None) },
                 |_| async { Ok(()) },
             )
-            .await?;
-        Ok(loaded.map_or(Lookup::Miss, Lookup::Hit))
+            .await;
+        Ok(match self.or_stale(key, loaded)? {
+            Some(v) => Lookup::Hit(v),
+            // What the leader found stands for its waiters too: a
+            // negative entry, or the store's "none" stored as one.
+            None if negative.load(Ordering::Relaxed) => Lookup::Negative(cache_core::Meta::new(0)),
+            None => Lookup::Miss,
+        })
     }
 
-    /// Loads `key` from the store after a miss in every tier, and caches
-    /// what it found unless a write of the key came in meanwhile (the
-    /// store's copy may then be older than it). A dirty key is answered
-    /// from its latest write and never loaded: the store's copy is older.
+    /// Loads `key` from the store (or the cache's loader) after a miss in
+    /// every tier, and caches what it found (`None` as a negative entry)
+    /// unless a write of the key came in meanwhile (the store's copy may
+    /// then be older than it). A dirty key is answered from its latest
+    /// write and never loaded: the store's copy is older. With a load
+    /// timeout the load runs on a task of its own, which stores its result
+    /// even when it comes too late for the caller.
     pub(super) async fn read_through(&self, key: &K, kb: &Bytes) -> Result<Lookup<V>> {
-        let seen = self.inner.stripes.of(kb).version();
         if let Some(found) = self.dirty_lookup(kb) {
             return Ok(found);
         }
-        let Some(value) = self.inner.record.load(key).await? else {
-            return Ok(Lookup::Miss);
-        };
-        self.install_loaded(key, kb, &value, seen).await;
-        Ok(Lookup::Hit(value))
+        let loaded = self.load_from_source(key, kb).await?;
+        Ok(match loaded {
+            Some(v) => Lookup::Hit(v),
+            None if self
+                .inner
+                .protect
+                .negative_ttl(&DataClass::Default)
+                .is_some() =>
+            {
+                Lookup::Negative(cache_core::Meta::new(0))
+            }
+            None => Lookup::Miss,
+        })
     }
 
-    /// Caches a value the store answered with, as an insert of the default
-    /// class would place it, if no write of the key's stripe ended since
-    /// version `seen` or is under way. A value that cannot be cached (its
-    /// size, its encoding) is simply not cached.
-    async fn install_loaded(&self, key: &K, kb: &Bytes, value: &V, seen: u64) {
-        let Ok((meta, placement)) = self.new_meta(self.inner.clock.now_ms(), InsertOptions::new())
-        else {
-            return;
+    /// Loads `key` from the cache's own source (its store, else its
+    /// loader) and installs the outcome: no timeout, on the caller's task.
+    pub(super) async fn load_and_install(&self, key: &K, kb: &Bytes) -> Result<Option<V>> {
+        let seen = self.inner.stripes.of(kb).version();
+        let loaded = match self.source_load(key).await {
+            Ok(loaded) => loaded,
+            Err(e) => return Err(self.remember_error(key, e).await),
         };
-        let Ok(vb) = self.inner.codec.encode(value) else {
-            return;
+        self.install_loaded(key, kb, loaded.as_ref(), &DataClass::Default, seen)
+            .await;
+        Ok(loaded)
+    }
+
+    /// The cache's own source: the store, else the loader.
+    pub(super) async fn source_load(&self, key: &K) -> Result<Option<V>> {
+        match &self.inner.protect.loader {
+            Some(loader) if !self.inner.record.is_on() => {
+                self.inner.observer.on_load(key);
+                loader.load_boxed(key).await
+            }
+            _ => self.inner.record.load(key).await,
+        }
+    }
+
+    /// Caches what a load answered (`value`; `None`: a negative entry, if
+    /// negative caching is on) as an insert of class `class` would place
+    /// it, if no write of the key's stripe ended since version `seen` or
+    /// is under way. What cannot be cached (its size, its encoding, a
+    /// bypass rule) is simply not cached. Returns whether it was.
+    pub(super) async fn install_loaded(
+        &self,
+        key: &K,
+        kb: &Bytes,
+        value: Option<&V>,
+        class: &DataClass,
+        seen: u64,
+    ) -> bool {
+        let options = InsertOptions::new().class(class.as_str());
+        let options = match value {
+            Some(_) => options,
+            None => match self.inner.protect.negative_ttl(class) {
+                Some(ttl) => options.time_to_live(ttl),
+                None => return false,
+            },
+        };
+        let Ok((mut meta, placement)) = self.new_meta(self.inner.clock.now_ms(), options) else {
+            return false;
+        };
+        let vb = match value {
+            Some(v) => match self.inner.codec.encode(v) {
+                Ok(vb) => Bytes::from(vb),
+                Err(_) => return false,
+            },
+            None => Bytes::new(),
         };
         if self.inner.limits.check_value(vb.len()).is_err() {
-            return;
+            return false;
+        }
+        let skip = self.set_skip(key, vb.len(), class);
+        if skip.everything || (skip.memory && placement == Placement::MemoryOnly) {
+            return false;
+        }
+        let placement = if skip.memory && placement == Placement::Everywhere {
+            Placement::BelowMemory
+        } else {
+            placement
+        };
+        if placement == Placement::BelowMemory {
+            meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
+        }
+        if value.is_none() {
+            meta.flags = meta.flags.with(Flags::NEGATIVE);
         }
         let stripe = self.inner.stripes.of(kb);
         let Some(lock) = stripe.unchanged_since(seen) else {
-            return;
+            return false;
         };
         let held_below = self.inner.policy.writes_below(placement);
         if placement.in_memory() {
             let class = self.inner.class_names.index(&meta.class);
-            let slot = Self::slot(
-                Some(value.clone()),
-                &meta,
-                class,
-                placement,
-                held_below,
-                seen,
+            let slot = Self::slot(value.cloned(), &meta, class, placement, held_below, seen);
+            self.inner.hot.engine.insert_with_expiry(
+                key.clone(),
+                slot,
+                self.inner.protect.hot_expiry(meta.expires_at_ms),
             );
-            self.inner
-                .hot
-                .engine
-                .insert_with_expiry(key.clone(), slot, meta.expires_at_ms);
+        } else {
+            self.inner.hot.engine.remove(key);
         }
         let entry = Entry::new(vb, meta);
         self.inner
             .policy
-            .insert_below(&self.inner.tiers, placement, kb, &entry, &self.inner.clock)
+            .insert_below(
+                &self.inner.tiers,
+                placement,
+                kb,
+                &entry,
+                skip.tiers,
+                &self.inner.clock,
+            )
             .await;
         drop(lock);
+        if value.is_none() {
+            LoadCounts::add(&self.inner.protect.counts.negatives_stored);
+        }
         self.demote_pending().await;
+        true
     }
 
     /// Under write-back, waits until every write queued before the call

@@ -150,7 +150,7 @@ where
     /// negative entry never does: it is the cache's own knowledge). The
     /// insert is counted (and maybe timed) whether or not its input is
     /// valid.
-    async fn write(
+    pub(super) async fn write(
         &self,
         key: K,
         value: Option<V>,
@@ -184,8 +184,22 @@ where
         let to_store = to_store && self.inner.record.is_on() && value.is_some();
         if self.inner.memory_only() {
             // 2. With nothing below memory and no store, nothing is
-            //    encoded: every placement lives in the hot tier, which
-            //    orders the writes of a key by itself.
+            //    encoded (unless a bypass rule asks the value's size):
+            //    every placement lives in the hot tier, which orders the
+            //    writes of a key by itself. A write a rule bypasses
+            //    leaves the key out.
+            if self.has_bypass_rules() {
+                let size = value
+                    .as_ref()
+                    .and_then(|v| codec.encode(v).ok())
+                    .map_or(0, |v| v.len());
+                let skip = self.set_skip(&key, size, &meta.class);
+                if skip.everything || skip.memory {
+                    self.inner.hot.engine.remove(&key);
+                    self.inner.flights.detach(&key);
+                    return Ok(());
+                }
+            }
             let size = || {
                 value
                     .as_ref()
@@ -193,7 +207,7 @@ where
                     .map(|v| v.len())
             };
             let tracked = self.inner.observer.on_insert(&key, None, size, &meta);
-            let expires_at = meta.expires_at_ms;
+            let expires_at = self.inner.protect.hot_expiry(meta.expires_at_ms);
             let mut slot = Self::slot(value, &meta, class, Placement::MemoryOnly, false, 0);
             slot.tracked = tracked;
             self.inner
@@ -211,6 +225,17 @@ where
             None => Vec::new(),
         });
         self.inner.limits.check_value(vb.len())?;
+        //    Bypass rules see the encoded size: a write they keep out of
+        //    every tier (or out of memory, where it may live nowhere
+        //    else) only removes the key; one they keep out of memory
+        //    lives below it, and out of a tier, elsewhere.
+        let skip = self.set_skip(&key, vb.len(), &meta.class);
+        let skip_all = skip.everything || (skip.memory && placement == Placement::MemoryOnly);
+        let placement = if skip.memory && placement == Placement::Everywhere {
+            Placement::BelowMemory
+        } else {
+            placement
+        };
         if placement == Placement::BelowMemory {
             meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
         }
@@ -248,14 +273,15 @@ where
             }
             unfinished = Some(guard);
         }
-        if staged == Staged::Invalidate {
-            // Write-around: the store holds the value; every tier loses
-            // the key, and the next read loads it.
+        if staged == Staged::Invalidate || skip_all {
+            // Write-around (or a write bypass rules keep out): the store
+            // holds the value; every tier loses the key, and the next read
+            // loads it.
             self.remove_locked(&key, &kb, write, unfinished).await;
             return Ok(());
         }
         if placement.in_memory() {
-            let expires_at = meta.expires_at_ms;
+            let expires_at = self.inner.protect.hot_expiry(meta.expires_at_ms);
             let mut slot = Self::slot(value, &meta, class, placement, held_below, seq);
             slot.tracked = tracked;
             self.inner
@@ -273,7 +299,14 @@ where
         let entry = Entry::new(vb, meta);
         self.inner
             .policy
-            .insert_below(&self.inner.tiers, placement, &kb, &entry, &self.inner.clock)
+            .insert_below(
+                &self.inner.tiers,
+                placement,
+                &kb,
+                &entry,
+                skip.tiers,
+                &self.inner.clock,
+            )
             .await;
         Unfinished::done(unfinished);
         drop(write);

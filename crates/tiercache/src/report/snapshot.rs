@@ -119,6 +119,9 @@ pub struct CacheStats {
     pub ttl: TtlReport,
     /// Lookups answered by some tier ÷ all lookups.
     pub hit_ratio: f64,
+    /// Negative hits, remembered errors, refreshes, stale answers, load
+    /// timeouts and bypasses.
+    pub load: crate::LoadStats,
 }
 
 impl CacheStats {
@@ -159,6 +162,24 @@ impl CacheStats {
             self.ttl.misses_after_expiry_share() * 100.0,
             self.ttl.misses
         );
+        let l = &self.load;
+        if *l != crate::LoadStats::default() {
+            let _ = writeln!(
+                out,
+                "loads: {} negative hits, {} negative entries stored, {} errors remembered, \
+                 {} refreshes ({} failed), {} stale answers, {} load timeouts, \
+                 {} lookups and {} writes bypassed",
+                l.negative_hits,
+                l.negatives_stored,
+                l.errors_cached,
+                l.refreshes,
+                l.refreshes_failed,
+                l.stale_served,
+                l.load_timeouts,
+                l.bypassed_gets,
+                l.bypassed_sets,
+            );
+        }
         if !self.compression_by_class.is_empty() {
             out.push_str("compression by class:");
             for (class, ratio) in &self.compression_by_class {
@@ -309,6 +330,7 @@ where
             } else {
                 answered as f64 / asked as f64
             },
+            load: self.load_stats(),
         })
     }
 
@@ -420,14 +442,22 @@ where
         };
         let counts = self.tier_stats();
         let hot = &counts[0];
+        let load = self.load_stats();
+        emit_load_stats(&load);
+        #[cfg(feature = "policies")]
+        inner.protect.bypass.rules.emit_metrics();
         let ops = Op::ALL
             .iter()
             .map(|&op| {
                 let (results, latency) = match op {
                     Op::Get => (
                         ResultCounts {
-                            hit: hot.hits,
+                            // A negative entry answers a lookup without a
+                            // value: counted on its own, not as a hit.
+                            hit: hot.hits.saturating_sub(load.negative_hits),
                             miss: hot.misses,
+                            negative: load.negative_hits,
+                            bypassed: load.bypassed_gets,
                             ..ResultCounts::default()
                         },
                         a.get_latency.snapshot(),
@@ -435,6 +465,7 @@ where
                     Op::Insert => (
                         ResultCounts {
                             ok: a.inserts(),
+                            bypassed: load.bypassed_sets,
                             ..ResultCounts::default()
                         },
                         a.insert_latency.snapshot(),
@@ -497,6 +528,30 @@ where
             expired: inner.hot.engine.expired_count(),
             classes,
         }
+    }
+}
+
+/// The counter of load protection's events, labelled `event` (see
+/// `docs/metrics.md`).
+pub const LOAD_EVENTS_TOTAL: &str = "tiercache_load_events_total";
+
+/// Writes load protection's counters as [`LOAD_EVENTS_TOTAL`], one
+/// `event` label per figure of [`LoadStats`](crate::LoadStats).
+fn emit_load_stats(load: &crate::LoadStats) {
+    let events = [
+        ("negative_hit", load.negative_hits),
+        ("negative_stored", load.negatives_stored),
+        ("error_cached", load.errors_cached),
+        ("cached_error_returned", load.cached_errors_returned),
+        ("refresh", load.refreshes),
+        ("refresh_failed", load.refreshes_failed),
+        ("stale_served", load.stale_served),
+        ("load_timeout", load.load_timeouts),
+        ("late_load_stored", load.late_loads_stored),
+        ("tier_skip", load.tier_skips),
+    ];
+    for (event, n) in events {
+        metrics::counter!(LOAD_EVENTS_TOTAL, "event" => event).absolute(n);
     }
 }
 
