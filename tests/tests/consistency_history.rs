@@ -24,7 +24,10 @@
 //! `history_with_a_store` runs the same tasks with a store behind the
 //! cache, under each write policy (through, back, around), without clears
 //! (a clear empties the cache, not the store): reads then also go to the
-//! write-back log and the store.
+//! write-back log and the store. `history_with_load_protection` adds
+//! refresh-ahead every 2 ms (background reloads from the store that race
+//! with the writes of their keys), stale-if-error and negative caching of
+//! the store's "none".
 
 use std::fmt;
 use std::io::Write;
@@ -137,6 +140,10 @@ struct Combo {
     hot_capacity: u64,
     /// A store behind the cache, written under this policy.
     store: Option<WritePolicy>,
+    /// Load protection on: refresh-ahead from the store every few
+    /// milliseconds, stale-if-error, negative caching of the store's
+    /// "none".
+    protect: bool,
 }
 
 impl fmt::Display for Combo {
@@ -158,9 +165,13 @@ impl fmt::Display for Combo {
             self.hot_capacity
         )?;
         match self.store {
-            Some(policy) => write!(f, ", store {policy:?}"),
-            None => Ok(()),
+            Some(policy) => write!(f, ", store {policy:?}")?,
+            None => {}
         }
+        if self.protect {
+            write!(f, ", refresh-ahead")?;
+        }
+        Ok(())
     }
 }
 
@@ -176,6 +187,7 @@ fn combos(lower: Lower) -> Vec<Combo> {
                     time_to_idle,
                     hot_capacity,
                     store: None,
+                    protect: false,
                 });
             }
         }
@@ -201,7 +213,31 @@ fn store_combos() -> Vec<Combo> {
                 time_to_idle: false,
                 hot_capacity: SMALL_HOT,
                 store: Some(policy),
+                protect: false,
             });
+        }
+    }
+    out
+}
+
+/// The combinations with load protection: a store under write-through and
+/// write-back, over memory alone and over memory and redb, with a hot tier
+/// that holds every key (so hits are many, and each old enough starts a
+/// refresh that races with the writes) and one smaller than the key set.
+fn protected_combos() -> Vec<Combo> {
+    let mut out = Vec::new();
+    for policy in [WritePolicy::Through, WritePolicy::Back] {
+        for lower in [Lower::None, Lower::Redb] {
+            for hot_capacity in [SMALL_HOT, LARGE_HOT] {
+                out.push(Combo {
+                    lower,
+                    write_on_evict: false,
+                    time_to_idle: false,
+                    hot_capacity,
+                    store: Some(policy),
+                    protect: true,
+                });
+            }
         }
     }
     out
@@ -299,6 +335,15 @@ async fn build(
             .write_back_log(dir.join("write-back.redb"))
             .flush_interval(Duration::from_millis(1))
             .max_batch(4);
+    }
+    if combo.protect {
+        // Entries older than 2 ms are reloaded from the store on a hit, in
+        // the background, racing with the writes of their keys.
+        b = b
+            .time_to_live(Duration::from_secs(30))
+            .refresh_after_write(Duration::from_millis(2))
+            .stale_if_error(Duration::from_millis(50))
+            .negative_ttl(Duration::from_millis(50));
     }
     b.build().await.expect("a valid cache")
 }
@@ -444,18 +489,24 @@ struct Outcome {
     promotions: u64,
     demotions: u64,
     tier_errors: u64,
+    /// Background reloads that replaced an entry (or found it gone).
+    refreshes: u64,
 }
 
 impl Outcome {
     fn line(&self) -> String {
-        format!(
+        let mut line = format!(
             "{}: {}; {} promotions, {} demotions, {} tier errors",
             self.combo,
             self.report.summary(),
             self.promotions,
             self.demotions,
             self.tier_errors
-        )
+        );
+        if self.combo.protect {
+            line.push_str(&format!(", {} refreshes", self.refreshes));
+        }
+        line
     }
 }
 
@@ -472,6 +523,7 @@ async fn run_combo(
         promotions: 0,
         demotions: 0,
         tier_errors: 0,
+        refreshes: 0,
     };
     let mut left = settings.per_combo;
     let mut round = 0u64;
@@ -504,6 +556,7 @@ async fn run_combo(
         let moved = shared.cache.hierarchy_stats();
         outcome.promotions += moved.promotions;
         outcome.demotions += moved.demotions;
+        outcome.refreshes += shared.cache.load_stats().refreshes;
         outcome.tier_errors += shared
             .cache
             .tier_stats()
@@ -587,6 +640,16 @@ async fn history_memory_redb_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn history_with_a_store() {
     run_combos("history_with_a_store", Lower::None, store_combos()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_with_load_protection() {
+    run_combos(
+        "history_with_load_protection",
+        Lower::None,
+        protected_combos(),
+    )
+    .await;
 }
 
 // The checker itself, on histories made by hand: it must be able to fail.
