@@ -164,9 +164,8 @@ impl fmt::Display for Combo {
             },
             self.hot_capacity
         )?;
-        match self.store {
-            Some(policy) => write!(f, ", store {policy:?}")?,
-            None => {}
+        if let Some(policy) = self.store {
+            write!(f, ", store {policy:?}")?;
         }
         if self.protect {
             write!(f, ", refresh-ahead")?;

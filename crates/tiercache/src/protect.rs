@@ -240,7 +240,9 @@ pub struct LoadStats {
     pub cached_errors_returned: u64,
     /// Background reloads of entries older than
     /// [`refresh_after_write`](crate::CacheBuilder::refresh_after_write)
-    /// that replaced the entry (or found it gone from the source).
+    /// whose outcome replaced the entry: a newer value, or a negative entry
+    /// where the source no longer has the key. A reload that a write of the
+    /// key overtook replaces nothing and is not counted.
     pub refreshes: u64,
     /// Background reloads that failed; the old value was kept.
     pub refreshes_failed: u64,

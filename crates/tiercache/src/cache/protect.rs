@@ -149,7 +149,15 @@ where
 
     /// With stale-if-error, a failed load of `key` answered with the value
     /// the hot tier kept past its expiry, if it is within the window.
+    /// Every caller whose load ended at the load timeout (its own, or the
+    /// leader's it shared) is counted here.
     pub(super) fn or_stale(&self, key: &K, result: Result<Option<V>>) -> Result<Option<V>> {
+        if let Err(e) = &result
+            && e.kind() == ErrorKind::Timeout
+            && self.inner.protect.load_timeout.is_some()
+        {
+            LoadCounts::add(&self.inner.protect.counts.load_timeouts);
+        }
         match result {
             Err(e) if is_load_failure(&e) => match self.inner.hot.stale_value(key) {
                 Some(v) => {

@@ -26,13 +26,9 @@ where
     /// gives up: the load timeout, or forever.
     pub(super) fn patience(&self) -> impl Future<Output = ()> + Send + use<K, V, C> {
         let timeout = self.inner.protect.load_timeout;
-        let cache = self.clone();
         async move {
             match timeout {
-                Some(timeout) => {
-                    tokio::time::sleep(timeout).await;
-                    LoadCounts::add(&cache.inner.protect.counts.load_timeouts);
-                }
+                Some(timeout) => tokio::time::sleep(timeout).await,
                 None => std::future::pending().await,
             }
         }
@@ -43,10 +39,10 @@ where
     /// and a result that comes after the caller gave up is still stored.
     pub(super) async fn load_from_source(&self, key: &K, kb: &Bytes) -> Result<Option<V>> {
         let Some(timeout) = self.inner.protect.load_timeout else {
-            return self.load_and_install(key, kb).await;
+            return self.load_and_install(key, kb).await.map(|(v, _)| v);
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.load_and_install(key, kb).await;
+            return self.load_and_install(key, kb).await.map(|(v, _)| v);
         };
         let cache = self.clone();
         let (owned_key, owned_kb) = (key.clone(), kb.clone());
@@ -55,11 +51,11 @@ where
         let (done_tx, _waiting) = tokio::sync::oneshot::channel::<()>();
         let task = runtime.spawn(async move {
             let loaded = cache.load_and_install(&owned_key, &owned_kb).await;
-            if done_tx.send(()).is_err() && matches!(loaded, Ok(_)) {
+            if done_tx.send(()).is_err() && matches!(loaded, Ok((_, true))) {
                 // Nobody waits any more: the result came late, and stands.
                 LoadCounts::add(&cache.inner.protect.counts.late_loads_stored);
             }
-            loaded
+            loaded.map(|(v, _)| v)
         });
         match tokio::time::timeout(timeout, task).await {
             Ok(Ok(loaded)) => loaded,
@@ -68,13 +64,10 @@ where
                 "the load of this key panicked or was cancelled",
             )
             .with_source(join)),
-            Err(_) => {
-                LoadCounts::add(&self.inner.protect.counts.load_timeouts);
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    "the load of this key did not finish within the load timeout",
-                ))
-            }
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                "the load of this key did not finish within the load timeout",
+            )),
         }
     }
 
@@ -122,9 +115,14 @@ where
         }
         match self.source_load(key).await {
             Ok(loaded) => {
-                self.install_loaded(key, &kb, loaded.as_ref(), class, seen)
-                    .await;
-                LoadCounts::add(&counts.refreshes);
+                // A write of the key that came first wins, and the reload
+                // is not counted: it replaced nothing.
+                if self
+                    .install_loaded(key, &kb, loaded.as_ref(), class, seen)
+                    .await
+                {
+                    LoadCounts::add(&counts.refreshes);
+                }
             }
             Err(_) => LoadCounts::add(&counts.refreshes_failed),
         }

@@ -103,15 +103,17 @@ where
 
     /// Loads `key` from the cache's own source (its store, else its
     /// loader) and installs the outcome: no timeout, on the caller's task.
-    pub(super) async fn load_and_install(&self, key: &K, kb: &Bytes) -> Result<Option<V>> {
+    /// Says whether the outcome was installed.
+    pub(super) async fn load_and_install(&self, key: &K, kb: &Bytes) -> Result<(Option<V>, bool)> {
         let seen = self.inner.stripes.of(kb).version();
         let loaded = match self.source_load(key).await {
             Ok(loaded) => loaded,
             Err(e) => return Err(self.remember_error(key, e).await),
         };
-        self.install_loaded(key, kb, loaded.as_ref(), &DataClass::Default, seen)
+        let installed = self
+            .install_loaded(key, kb, loaded.as_ref(), &DataClass::Default, seen)
             .await;
-        Ok(loaded)
+        Ok((loaded, installed))
     }
 
     /// The cache's own source: the store, else the loader.
