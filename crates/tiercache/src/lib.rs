@@ -39,7 +39,16 @@
 //! - `policies`: a [`Store`] behind the cache, read-through, and
 //!   write-through, write-back (a durable redb queue, flushed in batches,
 //!   retried, with a dead-letter list) or write-around:
-//!   [`CacheBuilder::store`] and [`policies`].
+//!   [`CacheBuilder::store`] and [`policies`]; and bypass rules
+//!   ([`CacheBuilder::bypass`], [`PatternBypass`], [`SizeBypass`]).
+//!
+//! Load protection needs no feature: negative caching of loads that find
+//! no value ([`Cache::optionally_get_with`], [`CacheBuilder::negative_ttl`])
+//! and of chosen errors ([`CacheBuilder::cache_errors`]), the cache's own
+//! loader ([`CacheBuilder::loader`]), refresh-ahead
+//! ([`CacheBuilder::refresh_after_write`]), stale-if-error
+//! ([`CacheBuilder::stale_if_error`]) and a load timeout
+//! ([`CacheBuilder::load_timeout`]), counted in [`Cache::load_stats`].
 //! - `bincode`: [`Bincode`], an alternative codec (bincode is unmaintained;
 //!   postcard is the default).
 //! - `test-utils`: the conformance suite and `FailingBackend`, for testing
