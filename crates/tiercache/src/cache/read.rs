@@ -323,7 +323,7 @@ where
 
     /// What a hot-tier slot (or one waiting for demotion) answers: its
     /// value, or a negative entry.
-    fn slot_lookup(&self, slot: Slot<V>) -> Lookup<V> {
+    pub(super) fn slot_lookup(&self, slot: Slot<V>) -> Lookup<V> {
         match slot.value {
             Some(v) => Lookup::Hit(v),
             None => Lookup::Negative(slot.meta(&self.inner.class_names)),

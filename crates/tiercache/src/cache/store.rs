@@ -70,9 +70,18 @@ where
             Some(v) => Lookup::Hit(v),
             // What the leader found stands for its waiters too: a
             // negative entry, or the store's "none" stored as one.
-            None if negative.load(Ordering::Relaxed) => Lookup::Negative(cache_core::Meta::new(0)),
+            None if negative.load(Ordering::Relaxed) => self.negative_answer(key),
             None => Lookup::Miss,
         })
+    }
+
+    /// A load found (or stored) a negative entry for `key`: the entry's own
+    /// metadata where the hot tier holds it, else metadata stamped now.
+    fn negative_answer(&self, key: &K) -> Lookup<V> {
+        match self.inner.hot.live(key) {
+            Some(slot) if slot.value.is_none() => self.slot_lookup(slot),
+            _ => Lookup::Negative(cache_core::Meta::new(self.inner.clock.now_ms())),
+        }
     }
 
     /// Loads `key` from the store (or the cache's loader) after a miss in
@@ -95,7 +104,7 @@ where
                 .negative_ttl(&DataClass::Default)
                 .is_some() =>
             {
-                Lookup::Negative(cache_core::Meta::new(0))
+                self.negative_answer(key)
             }
             None => Lookup::Miss,
         })
