@@ -10,6 +10,7 @@ use tiercache::memory::MemoryBackend;
 use tiercache::tier::DynBackend;
 use tiercache::{Cache, CacheBuilder, ManualClock};
 
+pub mod counting_loader;
 mod gate;
 pub mod history;
 mod redis_server;

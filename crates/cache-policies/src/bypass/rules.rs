@@ -279,7 +279,7 @@ impl<K: ?Sized> BypassRules<K> {
         if self.rules.is_empty() {
             return Skip::NONE;
         }
-        self.ask(key, BypassOp::Get, &self.gets)
+        self.ask(key, BypassOp::Get, Some(&self.gets))
     }
 
     /// What a write of `key` (its value described by `info`) skips;
@@ -289,12 +289,24 @@ impl<K: ?Sized> BypassRules<K> {
         if self.rules.is_empty() {
             return Skip::NONE;
         }
-        self.ask(key, BypassOp::Set(info), &self.sets)
+        self.ask(key, BypassOp::Set(info), Some(&self.sets))
     }
 
-    /// Asks the rules about `op`, counting a whole-cache bypass in
-    /// `bypassed` and a partial one in the tier skips.
-    fn ask(&self, key: &K, op: BypassOp<'_>, bypassed: &AtomicU64) -> Skip<'_> {
+    /// [`on_set`](Self::on_set) without counting: for a copy the cache
+    /// makes of a value already written (a promotion), which must stay out
+    /// of the tiers the value's write was kept out of, but is no write of
+    /// the application's.
+    #[inline]
+    pub fn peek_set(&self, key: &K, info: WriteInfo<'_>) -> Skip<'_> {
+        if self.rules.is_empty() {
+            return Skip::NONE;
+        }
+        self.ask(key, BypassOp::Set(info), None)
+    }
+
+    /// Asks the rules about `op`, counting (unless `bypassed` is `None`) a
+    /// whole-cache bypass in `bypassed` and a partial one in the tier skips.
+    fn ask(&self, key: &K, op: BypassOp<'_>, bypassed: Option<&AtomicU64>) -> Skip<'_> {
         let mut flags = 0;
         let mut tiers = 0;
         for held in &self.rules {
@@ -313,6 +325,9 @@ impl<K: ?Sized> BypassRules<K> {
             flags,
             tiers,
             names: &self.tiers,
+        };
+        let Some(bypassed) = bypassed else {
+            return skip;
         };
         if skip.everything() {
             bypassed.fetch_add(1, Ordering::Relaxed);

@@ -276,7 +276,8 @@ where
                 errors,
                 || self.patience(),
                 || async move {
-                    match self.lookup_uncounted(key, skip).await? {
+                    let (found, loaded) = self.lookup_uncounted(key, skip).await?;
+                    match found {
                         Lookup::Hit(v) => Ok(Some(v)),
                         Lookup::Negative(meta) if negatives != Negatives::Load => {
                             if negatives == Negatives::AnswerNoneOrError
@@ -284,7 +285,11 @@ where
                             {
                                 return Err(self.remembered_error());
                             }
-                            LoadCounts::add(&self.inner.protect.counts.negative_hits);
+                            // A "none" the source just answered (and that
+                            // read-through stored) is no negative hit.
+                            if !loaded {
+                                LoadCounts::add(&self.inner.protect.counts.negative_hits);
+                            }
                             negative.store(true, Ordering::Relaxed);
                             Ok(None)
                         }

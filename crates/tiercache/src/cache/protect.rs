@@ -53,6 +53,25 @@ where
         Skip::NONE
     }
 
+    /// [`set_skip`](Self::set_skip) for a copy of a value already written
+    /// (a promotion): the same answer, not counted.
+    #[inline]
+    pub(super) fn copy_skip(&self, key: &K, size: usize, class: &DataClass) -> Skip {
+        #[cfg(feature = "policies")]
+        {
+            let bypass = &self.inner.protect.bypass;
+            if !bypass.rules.is_empty() {
+                let info = cache_policies::WriteInfo {
+                    size,
+                    class: class.as_str(),
+                };
+                return bypass.skip(bypass.rules.peek_set(key, info));
+            }
+        }
+        let _ = (key, size, class);
+        Skip::NONE
+    }
+
     /// Whether any bypass rule is set (a memory-only cache then encodes a
     /// value to learn its size).
     #[inline(always)]
@@ -73,16 +92,27 @@ where
         let Some(ttl) = self.inner.protect.negative_ttl(&DataClass::Default) else {
             return Ok(());
         };
+        if self.keeps_out(&key) {
+            return Ok(());
+        }
         self.write_negative(key, DataClass::Default, ttl, false, false)
             .await?;
         LoadCounts::add(&self.inner.protect.counts.negatives_stored);
         Ok(())
     }
 
+    /// Whether bypass rules keep a negative entry of `key` (of the default
+    /// class, with no value) out of the cache altogether.
+    fn keeps_out(&self, key: &K) -> bool {
+        let skip = self.set_skip(key, 0, &DataClass::Default);
+        skip.everything || (skip.memory && self.inner.tiers.is_empty())
+    }
+
     /// Remembers the loader error `e` of `key` as a negative entry, if the
     /// error policy picks it; returns `e` either way.
     pub(super) async fn remember_error(&self, key: &K, e: Error) -> Error {
         if let Some(ttl) = self.inner.protect.error_ttl(&e)
+            && !self.keeps_out(key)
             && self
                 .write_negative(key.clone(), DataClass::Default, ttl, true, false)
                 .await

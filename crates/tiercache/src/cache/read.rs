@@ -95,16 +95,21 @@ where
             return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
+        let mut loaded = false;
         let found = match self.lookup_below_hot(key, &kb, skip).await {
             // 6. Missed everywhere: the store or the cache's loader, one
             //    load per key however many callers ask.
-            Ok(Lookup::Miss) if self.inner.has_source() => self.load_through(key, skip).await,
+            Ok(Lookup::Miss) if self.inner.has_source() => {
+                loaded = true;
+                self.load_through(key, skip).await
+            }
             found => found,
         };
         if matches!(found, Ok(Lookup::Miss | Lookup::Negative(_))) {
             self.inner.observer.on_miss(key, Some(&kb));
         }
-        if matches!(found, Ok(Lookup::Negative(_))) {
+        // A negative entry a tier answered; not one the load just stored.
+        if !loaded && matches!(found, Ok(Lookup::Negative(_))) {
             LoadCounts::add(&self.inner.protect.counts.negative_hits);
         }
         found
@@ -124,20 +129,24 @@ where
 
     /// The leader of a load looks again, because another load may have
     /// finished between its first look and its turn; this second look is
-    /// not a new request, so the hot tier's counters are left alone.
-    pub(super) async fn lookup_uncounted(&self, key: &K, skip: Skip) -> Result<Lookup<V>> {
+    /// not a new request, so the hot tier's counters are left alone. Says
+    /// whether the answer came from the cache's source (read-through), so
+    /// that a "none" just loaded is not taken for a negative hit.
+    pub(super) async fn lookup_uncounted(&self, key: &K, skip: Skip) -> Result<(Lookup<V>, bool)> {
         if !skip.memory
             && let Some(slot) = self.inner.hot.live(key)
         {
-            return Ok(self.slot_lookup(slot));
+            return Ok((self.slot_lookup(slot), false));
         }
         if self.inner.memory_only() {
-            return Ok(Lookup::Miss);
+            return Ok((Lookup::Miss, false));
         }
         let kb = self.encode_key(key)?;
         match self.lookup_below_hot(key, &kb, skip).await? {
-            Lookup::Miss if self.inner.has_source() => self.read_through(key, &kb).await,
-            found => Ok(found),
+            Lookup::Miss if self.inner.has_source() => {
+                Ok((self.read_through(key, &kb).await?, true))
+            }
+            found => Ok((found, false)),
         }
     }
 
@@ -275,6 +284,17 @@ where
         {
             return;
         }
+        // A copy upward is a write of the tiers above: the rules that keep
+        // writes out of a tier keep the copy out too.
+        let set = self.copy_skip(key, entry.value.len(), &entry.meta.class);
+        if set.everything {
+            return;
+        }
+        let skip = Skip {
+            everything: false,
+            memory: skip.memory || set.memory,
+            tiers: skip.tiers | set.tiers,
+        };
         let stripe = self.inner.stripes.of(kb);
         let Some(lock) = stripe.unchanged_since(seen) else {
             return;

@@ -53,7 +53,7 @@ where
                 || self.patience(),
                 // The leader looks again, the store included.
                 || async move {
-                    Ok(match self.lookup_uncounted(key, skip).await? {
+                    Ok(match self.lookup_uncounted(key, skip).await?.0 {
                         Lookup::Hit(v) => Some(v),
                         Lookup::Negative(_) => {
                             negative.store(true, Ordering::Relaxed);

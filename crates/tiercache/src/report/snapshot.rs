@@ -603,8 +603,20 @@ mod tests {
             tier_cold_keys: Vec::new(),
             ttl: TtlReport::default(),
             hit_ratio: 0.75,
+            load: crate::LoadStats {
+                negative_hits: 12,
+                refreshes: 3,
+                bypassed_sets: 2,
+                ..crate::LoadStats::default()
+            },
         };
         let text = stats.report();
+        assert!(
+            text.contains("loads: 12 negative hits")
+                && text.contains("3 refreshes (0 failed)")
+                && text.contains("0 lookups and 2 writes bypassed"),
+            "{text}"
+        );
         assert!(text.contains("cache hit ratio 75.00 %"), "{text}");
         assert!(
             text.lines()
