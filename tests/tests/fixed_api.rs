@@ -101,3 +101,41 @@ async fn write_policies_serve_with_the_fixed_names() {
     cache.insert(2, "two".to_string()).await.unwrap();
     assert_eq!(rows.load(&2).await.unwrap().as_deref(), Some("two"));
 }
+
+#[tokio::test]
+async fn load_protection_serves_with_the_fixed_names() {
+    use tiercache::{BypassOp, BypassRule, Lookup, PatternBypass, SizeBypass};
+
+    struct NoTokens;
+    impl BypassRule<String> for NoTokens {
+        fn bypass(&self, key: &String, _op: BypassOp<'_>) -> bool {
+            key.starts_with("token:")
+        }
+    }
+    let cache: Cache<String, String> = Cache::builder()
+        .time_to_live(Duration::from_secs(60))
+        .negative_ttl(Duration::from_secs(300))
+        .cache_errors(|_e: &(dyn std::error::Error + 'static)| None)
+        .loader(|_k: String| async { Ok::<Option<String>, tiercache::Error>(None) })
+        .refresh_after_write(Duration::from_secs(30))
+        .stale_if_error(Duration::from_secs(5))
+        .load_timeout(Duration::from_secs(1))
+        .bypass(PatternBypass::new(["tmp:*"]))
+        .bypass(SizeBypass::over(1 << 20))
+        .bypass(NoTokens)
+        .bypass(|k: &String, _op: BypassOp<'_>| k.is_empty())
+        .build()
+        .await
+        .unwrap();
+    let found: Option<String> = cache
+        .optionally_get_with("k".to_string(), async { None })
+        .await
+        .unwrap();
+    assert_eq!(found, None);
+    assert!(matches!(
+        cache.lookup(&"k".to_string()).await.unwrap(),
+        Lookup::Negative(_)
+    ));
+    assert_eq!(cache.get(&"k".to_string()).await.unwrap(), None);
+    assert_eq!(cache.load_stats().negative_hits, 2);
+}
