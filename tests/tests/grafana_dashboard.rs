@@ -35,6 +35,7 @@ fn the_dashboard_queries_only_documented_metrics() {
         "Bytes per tier",
         "Write-back queue",
         "Write-back saves",
+        "Load protection events",
     ] {
         assert!(
             titles.iter().any(|t| t.starts_with(wanted)),
@@ -61,6 +62,8 @@ fn the_dashboard_queries_only_documented_metrics() {
         p::WRITE_BACK_DEAD_LETTERS,
         p::WRITE_BACK_DEAD_LETTERED_TOTAL,
         p::WRITE_BACK_LOG_TOTAL,
+        p::BYPASSED_TOTAL,
+        tiercache::LOAD_EVENTS_TOTAL,
     ];
     for panel in panels {
         for target in panel["targets"].as_array().expect("targets") {

@@ -38,6 +38,8 @@ async fn every_tier_is_scraped_with_its_label() {
         .max_capacity(10)
         .analytics_sampling(1)
         .disk(dir.path().join("m.redb"))
+        // Keys from 1,000 up are never cached.
+        .bypass(|k: &u32, _op: tiercache::BypassOp<'_>| *k >= 1_000)
         .build()
         .await
         .unwrap();
@@ -47,6 +49,19 @@ async fn every_tier_is_scraped_with_its_label() {
     for i in 0..50 {
         assert!(cache.get(&i).await.unwrap().is_some());
     }
+    // Load protection: a key with no value, remembered as a negative entry
+    // in both tiers (the hot tier evicts one more entry for it) and then
+    // answered by it; a bypassed write and a bypassed lookup.
+    assert_eq!(
+        cache
+            .optionally_get_with(500, async { None })
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(cache.get(&500).await.unwrap(), None);
+    cache.insert(1_000, "never cached".into()).await.unwrap();
+    assert_eq!(cache.get(&1_001).await.unwrap(), None);
     // A write-back cache in front of a store: 20 writes saved, 5 left
     // dirty while the store is down. Its analytics are off (its hot tier
     // would share the first cache's series), and its write-back figures
@@ -77,13 +92,22 @@ async fn every_tier_is_scraped_with_its_label() {
         .unwrap();
     for wanted in [
         "tiercache_requests_total{tier=\"hot\",op=\"get\",result=\"hit\"}",
-        "tiercache_requests_total{tier=\"redb\",op=\"insert\",result=\"ok\"} 50",
+        "tiercache_requests_total{tier=\"redb\",op=\"insert\",result=\"ok\"} 51",
         "tiercache_latency_seconds{tier=\"redb\",op=\"get\",quantile=\"0.99\"}",
         "tiercache_entries{tier=\"hot\"} 10",
-        "tiercache_entries{tier=\"redb\"} 50",
-        // 50 inserted and 40 promoted back from disk into room for 10: 80
+        "tiercache_entries{tier=\"redb\"} 51",
+        // 50 inserted, 40 promoted back from disk, and the negative entry
+        // twice (written, turned away by the hot tier's admission, then
+        // promoted back from disk by the get), into room for 10: 82
         // evicted, all of the default class.
-        "tiercache_removals_total{tier=\"hot\",class=\"default\",cause=\"evicted\"} 80",
+        "tiercache_removals_total{tier=\"hot\",class=\"default\",cause=\"evicted\"} 82",
+        "tiercache_requests_total{tier=\"hot\",op=\"get\",result=\"negative\"} 1",
+        "tiercache_requests_total{tier=\"hot\",op=\"get\",result=\"bypassed\"} 1",
+        "tiercache_requests_total{tier=\"hot\",op=\"insert\",result=\"bypassed\"} 1",
+        "tiercache_bypassed_total{op=\"get\"} 1",
+        "tiercache_bypassed_total{op=\"set\"} 1",
+        "tiercache_load_events_total{event=\"negative_stored\"} 1",
+        "tiercache_load_events_total{event=\"negative_hit\"} 1",
         "tiercache_write_back_queue 5",
         "tiercache_write_back_saves_total{op=\"save\"} 20",
         "tiercache_write_back_dead_letters 0",
