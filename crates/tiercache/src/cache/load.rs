@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use cache_core::{Codec, Loader, LoaderErrors, Lookup, Result, loader_error};
 use serde::Serialize;
@@ -268,6 +268,14 @@ where
         // every caller waiting: nothing is loaded or stored.
         let negative = AtomicBool::new(false);
         let negative = &negative;
+        // The stripe's version before the look, for a cache that keeps
+        // versions: the loaded value is stored only if no write of the key
+        // ended since (`u64::MAX`: not noted, stored as any write).
+        let seen = AtomicU64::new(u64::MAX);
+        let seen = &seen;
+        // The load step stored its value itself.
+        let filled = AtomicBool::new(false);
+        let filled = &filled;
         let loaded = self
             .inner
             .flights
@@ -276,6 +284,11 @@ where
                 errors,
                 || self.patience(),
                 || async move {
+                    if !self.inner.memory_only()
+                        && let Ok(kb) = self.encode_key(key)
+                    {
+                        seen.store(self.inner.stripes.of(&kb).version(), Ordering::Relaxed);
+                    }
                     let (found, loaded) = self.lookup_uncounted(key, skip).await?;
                     match found {
                         Lookup::Hit(v) => Ok(Some(v)),
@@ -301,13 +314,36 @@ where
                         return Ok(None);
                     }
                     self.inner.observer.on_load(key);
-                    match load().await {
-                        Ok(loaded) => Ok(loaded),
-                        Err(e) => Err(self.remember_error(key, e).await),
+                    let v = match load().await {
+                        Ok(Some(v)) => v,
+                        Ok(None) => return Ok(None),
+                        Err(e) => return Err(self.remember_error(key, e).await),
+                    };
+                    let noted = seen.load(Ordering::Relaxed);
+                    if noted == u64::MAX {
+                        return Ok(Some(v));
                     }
+                    // A write of the key that ended while the loader ran
+                    // stands, and is every waiting caller's answer: the
+                    // loaded value may be older than it. (A write of
+                    // another key of the stripe, or a removal, leaves
+                    // nothing newer to answer: the value is stored then.)
+                    filled.store(true, Ordering::Relaxed);
+                    if self
+                        .fill_if_unchanged(key.clone(), v.clone(), noted)
+                        .await?
+                    {
+                        return Ok(Some(v));
+                    }
+                    if let (Lookup::Hit(current), _) = self.lookup_uncounted(key, skip).await? {
+                        return Ok(Some(current));
+                    }
+                    self.fill(key.clone(), v.clone()).await?;
+                    Ok(Some(v))
                 },
                 |loaded| async move {
                     match loaded {
+                        Some(_) if filled.load(Ordering::Relaxed) => Ok(()),
                         Some(v) => self.fill(key.clone(), v).await,
                         None if negative.load(Ordering::Relaxed) => Ok(()),
                         // A loader that always yields a value found

@@ -108,6 +108,21 @@ where
         .await
     }
 
+    /// [`fill`](Self::fill) only if no write of the key's stripe ended since
+    /// version `seen`; says whether it filled.
+    pub(super) async fn fill_if_unchanged(&self, key: K, value: V, seen: u64) -> Result<bool> {
+        let options = InsertOptions::new();
+        self.write_if(
+            key,
+            Some(value),
+            &DataClass::Default,
+            false,
+            Some(seen),
+            |now| self.new_meta(now, options),
+        )
+        .await
+    }
+
     /// A new entry's metadata and placement from `options`, its class and
     /// the cache, checked.
     pub(super) fn new_meta(&self, now: u64, options: InsertOptions) -> Result<(Meta, Placement)> {
@@ -158,12 +173,40 @@ where
         to_store: bool,
         prepare: impl FnOnce(u64) -> Result<(Meta, Placement)>,
     ) -> Result<()> {
+        self.write_if(key, value, class, to_store, None, prepare)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`write`](Self::write), which with `unchanged_since: Some(seen)`
+    /// writes only if no write of the key's stripe ended since version
+    /// `seen` (checked under the stripe's lock, so none can end between the
+    /// check and the write): a loaded value never lands over a write that
+    /// ended while it loaded. Says whether it wrote. A memory-only cache
+    /// keeps no versions, and always writes.
+    pub(super) async fn write_if(
+        &self,
+        key: K,
+        value: Option<V>,
+        class: &DataClass,
+        to_store: bool,
+        unchanged_since: Option<u64>,
+        prepare: impl FnOnce(u64) -> Result<(Meta, Placement)>,
+    ) -> Result<bool> {
         let class = self.inner.class_names.index(class);
         let sample = self.inner.observer.start_insert(class);
         let stored = match prepare(self.inner.clock.now_ms()) {
             Ok((meta, placement)) => {
-                self.write_prepared(key, value, meta, class, placement, to_store)
-                    .await
+                self.write_prepared(
+                    key,
+                    value,
+                    meta,
+                    class,
+                    placement,
+                    to_store,
+                    unchanged_since,
+                )
+                .await
             }
             Err(e) => Err(e),
         };
@@ -171,6 +214,7 @@ where
         stored
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_prepared(
         &self,
         key: K,
@@ -179,7 +223,8 @@ where
         class: u16,
         placement: Placement,
         to_store: bool,
-    ) -> Result<()> {
+        unchanged_since: Option<u64>,
+    ) -> Result<bool> {
         let codec = &self.inner.codec;
         let to_store = to_store && self.inner.record.is_on() && value.is_some();
         if self.inner.memory_only() {
@@ -197,7 +242,7 @@ where
                 if skip.everything || skip.memory {
                     self.inner.hot.engine.remove(&key);
                     self.inner.flights.detach(&key);
-                    return Ok(());
+                    return Ok(true);
                 }
             }
             let size = || {
@@ -215,7 +260,7 @@ where
                 .engine
                 .insert_with_expiry(key.clone(), slot, expires_at);
             self.inner.flights.detach(&key);
-            return Ok(());
+            return Ok(true);
         }
         // 2. The key and value encoded once, and their sizes checked,
         //    before any tier changes.
@@ -251,6 +296,16 @@ where
         // 3. Every tier changes under the key's stripe lock, so no
         //    promotion or demotion of an older value lands in between.
         let write = self.inner.stripes.of(&kb).write().await;
+        if let Some(seen) = unchanged_since
+            && write.seq() != seen
+        {
+            // A write of the stripe ended while the value loaded: it may
+            // be newer, and stands. Nothing changed (letting go of the
+            // guard advances the version, which at most makes a promotion
+            // under way skip its copy).
+            drop(write);
+            return Ok(false);
+        }
         let seq = write.seq();
         // 4. The system of record first: the store saves the value
         //    (write-through, write-around) or the log makes it durable
@@ -278,7 +333,7 @@ where
             // holds the value; every tier loses the key, and the next read
             // loads it.
             self.remove_locked(&key, &kb, write, unfinished).await;
-            return Ok(());
+            return Ok(true);
         }
         if placement.in_memory() {
             let expires_at = self.inner.protect.hot_expiry(meta.expires_at_ms);
@@ -315,7 +370,7 @@ where
         //    what the hot tier evicted to make room goes to the warm tier.
         self.inner.flights.detach(&key);
         self.demote_pending().await;
-        Ok(())
+        Ok(true)
     }
 
     /// Removes `key` from every tier (and from the demotion queue), and
