@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache_core::{BoxFuture, DataClass, Error, ErrorKind, Loader, Result, validate_ttl};
+use cache_core::{BoxFuture, DataClass, Error, ErrorKind, Loader, Placement, Result, validate_ttl};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -315,6 +315,21 @@ impl Skip {
         memory: false,
         tiers: 0,
     };
+
+    /// Where a write placed at `placement` lives once these skips apply:
+    /// `None` where it may live nowhere (every tier skipped, or the hot
+    /// tier for an entry that lives only there); below memory where the
+    /// hot tier is skipped.
+    pub(crate) fn placement(&self, placement: Placement) -> Option<Placement> {
+        if self.everything || (self.memory && placement == Placement::MemoryOnly) {
+            return None;
+        }
+        Some(if self.memory && placement == Placement::Everywhere {
+            Placement::BelowMemory
+        } else {
+            placement
+        })
+    }
 
     /// Whether tier `i` below memory is skipped.
     #[inline]

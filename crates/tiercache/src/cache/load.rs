@@ -132,32 +132,13 @@ where
         key: K,
         init: impl Future<Output = Option<V>>,
     ) -> Result<Option<V>> {
-        let sample = self.start_lookup(&key);
-        let skip = self.get_skip(&key);
-        let found = if skip.everything {
-            Ok(init.await)
-        } else {
-            match self.hot_lookup_for(&key, skip) {
-                Some(Lookup::Hit(v)) => Ok(Some(v)),
-                Some(Lookup::Negative(_)) => {
-                    LoadCounts::add(&self.inner.protect.counts.negative_hits);
-                    Ok(None)
-                }
-                _ => {
-                    self.inner.counters.add(HOT_MISSES, 1);
-                    self.load_below_hot(
-                        &key,
-                        LoaderErrors::Retried,
-                        Negatives::AnswerNone,
-                        skip,
-                        || async { Ok(init.await) },
-                    )
-                    .await
-                }
-            }
-        };
-        self.inner.observer.done(sample);
-        found
+        self.load_optional(
+            &key,
+            LoaderErrors::Retried,
+            Negatives::AnswerNone,
+            || async { Ok(init.await) },
+        )
+        .await
     }
 
     /// [`get_with`](Self::get_with) and [`try_get_with`](Self::try_get_with)
@@ -213,14 +194,40 @@ where
     /// The loader is reusable (see [`Loader`]): the same one can serve
     /// every key, and later a prefetcher or a refresh.
     pub async fn get_or_load(&self, key: &K, loader: &impl Loader<K, V>) -> Result<Option<V>> {
+        self.load_optional(
+            key,
+            LoaderErrors::Shared,
+            Negatives::AnswerNoneOrError,
+            || loader.load(key),
+        )
+        .await
+    }
+
+    /// [`optionally_get_with`](Self::optionally_get_with) and
+    /// [`get_or_load`](Self::get_or_load): bypass rules, the hot tier (a
+    /// negative entry answers as `negatives` says), then one load per key.
+    async fn load_optional<F, Fut>(
+        &self,
+        key: &K,
+        errors: LoaderErrors,
+        negatives: Negatives,
+        load: F,
+    ) -> Result<Option<V>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>>>,
+    {
         let sample = self.start_lookup(key);
         let skip = self.get_skip(key);
         let found = if skip.everything {
-            loader.load(key).await
+            load().await
         } else {
             match self.hot_lookup_for(key, skip) {
                 Some(Lookup::Hit(v)) => Ok(Some(v)),
-                Some(Lookup::Negative(meta)) if meta.flags.contains(cache_core::Flags::FAILED) => {
+                Some(Lookup::Negative(meta))
+                    if negatives == Negatives::AnswerNoneOrError
+                        && meta.flags.contains(cache_core::Flags::FAILED) =>
+                {
                     Err(self.remembered_error())
                 }
                 Some(Lookup::Negative(_)) => {
@@ -229,14 +236,8 @@ where
                 }
                 _ => {
                     self.inner.counters.add(HOT_MISSES, 1);
-                    self.load_below_hot(
-                        key,
-                        LoaderErrors::Shared,
-                        Negatives::AnswerNoneOrError,
-                        skip,
-                        || loader.load(key),
-                    )
-                    .await
+                    self.load_below_hot(key, errors, negatives, skip, load)
+                        .await
                 }
             }
         };

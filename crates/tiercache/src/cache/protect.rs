@@ -35,9 +35,11 @@ where
     }
 
     /// What the bypass rules keep a write of `key` out of, its value
-    /// encoded in `size` bytes, of class `class`.
+    /// encoded in `size` bytes, of class `class`. `counted`: a write of the
+    /// application's (or a load's); a copy of a value already written (a
+    /// promotion) gets the same answer, not counted.
     #[inline]
-    pub(super) fn set_skip(&self, key: &K, size: usize, class: &DataClass) -> Skip {
+    pub(super) fn set_skip(&self, key: &K, size: usize, class: &DataClass, counted: bool) -> Skip {
         #[cfg(feature = "policies")]
         {
             let bypass = &self.inner.protect.bypass;
@@ -46,29 +48,15 @@ where
                     size,
                     class: class.as_str(),
                 };
-                return bypass.skip(bypass.rules.on_set(key, info));
-            }
-        }
-        let _ = (key, size, class);
-        Skip::NONE
-    }
-
-    /// [`set_skip`](Self::set_skip) for a copy of a value already written
-    /// (a promotion): the same answer, not counted.
-    #[inline]
-    pub(super) fn copy_skip(&self, key: &K, size: usize, class: &DataClass) -> Skip {
-        #[cfg(feature = "policies")]
-        {
-            let bypass = &self.inner.protect.bypass;
-            if !bypass.rules.is_empty() {
-                let info = cache_policies::WriteInfo {
-                    size,
-                    class: class.as_str(),
+                let skip = if counted {
+                    bypass.rules.on_set(key, info)
+                } else {
+                    bypass.rules.peek_set(key, info)
                 };
-                return bypass.skip(bypass.rules.peek_set(key, info));
+                return bypass.skip(skip);
             }
         }
-        let _ = (key, size, class);
+        let _ = (key, size, class, counted);
         Skip::NONE
     }
 
@@ -104,7 +92,7 @@ where
     /// Whether bypass rules keep a negative entry of `key` (of the default
     /// class, with no value) out of the cache altogether.
     fn keeps_out(&self, key: &K) -> bool {
-        let skip = self.set_skip(key, 0, &DataClass::Default);
+        let skip = self.set_skip(key, 0, &DataClass::Default, true);
         skip.everything || (skip.memory && self.inner.tiers.is_empty())
     }
 

@@ -286,7 +286,7 @@ where
         }
         // A copy upward is a write of the tiers above: the rules that keep
         // writes out of a tier keep the copy out too.
-        let set = self.copy_skip(key, entry.value.len(), &entry.meta.class);
+        let set = self.set_skip(key, entry.value.len(), &entry.meta.class, false);
         if set.everything {
             return;
         }

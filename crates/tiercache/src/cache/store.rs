@@ -9,11 +9,12 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use cache_core::{Codec, DataClass, Entry, Flags, LoaderErrors, Lookup, Placement, Result};
+use cache_core::{Codec, DataClass, Entry, LoaderErrors, Lookup, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Cache;
+use super::write::mark;
 use crate::options::InsertOptions;
 use crate::protect::{LoadCounts, Skip};
 use crate::report::FlushReport;
@@ -170,21 +171,11 @@ where
         if self.inner.limits.check_value(vb.len()).is_err() {
             return false;
         }
-        let skip = self.set_skip(key, vb.len(), class);
-        if skip.everything || (skip.memory && placement == Placement::MemoryOnly) {
+        let skip = self.set_skip(key, vb.len(), class, true);
+        let Some(placement) = skip.placement(placement) else {
             return false;
-        }
-        let placement = if skip.memory && placement == Placement::Everywhere {
-            Placement::BelowMemory
-        } else {
-            placement
         };
-        if placement == Placement::BelowMemory {
-            meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
-        }
-        if value.is_none() {
-            meta.flags = meta.flags.with(Flags::NEGATIVE);
-        }
+        mark(&mut meta, placement, value.is_none());
         let stripe = self.inner.stripes.of(kb);
         let Some(lock) = stripe.unchanged_since(seen) else {
             return false;

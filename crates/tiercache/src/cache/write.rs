@@ -238,7 +238,7 @@ where
                     .as_ref()
                     .and_then(|v| codec.encode(v).ok())
                     .map_or(0, |v| v.len());
-                let skip = self.set_skip(&key, size, &meta.class);
+                let skip = self.set_skip(&key, size, &meta.class, true);
                 if skip.everything || skip.memory {
                     self.inner.hot.engine.remove(&key);
                     self.inner.flights.detach(&key);
@@ -274,19 +274,11 @@ where
         //    every tier (or out of memory, where it may live nowhere
         //    else) only removes the key; one they keep out of memory
         //    lives below it, and out of a tier, elsewhere.
-        let skip = self.set_skip(&key, vb.len(), &meta.class);
-        let skip_all = skip.everything || (skip.memory && placement == Placement::MemoryOnly);
-        let placement = if skip.memory && placement == Placement::Everywhere {
-            Placement::BelowMemory
-        } else {
-            placement
-        };
-        if placement == Placement::BelowMemory {
-            meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
-        }
-        if value.is_none() {
-            meta.flags = meta.flags.with(Flags::NEGATIVE);
-        }
+        let skip = self.set_skip(&key, vb.len(), &meta.class, true);
+        let placed = skip.placement(placement);
+        let skip_all = placed.is_none();
+        let placement = placed.unwrap_or(placement);
+        mark(&mut meta, placement, value.is_none());
         let held_below = self.inner.policy.writes_below(placement);
         let size = vb.len();
         let tracked = self
@@ -444,6 +436,17 @@ where
         drop(all);
         self.inner.flights.detach_all();
         Ok(())
+    }
+}
+
+/// Sets the flags a stored entry carries for where it lives and whether it
+/// is negative.
+pub(super) fn mark(meta: &mut Meta, placement: Placement, negative: bool) {
+    if placement == Placement::BelowMemory {
+        meta.flags = meta.flags.with(Flags::BELOW_MEMORY);
+    }
+    if negative {
+        meta.flags = meta.flags.with(Flags::NEGATIVE);
     }
 }
 
