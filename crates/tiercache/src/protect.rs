@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::collections::HashSet;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,6 +17,9 @@ use std::time::Duration;
 use cache_core::{BoxFuture, DataClass, Error, ErrorKind, Loader, Placement, Result, validate_ttl};
 use parking_lot::Mutex;
 use serde::Serialize;
+
+/// Shards of the set of keys under refresh.
+const REFRESH_SHARDS: usize = 16;
 
 /// How long a negative entry lives unless the builder says otherwise.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(300);
@@ -130,7 +133,10 @@ impl ProtectSettings {
             stale_ms: self.stale_if_error.map(ms),
             load_timeout: self.load_timeout,
             loader,
-            refreshing: Mutex::new(HashSet::new()),
+            refreshing: (0..REFRESH_SHARDS)
+                .map(|_| Mutex::new(HashSet::new()))
+                .collect(),
+            hasher: foldhash::fast::RandomState::default(),
             counts: LoadCounts::default(),
             #[cfg(feature = "policies")]
             bypass: Bypass::none(),
@@ -153,7 +159,10 @@ pub(crate) struct Protection<K, V> {
     /// The cache's own loader, if it has one (a store is the other kind).
     pub(crate) loader: Option<Arc<dyn DynLoader<K, V>>>,
     /// Keys being refreshed now: one refresh per key at a time.
-    refreshing: Mutex<HashSet<K>>,
+    /// Sharded by key, so that hits on different keys due for a refresh
+    /// rarely meet on one lock.
+    refreshing: Box<[Mutex<HashSet<K>>]>,
+    hasher: foldhash::fast::RandomState,
     pub(crate) counts: LoadCounts,
     #[cfg(feature = "policies")]
     pub(crate) bypass: Bypass<K>,
@@ -192,12 +201,17 @@ impl<K: Hash + Eq + Clone, V> Protection<K, V> {
 
     /// Claims the refresh of `key`; `false` if one is under way.
     pub(crate) fn start_refresh(&self, key: &K) -> bool {
-        self.refreshing.lock().insert(key.clone())
+        self.refreshing_shard(key).lock().insert(key.clone())
     }
 
     /// The refresh of `key` ended.
     pub(crate) fn end_refresh(&self, key: &K) {
-        self.refreshing.lock().remove(key);
+        self.refreshing_shard(key).lock().remove(key);
+    }
+
+    fn refreshing_shard(&self, key: &K) -> &Mutex<HashSet<K>> {
+        let i = self.hasher.hash_one(key) as usize % self.refreshing.len();
+        &self.refreshing[i]
     }
 }
 
