@@ -28,7 +28,11 @@
 //! - `bench policies`: the `policies` binary of `benches/` measures inserts
 //!   under write-back, write-through and write-around in front of a store
 //!   with 1 ms latency, write-back's group commit and its log's size, and
-//!   writes `docs/benchmarks/policies.md` and its JSON.
+//!   writes `docs/benchmarks/policies.md` and its JSON;
+//! - `bench load-protection`: the `load-protection` binary of `benches/`
+//!   measures negative caching and refresh-ahead in front of a 2 ms
+//!   service beside moka, and writes `docs/benchmarks/load-protection.md`
+//!   and its JSON.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -71,7 +75,13 @@ commands:
                      of a 1 ms store from 64 tokio tasks, write-back's group
                      commit and log size: writes docs/benchmarks/policies.{md,json}
                      (arguments after it go to the binary; a short run:
-                     --inserts 20000 --runs 1)";
+                     --inserts 20000 --runs 1)
+  bench load-protection
+                     negative caching and refresh-ahead of a Cache in front of a
+                     2 ms service, from 64 tokio tasks, beside moka::future::Cache:
+                     writes docs/benchmarks/load-protection.{md,json}
+                     (arguments after it go to the binary; a short run:
+                     TIERCACHE_BENCH_QUICK=1 in the environment)";
 
 /// Where the benches write their reports, relative to the workspace root.
 const BENCH_DIR: &str = "docs/benchmarks";
@@ -253,6 +263,7 @@ fn bench(args: &[String]) -> Result<()> {
         Some("analytics") => analytics(&args[1..]),
         Some("facade") => facade(&args[1..]),
         Some("policies") => policies(&args[1..]),
+        Some("load-protection") => load_protection(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
         // Every bench, in the order the documents were written.
         None => {
@@ -262,7 +273,8 @@ fn bench(args: &[String]) -> Result<()> {
             compression(&[])?;
             analytics(&[])?;
             facade(&[])?;
-            policies(&[])
+            policies(&[])?;
+            load_protection(&[])
         }
     }
 }
@@ -400,6 +412,13 @@ fn policies(extra: &[String]) -> Result<()> {
     let dir = target_dir().join("bench-policies");
     let args = ["--dir".into(), dir.display().to_string()];
     self_reporting_bench("policies", &args, extra)
+}
+
+/// Builds the `load-protection` binary in release mode, then runs it: it
+/// measures negative caching and refresh-ahead in front of a slow service
+/// and writes the report itself.
+fn load_protection(extra: &[String]) -> Result<()> {
+    self_reporting_bench("load-protection", &[], extra)
 }
 
 /// Builds the `compression` binary in release mode, then runs it: it
