@@ -13,6 +13,7 @@ use tiercache::{Cache, CacheBuilder, ManualClock};
 pub mod counting_loader;
 mod gate;
 pub mod history;
+pub mod protect_support;
 mod redis_server;
 mod store;
 

@@ -7,19 +7,19 @@
 //! bypassed lookup goes to the store or loader every time and caches
 //! nothing; `load_stats` counts bypassed gets, sets and tier skips.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tiercache::redb::RedbBackend;
 use tiercache::tier::DynBackend;
-use tiercache::{BypassOp, BypassScope, Cache, Lookup, ManualClock, PatternBypass, SizeBypass};
+use tiercache::{
+    BypassOp, BypassRule, BypassScope, Cache, Lookup, ManualClock, PatternBypass, SizeBypass,
+};
 use tiercache_tests::counting_loader::CountingLoader;
-use tiercache_tests::{TestStore, TestTier, held, held_in, stack, stack_with};
-
-fn key(k: &str) -> String {
-    k.to_string()
-}
+use tiercache_tests::protect_support::{get, key, lookup, optionally};
+use tiercache_tests::{Stack, TestStore, TestTier, held, held_in, stack, stack_with};
 
 /// The names of a cache's tiers, nearest first.
 fn tier_names(cache: &Cache<String, String>) -> Vec<String> {
@@ -42,13 +42,49 @@ fn memory_tier(clock: &ManualClock) -> TestTier {
     ))
 }
 
+/// What `cache` answers a `get_with` of `k` with, `loader` loading.
+async fn get_with(cache: &Cache<String, String>, k: &str, loader: &CountingLoader) -> String {
+    cache.get_with(key(k), loader.value(k)).await.unwrap()
+}
+
+/// A stack of `tiers` byte tiers whose cache has the one bypass rule
+/// `rule`.
+async fn bypassing(tiers: usize, rule: impl BypassRule<String> + 'static) -> Stack {
+    stack_with(100, tiers, None, |b| b.bypass(rule)).await
+}
+
+/// What byte tier `tier` holds for `k`: the value alone.
+async fn held_value(tier: &TestTier, k: &str) -> Option<String> {
+    held_in(tier.inner(), k).await
+}
+
+/// Checks that none of `s`'s byte tiers holds `k`.
+async fn held_nowhere(s: &Stack, k: &str) {
+    for tier in &s.tiers {
+        assert_eq!(held(tier, k).await, None, "{k}, {} tiers", s.tiers.len());
+    }
+}
+
+/// A cache over a redb tier in `dir`'s `file`, whose hot tier a rule keeps
+/// values encoded over `over` bytes out of.
+async fn disk_keeping_big_values_out_of_memory(
+    dir: &Path,
+    file: &str,
+    over: usize,
+) -> Cache<String, String> {
+    Cache::builder()
+        .max_capacity(100)
+        .disk(dir.join(file))
+        .bypass_in(BypassScope::Memory, SizeBypass::over(over))
+        .build()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_gets_only_pattern_bypasses_lookups_of_matching_keys() {
     for tiers in [0, 1] {
-        let s = stack_with(100, tiers, None, |b| {
-            b.bypass(PatternBypass::new(["user:*", "tmp?"]).gets_only())
-        })
-        .await;
+        let s = bypassing(tiers, PatternBypass::new(["user:*", "tmp?"]).gets_only()).await;
         let bypassed = ["user:1", "user:", "tmp1"];
         let cached = ["tmp12", "tmp", "xuser:1", "use"];
         for k in bypassed.iter().chain(&cached) {
@@ -57,19 +93,11 @@ async fn a_gets_only_pattern_bypasses_lookups_of_matching_keys() {
             assert_eq!(s.cache.hot().get(&key(k)), Some(format!("v {k}")), "{k}");
         }
         for k in bypassed {
-            assert_eq!(s.cache.get(&key(k)).await.unwrap(), None, "{k}");
-            assert_eq!(
-                s.cache.lookup(&key(k)).await.unwrap(),
-                Lookup::Bypassed,
-                "{k}"
-            );
+            assert_eq!(get(&s.cache, k).await, None, "{k}");
+            assert_eq!(lookup(&s.cache, k).await, Lookup::Bypassed, "{k}");
         }
         for k in cached {
-            assert_eq!(
-                s.cache.get(&key(k)).await.unwrap(),
-                Some(format!("v {k}")),
-                "{k}"
-            );
+            assert_eq!(get(&s.cache, k).await, Some(format!("v {k}")), "{k}");
         }
         assert_eq!(bypass_counts(&s.cache), (6, 0, 0), "{tiers} tiers");
     }
@@ -78,20 +106,17 @@ async fn a_gets_only_pattern_bypasses_lookups_of_matching_keys() {
 #[tokio::test]
 async fn a_sets_only_pattern_bypasses_writes_of_matching_keys() {
     for tiers in [0, 1] {
-        let s = stack_with(100, tiers, None, |b| {
-            b.bypass(PatternBypass::new(["user:*"]).sets_only())
-        })
-        .await;
+        let s = bypassing(tiers, PatternBypass::new(["user:*"]).sets_only()).await;
         s.cache.insert(key("user:1"), key("v")).await.unwrap();
         s.cache.insert(key("other"), key("w")).await.unwrap();
         assert_eq!(s.cache.hot().get(&key("user:1")), None);
         for tier in &s.tiers {
             assert_eq!(held(tier, "user:1").await, None);
-            assert_eq!(held(tier, "other").await.map(|(v, _)| v), Some(key("w")));
+            assert_eq!(held_value(tier, "other").await, Some(key("w")));
         }
         // Lookups of the key still look in the cache, which holds nothing.
-        assert_eq!(s.cache.lookup(&key("user:1")).await.unwrap(), Lookup::Miss);
-        assert_eq!(s.cache.get(&key("other")).await.unwrap(), Some(key("w")));
+        assert_eq!(lookup(&s.cache, "user:1").await, Lookup::Miss);
+        assert_eq!(get(&s.cache, "other").await, Some(key("w")));
         assert_eq!(bypass_counts(&s.cache), (0, 1, 0), "{tiers} tiers");
     }
 }
@@ -99,22 +124,14 @@ async fn a_sets_only_pattern_bypasses_writes_of_matching_keys() {
 #[tokio::test]
 async fn a_pattern_for_both_operations_bypasses_lookups_and_writes() {
     for tiers in [0, 2] {
-        let s = stack_with(100, tiers, None, |b| {
-            b.bypass(PatternBypass::new(["session:*"]))
-        })
-        .await;
+        let s = bypassing(tiers, PatternBypass::new(["session:*"])).await;
         s.cache.insert(key("session:a"), key("v")).await.unwrap();
         assert_eq!(s.cache.hot().get(&key("session:a")), None);
-        for tier in &s.tiers {
-            assert_eq!(held(tier, "session:a").await, None);
-        }
-        assert_eq!(s.cache.get(&key("session:a")).await.unwrap(), None);
-        assert_eq!(
-            s.cache.lookup(&key("session:a")).await.unwrap(),
-            Lookup::Bypassed
-        );
+        held_nowhere(&s, "session:a").await;
+        assert_eq!(get(&s.cache, "session:a").await, None);
+        assert_eq!(lookup(&s.cache, "session:a").await, Lookup::Bypassed);
         s.cache.insert(key("sessions"), key("w")).await.unwrap();
-        assert_eq!(s.cache.get(&key("sessions")).await.unwrap(), Some(key("w")));
+        assert_eq!(get(&s.cache, "sessions").await, Some(key("w")));
         assert_eq!(bypass_counts(&s.cache), (2, 1, 0), "{tiers} tiers");
     }
 }
@@ -122,25 +139,19 @@ async fn a_pattern_for_both_operations_bypasses_lookups_and_writes() {
 #[tokio::test]
 async fn a_size_rule_bypasses_writes_of_values_encoded_over_its_size() {
     for tiers in [0, 1] {
-        let s = stack_with(100, tiers, None, |b| b.bypass(SizeBypass::over(16))).await;
+        let s = bypassing(tiers, SizeBypass::over(16)).await;
         // Postcard encodes a short string as its length byte and its bytes.
         let at_limit = "a".repeat(15);
         let over_limit = "b".repeat(16);
         s.cache.insert(key("at"), at_limit.clone()).await.unwrap();
         s.cache.insert(key("over"), over_limit).await.unwrap();
-        assert_eq!(
-            s.cache.get(&key("at")).await.unwrap(),
-            Some(at_limit.clone())
-        );
+        assert_eq!(get(&s.cache, "at").await, Some(at_limit.clone()));
         for tier in &s.tiers {
-            assert_eq!(
-                held(tier, "at").await.map(|(v, _)| v),
-                Some(at_limit.clone())
-            );
+            assert_eq!(held_value(tier, "at").await, Some(at_limit.clone()));
             assert_eq!(held(tier, "over").await, None);
         }
         // Sizes say nothing of lookups: the key is simply not cached.
-        assert_eq!(s.cache.lookup(&key("over")).await.unwrap(), Lookup::Miss);
+        assert_eq!(lookup(&s.cache, "over").await, Lookup::Miss);
         assert_eq!(bypass_counts(&s.cache), (0, 1, 0), "{tiers} tiers");
     }
 }
@@ -167,16 +178,12 @@ async fn a_size_rule_of_one_class_bypasses_only_that_classs_writes() {
         .insert_with_class(key("small"), key("s"), "blob")
         .await
         .unwrap();
-    assert_eq!(s.cache.get(&key("b")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "b").await, None);
     assert_eq!(held(&s.tiers[0], "b").await, None);
     for k in ["d", "plain"] {
-        assert_eq!(
-            s.cache.get(&key(k)).await.unwrap(),
-            Some(big.clone()),
-            "{k}"
-        );
+        assert_eq!(get(&s.cache, k).await, Some(big.clone()), "{k}");
     }
-    assert_eq!(s.cache.get(&key("small")).await.unwrap(), Some(key("s")));
+    assert_eq!(get(&s.cache, "small").await, Some(key("s")));
     assert_eq!(bypass_counts(&s.cache), (0, 1, 0));
 }
 
@@ -217,19 +224,13 @@ async fn a_closure_rule_sees_the_key_the_operation_and_the_write() {
         ]
     );
     // Written: the lookup rule does not stop the write of fresh:1.
-    assert_eq!(
-        held(&s.tiers[0], "fresh:1").await.map(|(v, _)| v),
-        Some(key("f"))
-    );
+    assert_eq!(held_value(&s.tiers[0], "fresh:1").await, Some(key("f")));
     assert_eq!(held(&s.tiers[0], "x:nocache").await, None);
     assert_eq!(held(&s.tiers[0], "vol").await, None);
-    assert_eq!(s.cache.get(&key("plain")).await.unwrap(), Some(key("abc")));
-    assert_eq!(s.cache.get(&key("fresh:1")).await.unwrap(), None);
-    assert_eq!(
-        s.cache.lookup(&key("fresh:1")).await.unwrap(),
-        Lookup::Bypassed
-    );
-    assert_eq!(s.cache.get(&key("vol")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "plain").await, Some(key("abc")));
+    assert_eq!(get(&s.cache, "fresh:1").await, None);
+    assert_eq!(lookup(&s.cache, "fresh:1").await, Lookup::Bypassed);
+    assert_eq!(get(&s.cache, "vol").await, None);
     assert_eq!(bypass_counts(&s.cache), (2, 2, 0));
 }
 
@@ -248,14 +249,11 @@ async fn several_rules_bypass_when_any_matches() {
     s.cache.insert(key("b:1"), key("v")).await.unwrap();
     for k in ["a:1", "b:tmp", "b:big"] {
         assert_eq!(held(&s.tiers[0], k).await, None, "{k}");
-        assert_eq!(s.cache.get(&key(k)).await.unwrap(), None, "{k}");
+        assert_eq!(get(&s.cache, k).await, None, "{k}");
     }
-    assert_eq!(s.cache.get(&key("b:1")).await.unwrap(), Some(key("v")));
-    assert_eq!(
-        s.cache.lookup(&key("b:tmp")).await.unwrap(),
-        Lookup::Bypassed
-    );
-    assert_eq!(s.cache.lookup(&key("b:big")).await.unwrap(), Lookup::Miss);
+    assert_eq!(get(&s.cache, "b:1").await, Some(key("v")));
+    assert_eq!(lookup(&s.cache, "b:tmp").await, Lookup::Bypassed);
+    assert_eq!(lookup(&s.cache, "b:big").await, Lookup::Miss);
     // Sets: a:1, b:tmp and b:big; gets: a:1 and b:tmp, twice for b:tmp.
     assert_eq!(bypass_counts(&s.cache), (3, 3, 0));
 }
@@ -263,13 +261,7 @@ async fn several_rules_bypass_when_any_matches() {
 #[tokio::test]
 async fn a_memory_scoped_size_rule_keeps_big_values_on_disk_and_reads_them_from_there() {
     let dir = tempfile::tempdir().unwrap();
-    let cache: Cache<String, String> = Cache::builder()
-        .max_capacity(100)
-        .disk(dir.path().join("bypass.redb"))
-        .bypass_in(BypassScope::Memory, SizeBypass::over(1 << 20))
-        .build()
-        .await
-        .unwrap();
+    let cache = disk_keeping_big_values_out_of_memory(dir.path(), "bypass.redb", 1 << 20).await;
     assert_eq!(tier_names(&cache), ["hot", "redb"]);
     let big = "x".repeat(1 << 20);
     cache.insert(key("big"), big.clone()).await.unwrap();
@@ -277,21 +269,21 @@ async fn a_memory_scoped_size_rule_keeps_big_values_on_disk_and_reads_them_from_
     assert!(!cache.hot().contains_key(&key("big")));
     assert!(cache.hot().contains_key(&key("small")));
     for reads in 1..=2 {
-        assert_eq!(cache.get(&key("big")).await.unwrap(), Some(big.clone()));
+        assert_eq!(get(&cache, "big").await, Some(big.clone()));
         assert!(
             !cache.hot().contains_key(&key("big")),
             "not promoted into memory"
         );
         assert_eq!(cache.tier_stats()[1].hits, reads, "read from redb");
     }
-    assert_eq!(cache.get(&key("small")).await.unwrap(), Some(key("s")));
+    assert_eq!(get(&cache, "small").await, Some(key("s")));
     assert_eq!(cache.tier_stats()[1].hits, 2, "small is answered by memory");
     // A big value replacing a small one leaves no older value in memory.
     cache.insert(key("k"), key("old")).await.unwrap();
     assert_eq!(cache.hot().get(&key("k")), Some(key("old")));
     cache.insert(key("k"), big.clone()).await.unwrap();
     assert_eq!(cache.hot().get(&key("k")), None);
-    assert_eq!(cache.get(&key("k")).await.unwrap(), Some(big));
+    assert_eq!(get(&cache, "k").await, Some(big));
     // Two writes skipped memory; nothing bypassed the whole cache.
     assert_eq!(bypass_counts(&cache), (0, 0, 2));
 }
@@ -299,9 +291,7 @@ async fn a_memory_scoped_size_rule_keeps_big_values_on_disk_and_reads_them_from_
 /// A cache over a redb tier and a memory tier below it, shared with the
 /// test, whose rules keep `bulk:*` keys and values over 64 bytes out of
 /// redb.
-async fn redb_then_memory(
-    dir: &std::path::Path,
-) -> (Cache<String, String>, Arc<RedbBackend>, TestTier) {
+async fn redb_then_memory(dir: &Path) -> (Cache<String, String>, Arc<RedbBackend>, TestTier) {
     let clock = ManualClock::default();
     let redb = Arc::new(
         RedbBackend::builder(dir.join("scoped.redb"))
@@ -336,16 +326,13 @@ async fn a_tier_scoped_rule_keeps_keys_out_of_that_tier_only() {
     cache.insert(key("plain"), key("p")).await.unwrap();
     assert_eq!(held_in(&*redb, "bulk:1").await, None);
     assert_eq!(held_in(&*redb, "plain").await, Some(key("p")));
-    assert_eq!(
-        held(&memory, "bulk:1").await.map(|(v, _)| v),
-        Some(key("b"))
-    );
+    assert_eq!(held_value(&memory, "bulk:1").await, Some(key("b")));
     assert_eq!(cache.hot().get(&key("bulk:1")), Some(key("b")));
     assert_eq!(bypass_counts(&cache), (0, 0, 1));
 
     // Read from the tier below redb; redb is not asked, nor given a copy.
     cache.hot().clear();
-    assert_eq!(cache.get(&key("bulk:1")).await.unwrap(), Some(key("b")));
+    assert_eq!(get(&cache, "bulk:1").await, Some(key("b")));
     let stats = cache.tier_stats();
     assert_eq!((stats[1].hits, stats[1].misses), (0, 0), "redb not asked");
     assert_eq!(stats[2].hits, 1);
@@ -363,10 +350,7 @@ async fn a_tier_scoped_rule_keeps_keys_out_of_that_tier_only() {
     let long = "l".repeat(100);
     cache.insert(key("doc"), long.clone()).await.unwrap();
     assert_eq!(held_in(&*redb, "doc").await, None);
-    assert_eq!(
-        held(&memory, "doc").await.map(|(v, _)| v),
-        Some(long.clone())
-    );
+    assert_eq!(held_value(&memory, "doc").await, Some(long.clone()));
     assert_eq!(cache.hot().get(&key("doc")), Some(long));
     assert_eq!(bypass_counts(&cache), (0, 0, 3));
 }
@@ -378,14 +362,11 @@ async fn a_promotion_does_not_copy_a_value_into_a_tier_a_size_rule_keeps_it_out_
     let long = "l".repeat(100);
     cache.insert(key("doc"), long.clone()).await.unwrap();
     assert_eq!(held_in(&*redb, "doc").await, None);
-    assert_eq!(
-        held(&memory, "doc").await.map(|(v, _)| v),
-        Some(long.clone())
-    );
+    assert_eq!(held_value(&memory, "doc").await, Some(long.clone()));
     // Found below redb (which misses) and promoted: into memory, not
     // into redb, which the size rule keeps it out of.
     cache.hot().clear();
-    assert_eq!(cache.get(&key("doc")).await.unwrap(), Some(long.clone()));
+    assert_eq!(get(&cache, "doc").await, Some(long.clone()));
     assert_eq!(cache.tier_stats()[1].misses, 1);
     assert_eq!(cache.hot().get(&key("doc")), Some(long));
     assert_eq!(
@@ -398,17 +379,15 @@ async fn a_promotion_does_not_copy_a_value_into_a_tier_a_size_rule_keeps_it_out_
 #[tokio::test]
 async fn a_bypassed_insert_removes_the_keys_older_value_from_every_tier() {
     for tiers in [0, 2] {
-        let s = stack_with(100, tiers, None, |b| b.bypass(SizeBypass::over(16))).await;
+        let s = bypassing(tiers, SizeBypass::over(16)).await;
         s.cache.insert(key("k"), key("old")).await.unwrap();
         for tier in &s.tiers {
-            assert_eq!(held(tier, "k").await.map(|(v, _)| v), Some(key("old")));
+            assert_eq!(held_value(tier, "k").await, Some(key("old")));
         }
         s.cache.insert(key("k"), "n".repeat(32)).await.unwrap();
         assert_eq!(s.cache.hot().get(&key("k")), None, "{tiers} tiers");
-        for tier in &s.tiers {
-            assert_eq!(held(tier, "k").await, None, "{tiers} tiers");
-        }
-        assert_eq!(s.cache.lookup(&key("k")).await.unwrap(), Lookup::Miss);
+        held_nowhere(&s, "k").await;
+        assert_eq!(lookup(&s.cache, "k").await, Lookup::Miss);
         assert_eq!(bypass_counts(&s.cache), (0, 1, 0));
     }
 }
@@ -427,17 +406,17 @@ async fn a_bypassed_insert_still_reaches_the_store_and_gets_read_it_from_there()
     assert_eq!(s.cache.hot().get(&key("live:1")), None);
     assert_eq!(held(&s.tiers[0], "live:1").await, None);
     for loads in 1..=3 {
-        assert_eq!(s.cache.get(&key("live:1")).await.unwrap(), Some(key("v1")));
+        assert_eq!(get(&s.cache, "live:1").await, Some(key("v1")));
         assert_eq!(store.calls().loads, loads);
     }
     assert_eq!(s.cache.hot().get(&key("live:1")), None);
     assert_eq!(held(&s.tiers[0], "live:1").await, None);
     s.cache.insert(key("live:1"), key("v2")).await.unwrap();
-    assert_eq!(s.cache.get(&key("live:1")).await.unwrap(), Some(key("v2")));
+    assert_eq!(get(&s.cache, "live:1").await, Some(key("v2")));
     assert_eq!(store.calls().saves, 2);
     // A key the store has no value for: nothing negative is stored.
-    assert_eq!(s.cache.get(&key("live:gone")).await.unwrap(), None);
-    assert_eq!(s.cache.get(&key("live:gone")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "live:gone").await, None);
+    assert_eq!(get(&s.cache, "live:gone").await, None);
     assert_eq!(store.calls().loads, 6);
     assert_eq!(s.cache.load_stats().negatives_stored, 0);
     assert_eq!(bypass_counts(&s.cache), (6, 2, 0));
@@ -453,28 +432,22 @@ async fn a_bypassed_get_reaches_the_cache_loader_every_time_and_caches_nothing()
     })
     .await;
     for calls in 1..=3 {
-        assert_eq!(
-            s.cache.get(&key("live:1")).await.unwrap(),
-            Some(key("loaded live:1"))
-        );
+        assert_eq!(get(&s.cache, "live:1").await, Some(key("loaded live:1")));
         assert_eq!(loader.calls(), calls);
     }
     assert_eq!(s.cache.hot().get(&key("live:1")), None);
     assert_eq!(held(&s.tiers[0], "live:1").await, None);
     // None for a bypassed key stores no negative entry.
     for _ in 0..2 {
-        assert_eq!(s.cache.get(&key("live:gone")).await.unwrap(), None);
+        assert_eq!(get(&s.cache, "live:gone").await, None);
     }
     assert_eq!(loader.calls(), 5);
-    assert_eq!(
-        s.cache.lookup(&key("live:gone")).await.unwrap(),
-        Lookup::Miss
-    );
+    assert_eq!(lookup(&s.cache, "live:gone").await, Lookup::Miss);
     assert_eq!(loader.calls(), 6);
     assert_eq!(s.cache.load_stats().negatives_stored, 0);
     // Another key is loaded once and cached.
     for _ in 0..2 {
-        assert_eq!(s.cache.get(&key("k")).await.unwrap(), Some(key("loaded k")));
+        assert_eq!(get(&s.cache, "k").await, Some(key("loaded k")));
     }
     assert_eq!(loader.calls(), 7);
     assert_eq!(bypass_counts(&s.cache), (6, 0, 0));
@@ -482,25 +455,15 @@ async fn a_bypassed_get_reaches_the_cache_loader_every_time_and_caches_nothing()
 
 #[tokio::test]
 async fn loads_of_a_bypassed_key_run_their_loader_every_time_and_cache_nothing() {
-    let s = stack_with(100, 1, None, |b| b.bypass(PatternBypass::new(["live:*"]))).await;
+    let s = bypassing(1, PatternBypass::new(["live:*"])).await;
     let values = CountingLoader::values();
     for calls in 1..=3 {
-        let v = s
-            .cache
-            .get_with(key("live:1"), values.value("live:1"))
-            .await
-            .unwrap();
-        assert_eq!(v, "loaded live:1");
+        assert_eq!(get_with(&s.cache, "live:1", &values).await, "loaded live:1");
         assert_eq!(values.calls(), calls);
     }
     let none = CountingLoader::none();
     for calls in 1..=2 {
-        let v = s
-            .cache
-            .optionally_get_with(key("live:2"), none.optional("live:2"))
-            .await
-            .unwrap();
-        assert_eq!(v, None);
+        assert_eq!(optionally(&s.cache, "live:2", &none).await, None);
         assert_eq!(none.calls(), calls);
     }
     for calls in 4..=5 {
@@ -516,11 +479,8 @@ async fn loads_of_a_bypassed_key_run_their_loader_every_time_and_cache_nothing()
     }
     assert_eq!(s.cache.load_stats().negatives_stored, 0);
     // With no store or loader, a bypassed get answers nothing.
-    assert_eq!(s.cache.get(&key("live:1")).await.unwrap(), None);
-    assert_eq!(
-        s.cache.lookup(&key("live:1")).await.unwrap(),
-        Lookup::Bypassed
-    );
+    assert_eq!(get(&s.cache, "live:1").await, None);
+    assert_eq!(lookup(&s.cache, "live:1").await, Lookup::Bypassed);
     assert_eq!(bypass_counts(&s.cache), (9, 0, 0));
 }
 
@@ -548,33 +508,22 @@ async fn without_rules_nothing_is_bypassed() {
         .insert(key("user:1"), "x".repeat(1 << 16))
         .await
         .unwrap();
-    assert!(s.cache.get(&key("user:1")).await.unwrap().is_some());
+    assert!(get(&s.cache, "user:1").await.is_some());
     assert_eq!(bypass_counts(&s.cache), (0, 0, 0));
 }
 
 #[tokio::test]
 async fn a_none_whose_negative_a_sets_rule_keeps_out_is_not_counted_as_stored() {
     for tiers in [0, 1] {
-        let s = stack_with(100, tiers, None, |b| {
-            b.bypass(PatternBypass::new(["user:*"]).sets_only())
-        })
-        .await;
+        let s = bypassing(tiers, PatternBypass::new(["user:*"]).sets_only()).await;
         let none = CountingLoader::none();
         for calls in 1..=2 {
-            assert_eq!(
-                s.cache
-                    .optionally_get_with(key("user:1"), none.optional("user:1"))
-                    .await
-                    .unwrap(),
-                None
-            );
+            assert_eq!(optionally(&s.cache, "user:1", &none).await, None);
             // Nothing was stored, so the next caller loads again.
             assert_eq!(none.calls(), calls, "{tiers} tiers");
         }
-        assert_eq!(s.cache.lookup(&key("user:1")).await.unwrap(), Lookup::Miss);
-        for tier in &s.tiers {
-            assert_eq!(held(tier, "user:1").await, None);
-        }
+        assert_eq!(lookup(&s.cache, "user:1").await, Lookup::Miss);
+        held_nowhere(&s, "user:1").await;
         let stats = s.cache.load_stats();
         assert_eq!(stats.negatives_stored, 0, "{tiers} tiers: {stats:?}");
         assert_eq!(stats.bypassed_sets, 2, "{tiers} tiers: {stats:?}");
@@ -584,24 +533,14 @@ async fn a_none_whose_negative_a_sets_rule_keeps_out_is_not_counted_as_stored() 
 #[tokio::test]
 async fn a_big_loaded_value_kept_out_of_memory_is_cached_on_disk_and_loaded_once() {
     let dir = tempfile::tempdir().unwrap();
-    let cache: Cache<String, String> = Cache::builder()
-        .max_capacity(100)
-        .disk(dir.path().join("loaded.redb"))
-        .bypass_in(BypassScope::Memory, SizeBypass::over(1 << 10))
-        .build()
-        .await
-        .unwrap();
+    let cache = disk_keeping_big_values_out_of_memory(dir.path(), "loaded.redb", 1 << 10).await;
     let big = "y".repeat(4 << 10);
     let loader = {
         let big = big.clone();
         CountingLoader::new(move |_| Ok(Some(big.clone())))
     };
     for _ in 0..3 {
-        let v = cache
-            .get_with(key("big"), loader.value("big"))
-            .await
-            .unwrap();
-        assert_eq!(v, big);
+        assert_eq!(get_with(&cache, "big", &loader).await, big);
     }
     assert_eq!(loader.calls(), 1);
     assert!(!cache.hot().contains_key(&key("big")));

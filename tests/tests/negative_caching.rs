@@ -13,35 +13,54 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tempfile::TempDir;
 use tiercache::redis::RedisBackend;
 use tiercache::tier::{Backend, Flags};
-use tiercache::{Cache, DEFAULT_NEGATIVE_TTL, Error, ErrorKind, Lookup, ManualClock};
+use tiercache::{
+    Cache, CacheBuilder, DEFAULT_NEGATIVE_TTL, Error, ErrorKind, Loader, Lookup, ManualClock, Meta,
+};
 use tiercache_tests::counting_loader::CountingLoader;
-use tiercache_tests::{RedisServer, TestStore, connected, held, key_bytes, stack, stack_with};
+use tiercache_tests::protect_support::{get, key, lookup, ms, optionally};
+use tiercache_tests::{
+    RedisServer, Stack, TestStore, connected, held_in, key_bytes, stack, stack_with,
+};
 
 /// The negative time-to-live the tests set, where they set one.
 const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 /// How long the `cache_errors` policy remembers a [`DbError::Forbidden`].
 const ERROR_TTL: Duration = Duration::from_secs(10);
 
-fn key(k: &str) -> String {
-    k.to_string()
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap()
+/// The metadata of the negative entry `found` (`what` names it), or a
+/// panic if it is no negative entry.
+#[track_caller]
+fn negative_meta<V: fmt::Debug>(found: Lookup<V>, what: &str) -> Meta {
+    match found {
+        Lookup::Negative(meta) => meta,
+        other => panic!("expected {what}, got {other:?}"),
+    }
 }
 
 /// The expiry a negative entry `lookup` reports, or a panic if the lookup
 /// is not negative.
+#[track_caller]
 fn negative_expiry(found: Lookup<String>) -> Option<u64> {
-    match found {
-        Lookup::Negative(meta) => {
-            assert!(meta.is_negative(), "{meta:?}");
-            meta.expires_at_ms
-        }
-        other => panic!("expected a negative entry, got {other:?}"),
-    }
+    let meta = negative_meta(found, "a negative entry");
+    assert!(meta.is_negative(), "{meta:?}");
+    meta.expires_at_ms
+}
+
+/// The metadata of the remembered error `found`, which must be flagged as
+/// a failed load.
+#[track_caller]
+fn remembered_error(found: Lookup<String>) -> Meta {
+    let meta = negative_meta(found, "a remembered error");
+    assert!(meta.flags.contains(Flags::FAILED), "{meta:?}");
+    meta
+}
+
+/// What a byte tier holds for `k`, read from the tier itself.
+async fn in_tier(tier: &impl Backend, k: &str) -> Lookup {
+    tier.get(&key_bytes(k)).await.unwrap()
 }
 
 /// A system of record's own error, which the `cache_errors` policy picks
@@ -75,32 +94,85 @@ async fn fallible(calls: &AtomicUsize, answer: Result<String, DbError>) -> Resul
     answer
 }
 
+/// What `cache` answers a `try_get_with` of `"k"` with, loading by
+/// [`fallible`].
+async fn try_load(
+    cache: &Cache<String, String>,
+    calls: &AtomicUsize,
+    answer: Result<String, DbError>,
+) -> tiercache::Result<String> {
+    cache.try_get_with(key("k"), fallible(calls, answer)).await
+}
+
+/// Loads `"k"` into `cache` by an `optionally_get_with` whose loader
+/// finds no value, which answers `None`; answers that loader.
+async fn load_a_negative(cache: &Cache<String, String>) -> CountingLoader {
+    let none = CountingLoader::none();
+    assert_eq!(optionally(cache, "k", &none).await, None);
+    none
+}
+
+/// A loader that would find a value for `"k"`, which the negative entry
+/// `cache` holds for it keeps from running (`when` says when), the
+/// `optionally_get_with` answering `None`.
+async fn kept_from_loading(cache: &Cache<String, String>, when: &str) -> CountingLoader {
+    let values = CountingLoader::values();
+    assert_eq!(optionally(cache, "k", &values).await, None, "{when}");
+    assert_eq!(values.calls(), 0);
+    values
+}
+
+/// A stack of `tiers` byte tiers whose negative entries live
+/// [`NEGATIVE_TTL`].
+async fn negative_stack(tiers: usize) -> Stack {
+    stack_with(100, tiers, None, |b| b.negative_ttl(NEGATIVE_TTL)).await
+}
+
+/// A cache on a new clock over a redb tier in a new directory's `file`,
+/// with more settings by `configure`; the directory lives as long as the
+/// answer's.
+async fn redb_cache(
+    file: &str,
+    configure: impl FnOnce(CacheBuilder<String, String>) -> CacheBuilder<String, String>,
+) -> (TempDir, ManualClock, Cache<String, String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::default();
+    let builder = Cache::builder()
+        .max_capacity(100)
+        .clock(clock.clock())
+        .disk(dir.path().join(file));
+    let cache = configure(builder).build().await.unwrap();
+    (dir, clock, cache)
+}
+
+/// A cache of a hot tier only, on `clock`, whose negative entries live
+/// [`NEGATIVE_TTL`] and whose own loader is `loader`.
+async fn loading_cache(
+    clock: &ManualClock,
+    loader: impl Loader<String, String> + 'static,
+) -> Cache<String, String> {
+    Cache::builder()
+        .clock(clock.clock())
+        .negative_ttl(NEGATIVE_TTL)
+        .loader(loader)
+        .build()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn optionally_get_with_stores_none_and_later_callers_do_not_load() {
-    let s = stack_with(100, 0, None, |b| b.negative_ttl(NEGATIVE_TTL)).await;
-    let first = CountingLoader::none();
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), first.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
+    let s = negative_stack(0).await;
+    let first = load_a_negative(&s.cache).await;
     assert_eq!(first.calls(), 1);
     // Later callers' loaders, which would find a value, never run.
     let later = CountingLoader::values();
     for _ in 0..3 {
-        assert_eq!(
-            s.cache
-                .optionally_get_with(key("k"), later.optional("k"))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(optionally(&s.cache, "k", &later).await, None);
     }
     assert_eq!(later.calls(), 0);
     assert_eq!(
-        negative_expiry(s.cache.lookup(&key("k")).await.unwrap()),
+        negative_expiry(lookup(&s.cache, "k").await),
         Some(s.clock.now_ms() + ms(NEGATIVE_TTL))
     );
     let stats = s.cache.load_stats();
@@ -111,10 +183,7 @@ async fn optionally_get_with_stores_none_and_later_callers_do_not_load() {
     );
     // Another key loads as usual.
     assert_eq!(
-        s.cache
-            .optionally_get_with(key("j"), later.optional("j"))
-            .await
-            .unwrap(),
+        optionally(&s.cache, "j", &later).await,
         Some("loaded j".to_string())
     );
     assert_eq!(later.calls(), 1);
@@ -122,155 +191,114 @@ async fn optionally_get_with_stores_none_and_later_callers_do_not_load() {
 
 #[tokio::test]
 async fn optionally_get_with_stores_the_negative_in_every_byte_tier() {
-    let s = stack_with(100, 2, None, |b| b.negative_ttl(NEGATIVE_TTL)).await;
-    let first = CountingLoader::none();
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), first.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
+    let s = negative_stack(2).await;
+    let first = load_a_negative(&s.cache).await;
     for tier in &s.tiers {
-        match tier.inner().get(&key_bytes("k")).await.unwrap() {
-            Lookup::Negative(meta) => assert_eq!(
-                meta.expires_at_ms,
-                Some(s.clock.now_ms() + ms(NEGATIVE_TTL))
-            ),
-            other => panic!("expected a negative entry, got {other:?}"),
-        }
+        assert_eq!(
+            negative_meta(in_tier(tier.inner(), "k").await, "a negative entry").expires_at_ms,
+            Some(s.clock.now_ms() + ms(NEGATIVE_TTL))
+        );
     }
     // With the hot tier emptied, the tiers below answer.
     s.cache.hot().clear();
     let later = CountingLoader::values();
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), later.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(optionally(&s.cache, "k", &later).await, None);
     assert_eq!((first.calls(), later.calls()), (1, 0));
     assert_eq!(s.cache.load_stats().negatives_stored, 1);
 }
 
 #[tokio::test]
 async fn optionally_get_with_stores_the_negative_in_redb_which_answers_without_loading() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::default();
-    let cache: Cache<String, String> = Cache::builder()
-        .max_capacity(100)
-        .clock(clock.clock())
-        .disk(dir.path().join("negatives.redb"))
-        .negative_ttl(NEGATIVE_TTL)
-        .build()
-        .await
-        .unwrap();
+    let (_dir, clock, cache) = redb_cache("negatives.redb", |b| b.negative_ttl(NEGATIVE_TTL)).await;
     let names: Vec<String> = cache.tier_stats().into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["hot", "redb"]);
-    let first = CountingLoader::none();
-    assert_eq!(
-        cache
-            .optionally_get_with(key("k"), first.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
+    let first = load_a_negative(&cache).await;
     assert_eq!(first.calls(), 1);
     // Only redb holds it now: it answers, and no loader runs.
     cache.hot().clear();
-    let later = CountingLoader::values();
-    assert_eq!(
-        cache
-            .optionally_get_with(key("k"), later.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(later.calls(), 0);
+    let later = kept_from_loading(&cache, "only redb holds it").await;
     assert_eq!(cache.tier_stats()[1].hits, 1, "answered by redb");
     assert_eq!(
-        negative_expiry(cache.lookup(&key("k")).await.unwrap()),
+        negative_expiry(lookup(&cache, "k").await),
         Some(clock.now_ms() + ms(NEGATIVE_TTL))
     );
     // Expired in both tiers: the next caller loads.
     clock.advance(NEGATIVE_TTL);
     cache.hot().clear();
     assert_eq!(
-        cache
-            .optionally_get_with(key("k"), later.optional("k"))
-            .await
-            .unwrap(),
+        optionally(&cache, "k", &later).await,
         Some("loaded k".to_string())
     );
     assert_eq!(later.calls(), 1);
 }
 
-/// A cache with its own hot tier over the Redis at `url`, under `prefix`,
-/// on `clock`, remembering [`DbError::Forbidden`].
-async fn cache_on_redis(url: &str, prefix: &str, clock: &ManualClock) -> Cache<String, String> {
-    let redis = connected(
+/// A Redis tier over the server at `url`, under `prefix`, on `clock`.
+async fn redis_tier(url: &str, prefix: &str, clock: &ManualClock) -> RedisBackend {
+    connected(
         RedisBackend::builder(url)
             .prefix(prefix)
             .clock(clock.clock()),
     )
-    .await;
+    .await
+}
+
+/// A cache with its own hot tier over the Redis at `url`, under `prefix`,
+/// on `clock`, remembering [`DbError::Forbidden`].
+async fn cache_on_redis(url: &str, prefix: &str, clock: &ManualClock) -> Cache<String, String> {
     Cache::builder()
         .max_capacity(100)
         .clock(clock.clock())
         .negative_ttl(NEGATIVE_TTL)
         .cache_errors(remember_forbidden)
-        .backend(redis)
+        .backend(redis_tier(url, prefix, clock).await)
         .build()
         .await
         .expect("a cache over the test Redis")
 }
 
+/// A Redis server for `test`, a clock and two caches on it sharing the
+/// server under `prefix` ([`cache_on_redis`]), or `None` where no Redis is
+/// installed.
+async fn two_caches_on_redis(
+    test: &str,
+    prefix: &str,
+) -> Option<(
+    RedisServer,
+    ManualClock,
+    Cache<String, String>,
+    Cache<String, String>,
+)> {
+    let server = RedisServer::start(test)?;
+    let clock = ManualClock::default();
+    let a = cache_on_redis(&server.url(), prefix, &clock).await;
+    let b = cache_on_redis(&server.url(), prefix, &clock).await;
+    Some((server, clock, a, b))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_negative_stored_in_redis_answers_another_cache_without_its_loader() {
-    let Some(server) =
-        RedisServer::start("a_negative_stored_in_redis_answers_another_cache_without_its_loader")
+    let prefix = "negative-caching-shared:";
+    let Some((server, clock, a, b)) = two_caches_on_redis(
+        "a_negative_stored_in_redis_answers_another_cache_without_its_loader",
+        prefix,
+    )
+    .await
     else {
         return;
     };
-    let clock = ManualClock::default();
-    let prefix = "negative-caching-shared:";
-    let a = cache_on_redis(&server.url(), prefix, &clock).await;
-    let b = cache_on_redis(&server.url(), prefix, &clock).await;
-    let loader_a = CountingLoader::none();
-    assert_eq!(
-        a.optionally_get_with(key("k"), loader_a.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
+    let loader_a = load_a_negative(&a).await;
     assert_eq!(loader_a.calls(), 1);
     // Redis holds the negative entry, with the negative time-to-live.
-    let raw = connected(
-        RedisBackend::builder(server.url())
-            .prefix(prefix)
-            .clock(clock.clock()),
-    )
-    .await;
-    match raw.get(&key_bytes("k")).await.unwrap() {
-        Lookup::Negative(meta) => {
-            assert_eq!(meta.expires_at_ms, Some(clock.now_ms() + ms(NEGATIVE_TTL)));
-        }
-        other => panic!("expected a negative entry in Redis, got {other:?}"),
-    }
+    let raw = redis_tier(&server.url(), prefix, &clock).await;
+    assert_eq!(
+        negative_meta(in_tier(&raw, "k").await, "a negative entry in Redis").expires_at_ms,
+        Some(clock.now_ms() + ms(NEGATIVE_TTL))
+    );
     // b has never seen the key: its hot tier misses, Redis answers.
     let loader_b = CountingLoader::values();
-    assert_eq!(
-        b.optionally_get_with(key("k"), loader_b.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(b.get(&key("k")).await.unwrap(), None);
-    assert!(matches!(
-        b.lookup(&key("k")).await.unwrap(),
-        Lookup::Negative(_)
-    ));
+    assert_eq!(optionally(&b, "k", &loader_b).await, None);
+    assert_eq!(get(&b, "k").await, None);
+    assert!(matches!(lookup(&b, "k").await, Lookup::Negative(_)));
     assert_eq!(loader_b.calls(), 0);
     assert_eq!(b.load_stats().negatives_stored, 0);
     assert_eq!(b.load_stats().negative_hits, 3);
@@ -283,41 +311,32 @@ async fn a_negative_stored_in_redis_answers_another_cache_without_its_loader() {
     // Past the negative time-to-live, b loads once, and a sees its value.
     clock.advance(NEGATIVE_TTL);
     assert_eq!(
-        b.optionally_get_with(key("k"), loader_b.optional("k"))
-            .await
-            .unwrap(),
+        optionally(&b, "k", &loader_b).await,
         Some("loaded k".to_string())
     );
     assert_eq!(loader_b.calls(), 1);
     a.hot().clear();
-    assert_eq!(
-        a.get(&key("k")).await.unwrap(),
-        Some("loaded k".to_string())
-    );
+    assert_eq!(get(&a, "k").await, Some("loaded k".to_string()));
     assert_eq!(loader_a.calls(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_remembered_in_redis_fails_another_caches_load_without_its_loader() {
-    let Some(server) = RedisServer::start(
+    let Some((_server, clock, a, b)) = two_caches_on_redis(
         "an_error_remembered_in_redis_fails_another_caches_load_without_its_loader",
-    ) else {
+        "negative-caching-errors:",
+    )
+    .await
+    else {
         return;
     };
-    let clock = ManualClock::default();
-    let prefix = "negative-caching-errors:";
-    let a = cache_on_redis(&server.url(), prefix, &clock).await;
-    let b = cache_on_redis(&server.url(), prefix, &clock).await;
     let calls = AtomicUsize::new(0);
-    a.try_get_with(key("k"), fallible(&calls, Err(DbError::Forbidden)))
+    try_load(&a, &calls, Err(DbError::Forbidden))
         .await
         .unwrap_err();
     assert_eq!(a.load_stats().errors_cached, 1);
     // b has never seen the key: Redis tells it the load failed.
-    let err = b
-        .try_get_with(key("k"), fallible(&calls, Ok(key("v"))))
-        .await
-        .unwrap_err();
+    let err = try_load(&b, &calls, Ok(key("v"))).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Loader);
     assert_eq!(calls.load(Ordering::SeqCst), 1, "b's loader ran");
     let values = CountingLoader::values();
@@ -326,87 +345,52 @@ async fn an_error_remembered_in_redis_fails_another_caches_load_without_its_load
         ErrorKind::Loader
     );
     assert_eq!(values.calls(), 0);
-    assert_eq!(b.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&b, "k").await, None);
     assert_eq!(b.load_stats().cached_errors_returned, 2);
     // Past the error's own time-to-live, b loads.
     clock.advance(ERROR_TTL);
-    assert_eq!(
-        b.try_get_with(key("k"), fallible(&calls, Ok(key("v"))))
-            .await
-            .unwrap(),
-        key("v")
-    );
+    assert_eq!(try_load(&b, &calls, Ok(key("v"))).await.unwrap(), key("v"));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
 async fn an_error_remembered_in_redb_fails_the_load_after_the_hot_tier_forgot_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::default();
-    let cache: Cache<String, String> = Cache::builder()
-        .max_capacity(100)
-        .clock(clock.clock())
-        .disk(dir.path().join("errors.redb"))
-        .cache_errors(remember_forbidden)
-        .build()
-        .await
-        .unwrap();
+    let (_dir, _clock, cache) =
+        redb_cache("errors.redb", |b| b.cache_errors(remember_forbidden)).await;
     let calls = AtomicUsize::new(0);
-    cache
-        .try_get_with(key("k"), fallible(&calls, Err(DbError::Forbidden)))
+    try_load(&cache, &calls, Err(DbError::Forbidden))
         .await
         .unwrap_err();
     cache.hot().clear();
-    let err = cache
-        .try_get_with(key("k"), fallible(&calls, Ok(key("v"))))
-        .await
-        .unwrap_err();
+    let err = try_load(&cache, &calls, Ok(key("v"))).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Loader);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(cache.tier_stats()[1].hits, 1, "answered by redb");
-    match cache.lookup(&key("k")).await.unwrap() {
-        Lookup::Negative(meta) => assert!(meta.flags.contains(Flags::FAILED), "{meta:?}"),
-        other => panic!("expected a remembered error, got {other:?}"),
-    }
+    remembered_error(lookup(&cache, "k").await);
     assert_eq!(cache.load_stats().cached_errors_returned, 1);
 }
 
 #[tokio::test]
 async fn a_negative_expires_by_the_clock_and_then_one_caller_loads() {
-    let s = stack_with(100, 1, None, |b| b.negative_ttl(NEGATIVE_TTL)).await;
-    let none = CountingLoader::none();
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), none.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
+    let s = negative_stack(1).await;
+    let none = load_a_negative(&s.cache).await;
     s.clock.advance(NEGATIVE_TTL - Duration::from_millis(1));
-    let values = CountingLoader::values();
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), values.optional("k"))
-            .await
-            .unwrap(),
-        None,
-        "1 ms before its expiry the negative still answers"
-    );
-    assert_eq!(values.calls(), 0);
+    let values = kept_from_loading(
+        &s.cache,
+        "1 ms before its expiry the negative still answers",
+    )
+    .await;
     s.clock.advance(Duration::from_millis(1));
-    assert_eq!(s.cache.lookup(&key("k")).await.unwrap(), Lookup::Miss);
+    assert_eq!(lookup(&s.cache, "k").await, Lookup::Miss);
     for _ in 0..3 {
         assert_eq!(
-            s.cache
-                .optionally_get_with(key("k"), values.optional("k"))
-                .await
-                .unwrap(),
+            optionally(&s.cache, "k", &values).await,
             Some("loaded k".to_string())
         );
     }
     assert_eq!((none.calls(), values.calls()), (1, 1));
     assert_eq!(
-        held(&s.tiers[0], "k").await.map(|(v, _)| v),
+        held_in(s.tiers[0].inner(), "k").await,
         Some("loaded k".to_string())
     );
 }
@@ -415,41 +399,18 @@ async fn a_negative_expires_by_the_clock_and_then_one_caller_loads() {
 async fn the_default_negative_ttl_is_300_seconds() {
     assert_eq!(DEFAULT_NEGATIVE_TTL, Duration::from_secs(300));
     let s = stack(100, 1, None).await;
-    let none = CountingLoader::none();
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), none.optional("k"))
-            .await
-            .unwrap(),
-        None
-    );
+    let none = load_a_negative(&s.cache).await;
     let start = s.clock.now_ms();
     assert_eq!(
-        negative_expiry(s.cache.lookup(&key("k")).await.unwrap()),
+        negative_expiry(lookup(&s.cache, "k").await),
         Some(start + 300_000)
     );
     s.clock.advance(Duration::from_secs(299));
-    let values = CountingLoader::values();
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), values.optional("k"))
-            .await
-            .unwrap(),
-        None,
-        "still negative at 299 s"
-    );
-    assert_eq!(values.calls(), 0);
+    let values = kept_from_loading(&s.cache, "still negative at 299 s").await;
     s.clock.advance(Duration::from_secs(2));
+    assert_eq!(lookup(&s.cache, "k").await, Lookup::Miss, "gone at 301 s");
     assert_eq!(
-        s.cache.lookup(&key("k")).await.unwrap(),
-        Lookup::Miss,
-        "gone at 301 s"
-    );
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), values.optional("k"))
-            .await
-            .unwrap(),
+        optionally(&s.cache, "k", &values).await,
         Some("loaded k".to_string())
     );
     assert_eq!((none.calls(), values.calls()), (1, 1));
@@ -460,23 +421,14 @@ async fn with_negative_caching_off_nothing_is_stored_and_every_caller_loads() {
     let s = stack_with(100, 1, None, |b| b.negative_caching(false)).await;
     let none = CountingLoader::none();
     for _ in 0..3 {
-        assert_eq!(
-            s.cache
-                .optionally_get_with(key("k"), none.optional("k"))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(optionally(&s.cache, "k", &none).await, None);
         assert_eq!(s.cache.get_or_load(&key("j"), &none).await.unwrap(), None);
     }
     assert_eq!(none.calls(), 6);
-    assert_eq!(s.cache.lookup(&key("k")).await.unwrap(), Lookup::Miss);
-    assert_eq!(s.cache.lookup(&key("j")).await.unwrap(), Lookup::Miss);
+    assert_eq!(lookup(&s.cache, "k").await, Lookup::Miss);
+    assert_eq!(lookup(&s.cache, "j").await, Lookup::Miss);
     for k in ["k", "j"] {
-        assert_eq!(
-            s.tiers[0].inner().get(&key_bytes(k)).await.unwrap(),
-            Lookup::Miss
-        );
+        assert_eq!(in_tier(s.tiers[0].inner(), k).await, Lookup::Miss);
     }
     let stats = s.cache.load_stats();
     assert_eq!((stats.negatives_stored, stats.negative_hits), (0, 0));
@@ -489,30 +441,27 @@ async fn with_negative_caching_off_nothing_is_stored_and_every_caller_loads() {
         .build()
         .await
         .unwrap();
-    assert_eq!(cache.get(&key("k")).await.unwrap(), None);
-    assert_eq!(cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&cache, "k").await, None);
+    assert_eq!(get(&cache, "k").await, None);
     assert_eq!(loader.calls(), 2);
     assert_eq!(cache.load_stats().negatives_stored, 0);
 }
 
 #[tokio::test]
 async fn get_on_a_negative_entry_answers_none_and_counts_a_negative_hit() {
-    let s = stack_with(100, 1, None, |b| b.negative_ttl(NEGATIVE_TTL)).await;
+    let s = negative_stack(1).await;
     let none = CountingLoader::none();
-    s.cache
-        .optionally_get_with(key("k"), none.optional("k"))
-        .await
-        .unwrap();
+    optionally(&s.cache, "k", &none).await;
     assert_eq!(s.cache.load_stats().negative_hits, 0);
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), None);
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "k").await, None);
+    assert_eq!(get(&s.cache, "k").await, None);
     assert_eq!(s.cache.load_stats().negative_hits, 2);
     // A key the cache knows nothing of is a miss, not a negative hit.
-    assert_eq!(s.cache.get(&key("unknown")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "unknown").await, None);
     assert_eq!(s.cache.load_stats().negative_hits, 2);
     // Answered from the tier below, it counts as well.
     s.cache.hot().clear();
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "k").await, None);
     assert_eq!(s.cache.load_stats().negative_hits, 3);
     assert_eq!(s.cache.load_stats().negatives_stored, 1);
     assert_eq!(none.calls(), 1);
@@ -520,25 +469,16 @@ async fn get_on_a_negative_entry_answers_none_and_counts_a_negative_hit() {
 
 #[tokio::test]
 async fn an_insert_replaces_a_negative_entry_in_every_tier() {
-    let s = stack_with(100, 2, None, |b| b.negative_ttl(NEGATIVE_TTL)).await;
+    let s = negative_stack(2).await;
     let none = CountingLoader::none();
-    s.cache
-        .optionally_get_with(key("k"), none.optional("k"))
-        .await
-        .unwrap();
+    optionally(&s.cache, "k", &none).await;
     s.cache.insert(key("k"), key("v")).await.unwrap();
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), Some(key("v")));
+    assert_eq!(get(&s.cache, "k").await, Some(key("v")));
     for tier in &s.tiers {
-        assert_eq!(held(tier, "k").await.map(|(v, _)| v), Some(key("v")));
+        assert_eq!(held_in(tier.inner(), "k").await, Some(key("v")));
     }
     let values = CountingLoader::values();
-    assert_eq!(
-        s.cache
-            .optionally_get_with(key("k"), values.optional("k"))
-            .await
-            .unwrap(),
-        Some(key("v"))
-    );
+    assert_eq!(optionally(&s.cache, "k", &values).await, Some(key("v")));
     assert_eq!(
         s.cache.get_or_load(&key("k"), &values).await.unwrap(),
         Some(key("v"))
@@ -548,29 +488,22 @@ async fn an_insert_replaces_a_negative_entry_in_every_tier() {
     // The value outlives the negative time-to-live it replaced.
     s.clock.advance(NEGATIVE_TTL);
     s.cache.hot().clear();
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), Some(key("v")));
+    assert_eq!(get(&s.cache, "k").await, Some(key("v")));
 }
 
 #[tokio::test]
 async fn get_or_load_caches_a_loaders_none_as_a_negative_entry() {
-    let s = stack_with(100, 1, None, |b| b.negative_ttl(NEGATIVE_TTL)).await;
+    let s = negative_stack(1).await;
     let none = CountingLoader::none();
     for _ in 0..3 {
         assert_eq!(s.cache.get_or_load(&key("k"), &none).await.unwrap(), None);
     }
     assert_eq!(none.calls(), 1);
     assert_eq!(
-        negative_expiry(s.cache.lookup(&key("k")).await.unwrap()),
+        negative_expiry(lookup(&s.cache, "k").await),
         Some(s.clock.now_ms() + ms(NEGATIVE_TTL))
     );
-    assert!(
-        s.tiers[0]
-            .inner()
-            .get(&key_bytes("k"))
-            .await
-            .unwrap()
-            .is_negative()
-    );
+    assert!(in_tier(s.tiers[0].inner(), "k").await.is_negative());
     // From the tier below, with the hot tier emptied.
     s.cache.hot().clear();
     let values = CountingLoader::values();
@@ -592,9 +525,7 @@ async fn get_or_load_caches_a_loaders_none_as_a_negative_entry() {
 async fn a_picked_error_is_remembered_and_answered_without_the_loader() {
     let s = stack_with(100, 1, None, |b| b.cache_errors(remember_forbidden)).await;
     let calls = AtomicUsize::new(0);
-    let err = s
-        .cache
-        .try_get_with(key("k"), fallible(&calls, Err(DbError::Forbidden)))
+    let err = try_load(&s.cache, &calls, Err(DbError::Forbidden))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Loader);
@@ -602,11 +533,7 @@ async fn a_picked_error_is_remembered_and_answered_without_the_loader() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     // Remembered: fallible loads fail at once, their loaders not called.
-    let err = s
-        .cache
-        .try_get_with(key("k"), fallible(&calls, Ok(key("v"))))
-        .await
-        .unwrap_err();
+    let err = try_load(&s.cache, &calls, Ok(key("v"))).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Loader);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let values = CountingLoader::values();
@@ -614,21 +541,14 @@ async fn a_picked_error_is_remembered_and_answered_without_the_loader() {
     assert_eq!(err.kind(), ErrorKind::Loader);
     assert_eq!(values.calls(), 0);
     // Lookups see a negative entry that says a load failed.
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), None);
-    match s.cache.lookup(&key("k")).await.unwrap() {
-        Lookup::Negative(meta) => {
-            assert!(meta.flags.contains(Flags::FAILED), "{meta:?}");
-            assert_eq!(meta.expires_at_ms, Some(s.clock.now_ms() + ms(ERROR_TTL)));
-        }
-        other => panic!("expected a remembered error, got {other:?}"),
-    }
+    assert_eq!(get(&s.cache, "k").await, None);
+    assert_eq!(
+        remembered_error(lookup(&s.cache, "k").await).expires_at_ms,
+        Some(s.clock.now_ms() + ms(ERROR_TTL))
+    );
     // The tier below remembers it too.
     s.cache.hot().clear();
-    let err = s
-        .cache
-        .try_get_with(key("k"), fallible(&calls, Ok(key("v"))))
-        .await
-        .unwrap_err();
+    let err = try_load(&s.cache, &calls, Ok(key("v"))).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Loader);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
@@ -653,7 +573,7 @@ async fn get_or_load_remembers_a_picked_error_by_the_loaders_own_source() {
         assert_eq!(err.kind(), ErrorKind::Loader);
     }
     assert_eq!(failing.calls(), 1);
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "k").await, None);
     let stats = s.cache.load_stats();
     assert_eq!((stats.errors_cached, stats.cached_errors_returned), (1, 3));
 }
@@ -663,43 +583,34 @@ async fn an_error_the_policy_does_not_pick_is_not_remembered() {
     let s = stack_with(100, 1, None, |b| b.cache_errors(remember_forbidden)).await;
     let calls = AtomicUsize::new(0);
     for attempt in 1..=3 {
-        let err = s
-            .cache
-            .try_get_with(key("k"), fallible(&calls, Err(DbError::Flaky)))
+        let err = try_load(&s.cache, &calls, Err(DbError::Flaky))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Loader);
         assert_eq!(err.source_as::<DbError>(), Some(&DbError::Flaky));
         assert_eq!(calls.load(Ordering::SeqCst), attempt);
     }
-    assert_eq!(s.cache.lookup(&key("k")).await.unwrap(), Lookup::Miss);
-    assert_eq!(
-        s.tiers[0].inner().get(&key_bytes("k")).await.unwrap(),
-        Lookup::Miss
-    );
+    assert_eq!(lookup(&s.cache, "k").await, Lookup::Miss);
+    assert_eq!(in_tier(s.tiers[0].inner(), "k").await, Lookup::Miss);
     // The next load succeeds and is cached.
     assert_eq!(
-        s.cache
-            .try_get_with(key("k"), fallible(&calls, Ok(key("v"))))
-            .await
-            .unwrap(),
+        try_load(&s.cache, &calls, Ok(key("v"))).await.unwrap(),
         key("v")
     );
     assert_eq!(calls.load(Ordering::SeqCst), 4);
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), Some(key("v")));
+    assert_eq!(get(&s.cache, "k").await, Some(key("v")));
     let stats = s.cache.load_stats();
     assert_eq!((stats.errors_cached, stats.cached_errors_returned), (0, 0));
 
     // Without a policy, no error is remembered, the picked kind included.
     let s = stack(100, 1, None).await;
     for _ in 0..2 {
-        s.cache
-            .try_get_with(key("k"), fallible(&calls, Err(DbError::Forbidden)))
+        try_load(&s.cache, &calls, Err(DbError::Forbidden))
             .await
             .unwrap_err();
     }
     assert_eq!(calls.load(Ordering::SeqCst), 6);
-    assert_eq!(s.cache.lookup(&key("k")).await.unwrap(), Lookup::Miss);
+    assert_eq!(lookup(&s.cache, "k").await, Lookup::Miss);
     assert_eq!(s.cache.load_stats().errors_cached, 0);
 }
 
@@ -713,23 +624,16 @@ async fn a_remembered_error_expires_by_its_own_ttl() {
     })
     .await;
     let calls = AtomicUsize::new(0);
-    s.cache
-        .try_get_with(key("k"), fallible(&calls, Err(DbError::Forbidden)))
+    try_load(&s.cache, &calls, Err(DbError::Forbidden))
         .await
         .unwrap_err();
     s.clock.advance(ERROR_TTL - Duration::from_millis(1));
-    s.cache
-        .try_get_with(key("k"), fallible(&calls, Ok(key("v"))))
-        .await
-        .unwrap_err();
+    try_load(&s.cache, &calls, Ok(key("v"))).await.unwrap_err();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     s.clock.advance(Duration::from_millis(1));
-    assert_eq!(s.cache.lookup(&key("k")).await.unwrap(), Lookup::Miss);
+    assert_eq!(lookup(&s.cache, "k").await, Lookup::Miss);
     assert_eq!(
-        s.cache
-            .try_get_with(key("k"), fallible(&calls, Ok(key("v"))))
-            .await
-            .unwrap(),
+        try_load(&s.cache, &calls, Ok(key("v"))).await.unwrap(),
         key("v")
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -751,40 +655,31 @@ async fn class_negative_ttl_sets_the_ttl_of_that_classs_negative_entries() {
         .await
         .unwrap();
     s.cache.insert_negative_in(key("o"), "other").await.unwrap();
-    match s.cache.lookup(&key("s")).await.unwrap() {
-        Lookup::Negative(meta) => {
-            assert_eq!(meta.expires_at_ms, Some(start + 10_000));
-            assert_eq!(meta.class.as_str(), "session");
-        }
-        other => panic!("expected a negative entry, got {other:?}"),
-    }
+    let meta = negative_meta(lookup(&s.cache, "s").await, "a negative entry");
+    assert_eq!(meta.expires_at_ms, Some(start + 10_000));
+    assert_eq!(meta.class.as_str(), "session");
     // A class without its own negative time-to-live has the cache's.
     assert_eq!(
-        negative_expiry(s.cache.lookup(&key("o")).await.unwrap()),
+        negative_expiry(lookup(&s.cache, "o").await),
         Some(start + ms(NEGATIVE_TTL))
     );
     // The tier below holds each with its class's expiry.
-    match s.tiers[0].inner().get(&key_bytes("s")).await.unwrap() {
-        Lookup::Negative(meta) => assert_eq!(meta.expires_at_ms, Some(start + 10_000)),
-        other => panic!("expected a negative entry below, got {other:?}"),
-    }
-    let values = CountingLoader::values();
     assert_eq!(
-        s.cache
-            .optionally_get_with(key("s"), values.optional("s"))
-            .await
-            .unwrap(),
-        None
+        negative_meta(
+            in_tier(s.tiers[0].inner(), "s").await,
+            "a negative entry below"
+        )
+        .expires_at_ms,
+        Some(start + 10_000)
     );
+    let values = CountingLoader::values();
+    assert_eq!(optionally(&s.cache, "s", &values).await, None);
     assert_eq!(values.calls(), 0);
     s.clock.advance(Duration::from_secs(10));
-    assert_eq!(s.cache.lookup(&key("s")).await.unwrap(), Lookup::Miss);
-    assert!(matches!(
-        s.cache.lookup(&key("o")).await.unwrap(),
-        Lookup::Negative(_)
-    ));
+    assert_eq!(lookup(&s.cache, "s").await, Lookup::Miss);
+    assert!(matches!(lookup(&s.cache, "o").await, Lookup::Negative(_)));
     s.clock.advance(NEGATIVE_TTL - Duration::from_secs(10));
-    assert_eq!(s.cache.lookup(&key("o")).await.unwrap(), Lookup::Miss);
+    assert_eq!(lookup(&s.cache, "o").await, Lookup::Miss);
 }
 
 #[tokio::test]
@@ -797,7 +692,7 @@ async fn a_class_negative_ttl_of_the_default_class_applies_to_loads() {
     let none = CountingLoader::none();
     s.cache.get_or_load(&key("k"), &none).await.unwrap();
     assert_eq!(
-        negative_expiry(s.cache.lookup(&key("k")).await.unwrap()),
+        negative_expiry(lookup(&s.cache, "k").await),
         Some(s.clock.now_ms() + 5_000)
     );
     s.clock.advance(Duration::from_secs(5));
@@ -820,24 +715,15 @@ async fn a_cache_loaders_none_on_get_is_cached_negatively() {
         }
     };
     let clock = ManualClock::default();
-    let cache: Cache<String, String> = Cache::builder()
-        .clock(clock.clock())
-        .negative_ttl(NEGATIVE_TTL)
-        .loader(loader)
-        .build()
-        .await
-        .unwrap();
+    let cache = loading_cache(&clock, loader).await;
     for _ in 0..3 {
-        assert_eq!(cache.get(&key("k")).await.unwrap(), None);
+        assert_eq!(get(&cache, "k").await, None);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert!(matches!(
-        cache.lookup(&key("k")).await.unwrap(),
-        Lookup::Negative(_)
-    ));
+    assert!(matches!(lookup(&cache, "k").await, Lookup::Negative(_)));
     assert_eq!(cache.load_stats().negatives_stored, 1);
     clock.advance(NEGATIVE_TTL);
-    assert_eq!(cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&cache, "k").await, None);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(cache.load_stats().negatives_stored, 2);
 }
@@ -849,26 +735,19 @@ async fn a_stores_none_on_get_is_cached_negatively_in_every_tier() {
         b.negative_ttl(NEGATIVE_TTL).store(store.clone())
     })
     .await;
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "k").await, None);
     assert_eq!(store.calls().loads, 1);
-    assert!(
-        s.tiers[0]
-            .inner()
-            .get(&key_bytes("k"))
-            .await
-            .unwrap()
-            .is_negative()
-    );
+    assert!(in_tier(s.tiers[0].inner(), "k").await.is_negative());
     // A value that appears in the store is not seen until the negative
     // expires.
     store.preload(key("k"), key("v"));
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "k").await, None);
     s.cache.hot().clear();
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&s.cache, "k").await, None);
     assert_eq!(store.calls().loads, 1);
     s.clock.advance(NEGATIVE_TTL);
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), Some(key("v")));
-    assert_eq!(s.cache.get(&key("k")).await.unwrap(), Some(key("v")));
+    assert_eq!(get(&s.cache, "k").await, Some(key("v")));
+    assert_eq!(get(&s.cache, "k").await, Some(key("v")));
     assert_eq!(store.calls().loads, 2);
 }
 
@@ -878,21 +757,15 @@ async fn a_get_that_loads_none_stores_a_negative_but_is_no_negative_hit() {
     // answered by a negative entry. The next one is.
     let loader = CountingLoader::none();
     let clock = ManualClock::default();
-    let cache: Cache<String, String> = Cache::builder()
-        .clock(clock.clock())
-        .negative_ttl(NEGATIVE_TTL)
-        .loader(loader.clone())
-        .build()
-        .await
-        .unwrap();
-    assert_eq!(cache.get(&key("k")).await.unwrap(), None);
+    let cache = loading_cache(&clock, loader.clone()).await;
+    assert_eq!(get(&cache, "k").await, None);
     let stats = cache.load_stats();
     assert_eq!(
         (stats.negatives_stored, stats.negative_hits),
         (1, 0),
         "{stats:?}"
     );
-    assert_eq!(cache.get(&key("k")).await.unwrap(), None);
+    assert_eq!(get(&cache, "k").await, None);
     assert_eq!(cache.load_stats().negative_hits, 1);
     assert_eq!(loader.calls(), 1);
 }
@@ -901,21 +774,15 @@ async fn a_get_that_loads_none_stores_a_negative_but_is_no_negative_hit() {
 async fn the_lookup_that_loads_none_reports_the_negative_entry_it_stored() {
     let loader = CountingLoader::none();
     let clock = ManualClock::default();
-    let cache: Cache<String, String> = Cache::builder()
-        .clock(clock.clock())
-        .negative_ttl(NEGATIVE_TTL)
-        .loader(loader.clone())
-        .build()
-        .await
-        .unwrap();
+    let cache = loading_cache(&clock, loader.clone()).await;
     let expected = Some(clock.now_ms() + ms(NEGATIVE_TTL));
     assert_eq!(
-        negative_expiry(cache.lookup(&key("k")).await.unwrap()),
+        negative_expiry(lookup(&cache, "k").await),
         expected,
         "the first lookup, which loaded"
     );
     assert_eq!(
-        negative_expiry(cache.lookup(&key("k")).await.unwrap()),
+        negative_expiry(lookup(&cache, "k").await),
         expected,
         "a later lookup"
     );

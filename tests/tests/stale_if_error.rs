@@ -7,11 +7,12 @@
 //! Expiry runs on a manual clock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tiercache::{Error, ErrorKind, Loader, Lookup, Result};
-use tiercache_tests::{TestStore, stack_with};
+use tiercache::{Cache, CacheBuilder, Error, ErrorKind, Lookup, Result};
+use tiercache_tests::protect_support::{Source, get, ms};
+use tiercache_tests::{Stack, TestStore, stack_with};
 
 /// Every entry's time-to-live.
 const TTL: Duration = Duration::from_secs(1);
@@ -30,44 +31,75 @@ impl std::fmt::Display for Down {
 
 impl std::error::Error for Down {}
 
-/// A loader that counts its calls, answers `"{key} v{n}"` for its n-th
-/// call, or fails with an `Unavailable` error while failing.
-#[derive(Clone, Default)]
-struct Source(Arc<(AtomicUsize, AtomicBool)>);
-
-impl Source {
-    fn calls(&self) -> usize {
-        self.0.0.load(Ordering::SeqCst)
-    }
-
-    fn fail(&self, on: bool) {
-        self.0.1.store(on, Ordering::SeqCst);
-    }
-}
-
-impl Loader<String, String> for Source {
-    async fn load(&self, key: &String) -> Result<Option<String>> {
-        let n = self.0.0.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.0.1.load(Ordering::SeqCst) {
-            return Err(Error::new(ErrorKind::Unavailable, "the source is down"));
-        }
-        Ok(Some(format!("{key} v{n}")))
-    }
-}
-
 fn key() -> String {
     "k".to_string()
 }
 
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap()
+/// A stack of `tiers` byte tiers whose entries live [`TTL`] and answer
+/// failed loads for [`WINDOW`] after, with more settings by `configure`.
+async fn stale_stack(
+    tiers: usize,
+    configure: impl FnOnce(CacheBuilder<String, String>) -> CacheBuilder<String, String>,
+) -> Stack {
+    stack_with(100, tiers, Some(TTL), |b| {
+        configure(b).stale_if_error(WINDOW)
+    })
+    .await
+}
+
+/// Inserts `"old"` for the key, and answers when it expires.
+async fn insert_old(s: &Stack) -> u64 {
+    let expires_at = s.clock.now_ms() + ms(TTL);
+    s.cache.insert(key(), "old".into()).await.unwrap();
+    expires_at
+}
+
+/// Inserts `"old"` for the key, and lets it expire by 1 ms.
+async fn expired_old(s: &Stack) {
+    s.cache.insert(key(), "old".into()).await.unwrap();
+    s.clock.advance(TTL + Duration::from_millis(1));
+}
+
+/// A `try_get_with` of the key whose load fails with [`Down`].
+async fn try_failing(cache: &Cache<String, String>) -> Result<String> {
+    cache
+        .try_get_with(key(), async { Err::<String, _>(Down) })
+        .await
+}
+
+/// Loads by `load` 1 ms past `expires_at` and 1 ms before the window
+/// ends: the stale value answers both, and both are counted.
+async fn stale_within_the_window<F>(s: &Stack, expires_at: u64, load: impl Fn() -> F)
+where
+    F: Future<Output = Result<Option<String>>>,
+{
+    s.clock.set_ms(expires_at + 1);
+    assert_eq!(load().await.unwrap().as_deref(), Some("old"));
+    s.clock.set_ms(expires_at + ms(WINDOW) - 1);
+    assert_eq!(load().await.unwrap().as_deref(), Some("old"));
+    assert_eq!(s.cache.load_stats().stale_served, 2);
+}
+
+/// Loads by `load` 1 ms past the window: the load's `Unavailable` error,
+/// and still `stale_served` values served stale.
+async fn unavailable_past_the_window<F>(
+    s: &Stack,
+    expires_at: u64,
+    load: impl Fn() -> F,
+    stale_served: u64,
+) where
+    F: Future<Output = Result<Option<String>>>,
+{
+    s.clock.set_ms(expires_at + ms(WINDOW) + 1);
+    let err = load().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(s.cache.load_stats().stale_served, stale_served);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_load_is_answered_by_a_value_expired_within_the_window_only() {
-    let s = stack_with(100, 1, Some(TTL), |b| b.stale_if_error(WINDOW)).await;
-    let expires_at = s.clock.now_ms() + ms(TTL);
-    s.cache.insert(key(), "old".into()).await.unwrap();
+    let s = stale_stack(1, |b| b).await;
+    let expires_at = insert_old(&s).await;
     let calls = AtomicUsize::new(0);
     let inits = &calls;
     let failing = move || async move {
@@ -94,77 +126,47 @@ async fn a_failed_load_is_answered_by_a_value_expired_within_the_window_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_or_load_loader_error_is_answered_by_the_stale_value() {
-    let s = stack_with(100, 1, Some(TTL), |b| b.stale_if_error(WINDOW)).await;
-    let expires_at = s.clock.now_ms() + ms(TTL);
-    s.cache.insert(key(), "old".into()).await.unwrap();
+    let s = stale_stack(1, |b| b).await;
+    let expires_at = insert_old(&s).await;
     let src = Source::default();
     src.fail(true);
-    s.clock.set_ms(expires_at + 1);
-    assert_eq!(
-        s.cache.get_or_load(&key(), &src).await.unwrap().as_deref(),
-        Some("old")
-    );
-    s.clock.set_ms(expires_at + ms(WINDOW) - 1);
-    assert_eq!(
-        s.cache.get_or_load(&key(), &src).await.unwrap().as_deref(),
-        Some("old")
-    );
-    assert_eq!(s.cache.load_stats().stale_served, 2);
-    s.clock.set_ms(expires_at + ms(WINDOW) + 1);
-    let err = s.cache.get_or_load(&key(), &src).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert_eq!(s.cache.load_stats().stale_served, 2);
+    let load = || async { s.cache.get_or_load(&key(), &src).await };
+    stale_within_the_window(&s, expires_at, load).await;
+    unavailable_past_the_window(&s, expires_at, load, 2).await;
     assert_eq!(src.calls(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_whose_cache_loader_fails_is_answered_by_the_stale_value() {
     let src = Source::default();
-    let s = stack_with(100, 1, Some(TTL), |b| {
-        b.loader(src.clone()).stale_if_error(WINDOW)
-    })
-    .await;
-    let expires_at = s.clock.now_ms() + ms(TTL);
-    s.cache.insert(key(), "old".into()).await.unwrap();
+    let s = stale_stack(1, |b| b.loader(src.clone())).await;
+    let expires_at = insert_old(&s).await;
     src.fail(true);
-    s.clock.set_ms(expires_at + 1);
-    assert_eq!(s.cache.get(&key()).await.unwrap().as_deref(), Some("old"));
-    s.clock.set_ms(expires_at + ms(WINDOW) - 1);
-    assert_eq!(s.cache.get(&key()).await.unwrap().as_deref(), Some("old"));
-    assert_eq!(s.cache.load_stats().stale_served, 2);
+    let load = || async { s.cache.get(&key()).await };
+    stale_within_the_window(&s, expires_at, load).await;
     assert_eq!(src.calls(), 2);
-    s.clock.set_ms(expires_at + ms(WINDOW) + 1);
-    let err = s.cache.get(&key()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert_eq!(s.cache.load_stats().stale_served, 2);
+    unavailable_past_the_window(&s, expires_at, load, 2).await;
     assert_eq!(src.calls(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_whose_store_is_down_is_answered_by_the_stale_value() {
     let store: TestStore<String, String> = TestStore::new();
-    let s = stack_with(100, 1, Some(TTL), |b| {
-        b.store(store.clone()).stale_if_error(WINDOW)
-    })
-    .await;
-    let expires_at = s.clock.now_ms() + ms(TTL);
-    s.cache.insert(key(), "old".into()).await.unwrap();
+    let s = stale_stack(1, |b| b.store(store.clone())).await;
+    let expires_at = insert_old(&s).await;
     store.set_failing(true);
     s.clock.set_ms(expires_at + 1);
-    assert_eq!(s.cache.get(&key()).await.unwrap().as_deref(), Some("old"));
+    assert_eq!(get(&s.cache, "k").await.as_deref(), Some("old"));
     assert_eq!(s.cache.load_stats().stale_served, 1);
-    s.clock.set_ms(expires_at + ms(WINDOW) + 1);
-    let err = s.cache.get(&key()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert_eq!(s.cache.load_stats().stale_served, 1);
+    let load = || async { s.cache.get(&key()).await };
+    unavailable_past_the_window(&s, expires_at, load, 1).await;
     assert_eq!(store.calls().loads, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_caller_waiting_on_a_failed_load_gets_the_stale_value() {
-    let s = stack_with(100, 1, Some(TTL), |b| b.stale_if_error(WINDOW)).await;
-    s.cache.insert(key(), "old".into()).await.unwrap();
-    s.clock.advance(TTL + Duration::from_millis(1));
+    let s = stale_stack(1, |b| b).await;
+    expired_old(&s).await;
     let inits = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(tokio::sync::Barrier::new(5));
     let tasks: Vec<_> = (0..5)
@@ -192,7 +194,7 @@ async fn every_caller_waiting_on_a_failed_load_gets_the_stale_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_that_succeeds_answers_its_value_not_the_stale_one() {
     // Without a loader of the cache's own: the callers' loaders load.
-    let s = stack_with(100, 1, Some(TTL), |b| b.stale_if_error(WINDOW)).await;
+    let s = stale_stack(1, |b| b).await;
     for k in ["a", "b", "c"] {
         s.cache.insert(k.into(), "old".into()).await.unwrap();
     }
@@ -228,14 +230,10 @@ async fn a_load_that_succeeds_answers_its_value_not_the_stale_one() {
 
     // With the cache's own loader, on a get.
     let src = Source::default();
-    let s = stack_with(100, 1, Some(TTL), |b| {
-        b.loader(src.clone()).stale_if_error(WINDOW)
-    })
-    .await;
-    s.cache.insert(key(), "old".into()).await.unwrap();
-    s.clock.advance(TTL + Duration::from_millis(1));
-    assert_eq!(s.cache.get(&key()).await.unwrap().as_deref(), Some("k v1"));
-    assert_eq!(s.cache.get(&key()).await.unwrap().as_deref(), Some("k v1"));
+    let s = stale_stack(1, |b| b.loader(src.clone())).await;
+    expired_old(&s).await;
+    assert_eq!(get(&s.cache, "k").await.as_deref(), Some("k v1"));
+    assert_eq!(get(&s.cache, "k").await.as_deref(), Some("k v1"));
     assert_eq!(src.calls(), 1);
     assert_eq!(s.cache.load_stats().stale_served, 0);
 }
@@ -243,40 +241,30 @@ async fn a_load_that_succeeds_answers_its_value_not_the_stale_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_that_load_nothing_never_answer_an_expired_entry() {
     for tiers in [0, 1] {
-        let s = stack_with(100, tiers, Some(TTL), |b| b.stale_if_error(WINDOW)).await;
-        s.cache.insert(key(), "old".into()).await.unwrap();
-        s.clock.advance(TTL + Duration::from_millis(1));
-        assert_eq!(s.cache.get(&key()).await.unwrap(), None, "{tiers} tiers");
+        let s = stale_stack(tiers, |b| b).await;
+        expired_old(&s).await;
+        assert_eq!(get(&s.cache, "k").await, None, "{tiers} tiers");
         assert_eq!(s.cache.lookup(&key()).await.unwrap(), Lookup::Miss);
         assert!(!s.cache.contains_key(&key()).await.unwrap());
         assert_eq!(s.cache.hot().get(&key()), None);
         assert!(!s.cache.hot().contains_key(&key()));
         assert_eq!(s.cache.load_stats().stale_served, 0);
         // It was kept all the same, for a load that fails.
-        let stale = s
-            .cache
-            .try_get_with(key(), async { Err::<String, _>(Down) })
-            .await
-            .unwrap();
+        let stale = try_failing(&s.cache).await.unwrap();
         assert_eq!(stale, "old");
         assert_eq!(s.cache.load_stats().stale_served, 1);
         // Serving it stale did not make it live again.
-        assert_eq!(s.cache.get(&key()).await.unwrap(), None, "{tiers} tiers");
+        assert_eq!(get(&s.cache, "k").await, None, "{tiers} tiers");
         assert!(!s.cache.contains_key(&key()).await.unwrap());
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_entry_is_never_served_stale() {
-    let s = stack_with(100, 1, Some(TTL), |b| b.stale_if_error(WINDOW)).await;
-    s.cache.insert(key(), "old".into()).await.unwrap();
-    s.clock.advance(TTL + Duration::from_millis(1));
+    let s = stale_stack(1, |b| b).await;
+    expired_old(&s).await;
     s.cache.remove(&key()).await.unwrap();
-    let err = s
-        .cache
-        .try_get_with(key(), async { Err::<String, _>(Down) })
-        .await
-        .unwrap_err();
+    let err = try_failing(&s.cache).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Loader);
     assert_eq!(s.cache.load_stats().stale_served, 0);
 }

@@ -136,7 +136,8 @@ where
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) error (or a stale
     /// value, with [`stale_if_error`](Self::stale_if_error)). The load goes
     /// on: a loader or store load runs on a task of its own, and its late
-    /// result is still stored. A caller whose own loader future runs (the
+    /// result is still stored. Such a load's deadline is counted from its
+    /// start, and callers that joined it later give up with it. A caller whose own loader future runs (the
     /// first of a [`get_with`](crate::Cache::get_with) and its kin) waits
     /// for it: that future is the caller's, and nothing else can finish it.
     pub fn load_timeout(mut self, timeout: Duration) -> Self {
