@@ -25,9 +25,11 @@ pub(crate) struct Slot<V> {
     /// The tier below already holds this very value (it was written
     /// through, or promoted from there), so evicting it writes nothing.
     pub(crate) held_below: bool,
-    /// The version of the key's stripe when the value was written (see
-    /// [`crate::stripes`]): later writes of the key have higher ones, so
-    /// an entry waiting for demotion can tell whether it was replaced.
+    /// Where the value stands among the key's values (see
+    /// [`crate::stripes`]): a write's `WriteGuard::seq`, or a copy's
+    /// `copy_seq` (a promotion, a load). Later writes of the key have
+    /// higher ones, so an entry waiting for demotion can tell whether it
+    /// was replaced.
     pub(crate) seq: u64,
     /// The key is in the analytics' sample of entries whose use is followed
     /// (so a hot hit of it is reported, and hits of other keys cost

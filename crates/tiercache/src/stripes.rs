@@ -54,11 +54,27 @@ impl Drop for WriteGuard<'_> {
 }
 
 impl WriteGuard<'_> {
-    /// The stripe's version while this write holds it: higher than that of
-    /// every earlier write of its keys, lower than every later one.
-    pub(crate) fn seq(&self) -> u64 {
+    /// The stripe's version while this write holds it (the count of writes
+    /// of its keys that have ended).
+    pub(crate) fn version(&self) -> u64 {
         self.stripe.version.load(Ordering::Acquire)
     }
+
+    /// Where the entries this write makes stand among the key's entries:
+    /// higher than every earlier write's and every copy made before it
+    /// ([`copy_seq`]), lower than every later one's. Odd: `2 × version + 1`.
+    pub(crate) fn seq(&self) -> u64 {
+        self.version() * 2 + 1
+    }
+}
+
+/// Where a copy of a key's value made at stripe version `seen` stands (a
+/// promotion, or a load installed while no write ended): after the write
+/// that ended last before it, before the next write, which takes the lock
+/// at that same version. Even: `2 × seen`, so that the next write's entry
+/// (odd, `2 × seen + 1`) is always newer, and replaces or purges it.
+pub(crate) fn copy_seq(seen: u64) -> u64 {
+    seen * 2
 }
 
 impl Stripes {
@@ -145,9 +161,14 @@ mod tests {
         let w = stripe.write().await;
         assert!(stripe.unchanged_since(seen).is_none(), "a write under way");
         let seq = w.seq();
+        let during = w.version();
         drop(w);
-        assert!(stripe.version() > seq);
+        assert!(stripe.version() > during);
         assert!(stripe.unchanged_since(seen).is_none());
+        // The write's entries stand above a copy made at the version it
+        // took the lock at, and below a copy made after it ended.
+        assert!(copy_seq(during) < seq);
+        assert!(seq < copy_seq(stripe.version()));
     }
 
     #[tokio::test]

@@ -373,3 +373,53 @@ where
         drop(write);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cache_core::Placement;
+
+    use super::*;
+    use crate::stripes::{Stripes, copy_seq};
+
+    fn slot(value: &str, seq: u64) -> Slot<String> {
+        Slot {
+            value: Some(value.to_string()),
+            expires_at_ms: None,
+            created_at_ms: 0,
+            class: 0,
+            placement: Placement::Everywhere,
+            held_below: false,
+            seq,
+            tracked: false,
+            failed: false,
+        }
+    }
+
+    /// A copy of a value made while no write ended (a load installed, a
+    /// promotion) and evicted into the queue is older than the next write
+    /// of the key, which takes the stripe's lock at that same version: the
+    /// write purges it. (With copies stamped with the bare version they
+    /// tied with the write: the copy stayed queued, and a demotion of it
+    /// could take the write's own entry out of the queue as "demoted".)
+    #[tokio::test]
+    async fn the_next_write_replaces_a_copy_made_at_its_version() {
+        let stripes = Stripes::new();
+        let stripe = stripes.of(b"k");
+        let queue: DemotionQueue<&str, String> = DemotionQueue::new(10);
+        let seen = stripe.version();
+        queue.push("k", slot("loaded", copy_seq(seen)));
+        let write = stripe.write().await;
+        assert_eq!(write.version(), seen, "no write ended in between");
+        queue.purge(&"k", write.seq());
+        assert!(queue.get(&"k").is_none(), "the write purges the older copy");
+        // And the write's own entry, once evicted, is not taken for the
+        // copy: a demotion of the copy finishing late leaves it queued.
+        queue.push("k", slot("written", write.seq()));
+        queue.demoted(&"k", copy_seq(seen));
+        assert_eq!(queue.get(&"k").unwrap().value.as_deref(), Some("written"));
+        let written = write.seq();
+        drop(write);
+        // A copy made after the write ended is newer than it.
+        assert!(copy_seq(stripe.version()) > written);
+    }
+}

@@ -319,7 +319,7 @@ where
                 class,
                 Placement::Everywhere,
                 true,
-                seen,
+                crate::stripes::copy_seq(seen),
             );
             slot.tracked = self.inner.observer.follows(key);
             self.inner.hot.engine.insert_with_expiry(

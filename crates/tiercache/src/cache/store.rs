@@ -183,7 +183,14 @@ where
         let held_below = self.inner.policy.writes_below(placement);
         if placement.in_memory() {
             let class = self.inner.class_names.index(&meta.class);
-            let slot = Self::slot(value.cloned(), &meta, class, placement, held_below, seen);
+            let slot = Self::slot(
+                value.cloned(),
+                &meta,
+                class,
+                placement,
+                held_below,
+                crate::stripes::copy_seq(seen),
+            );
             self.inner.hot.engine.insert_with_expiry(
                 key.clone(),
                 slot,

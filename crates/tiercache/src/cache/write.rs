@@ -289,7 +289,7 @@ where
         //    promotion or demotion of an older value lands in between.
         let write = self.inner.stripes.of(&kb).write().await;
         if let Some(seen) = unchanged_since
-            && write.seq() != seen
+            && write.version() != seen
         {
             // A write of the stripe ended while the value loaded: it may
             // be newer, and stands. Nothing changed (letting go of the
