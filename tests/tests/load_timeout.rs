@@ -159,11 +159,14 @@ async fn a_cache_loader_load_times_out_for_every_caller_and_its_late_result_is_s
     let (first, others) = first_and_others(&src, || timed_get(&s.cache)).await;
     assert_timed_out(first, "the first").await;
     // The others joined the load after it started, and share its deadline:
-    // they give up with it, never later (a timer's rounding aside).
+    // they give up with it, never later (a timer's rounding and a busy
+    // machine aside).
     for o in others {
         let (result, waited) = o.await.unwrap();
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
-        assert!(waited < TIMEOUT * 3, "another caller waited {waited:?}");
+        // (The load itself is held until released below: a caller that
+        // waited for it would not return at all.)
+        assert!(waited < TIMEOUT * 10, "another caller waited {waited:?}");
     }
     // Everyone gave up while the load was still held.
     assert_eq!(src.finished(), 0);
