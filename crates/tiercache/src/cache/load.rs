@@ -285,13 +285,11 @@ where
                 errors,
                 || self.patience(),
                 || async move {
-                    if !self.inner.memory_only()
-                        && let Ok(kb) = self.encode_key(key)
-                    {
-                        seen.store(self.inner.stripes.of(&kb).version(), Ordering::Relaxed);
+                    let looked = self.lookup_uncounted(key, skip).await?;
+                    if let Some(version) = looked.seen {
+                        seen.store(version, Ordering::Relaxed);
                     }
-                    let (found, loaded) = self.lookup_uncounted(key, skip).await?;
-                    match found {
+                    match looked.found {
                         Lookup::Hit(v) => Ok(Some(v)),
                         Lookup::Negative(meta) if negatives != Negatives::Load => {
                             if negatives == Negatives::AnswerNoneOrError
@@ -301,7 +299,7 @@ where
                             }
                             // A "none" the source just answered (and that
                             // read-through stored) is no negative hit.
-                            if !loaded {
+                            if !looked.loaded {
                                 LoadCounts::add(&self.inner.protect.counts.negative_hits);
                             }
                             negative.store(true, Ordering::Relaxed);
@@ -336,7 +334,7 @@ where
                     {
                         return Ok(Some(v));
                     }
-                    if let (Lookup::Hit(current), _) = self.lookup_uncounted(key, skip).await? {
+                    if let Lookup::Hit(current) = self.lookup_uncounted(key, skip).await?.found {
                         return Ok(Some(current));
                     }
                     self.fill(key.clone(), v.clone()).await?;

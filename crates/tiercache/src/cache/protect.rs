@@ -83,7 +83,7 @@ where
         if self.keeps_out(&key) {
             return Ok(());
         }
-        self.write_negative(key, DataClass::Default, ttl, false, false)
+        self.write_negative(key, DataClass::Default, ttl, false)
             .await?;
         LoadCounts::add(&self.inner.protect.counts.negatives_stored);
         Ok(())
@@ -102,7 +102,7 @@ where
         if let Some(ttl) = self.inner.protect.error_ttl(&e)
             && !self.keeps_out(key)
             && self
-                .write_negative(key.clone(), DataClass::Default, ttl, true, false)
+                .write_negative(key.clone(), DataClass::Default, ttl, true)
                 .await
                 .is_ok()
         {
@@ -112,24 +112,22 @@ where
     }
 
     /// A negative entry of class `class` for `ttl` (`failed`: it remembers
-    /// an error), written like an insert but never to the store
-    /// (`to_store` is for [`insert_negative_in`](Self::insert_negative_in),
-    /// which is the application's own write and removes a store's value
-    /// only through a removal).
+    /// an error), written like an insert but never to the store: it is the
+    /// cache's own knowledge (a store loses a value only through a
+    /// removal).
     pub(super) async fn write_negative(
         &self,
         key: K,
         class: DataClass,
         ttl: Duration,
         failed: bool,
-        to_store: bool,
     ) -> Result<()> {
         let options = InsertOptions {
             class: class.clone(),
             time_to_live: Some(ttl),
             placement: None,
         };
-        self.write(key, None, &class, to_store, |now| {
+        self.write(key, None, &class, false, |now| {
             let (mut meta, placement) = self.new_meta(now, options)?;
             if failed {
                 meta.flags = meta.flags.with(Flags::FAILED);
@@ -151,7 +149,7 @@ where
             .protect
             .negative_ttl(&class)
             .unwrap_or(crate::DEFAULT_NEGATIVE_TTL);
-        self.write_negative(key, class, ttl, false, false).await
+        self.write_negative(key, class, ttl, false).await
     }
 
     /// The error a fallible load answers while a remembered failure of its

@@ -12,6 +12,17 @@ use serde::de::DeserializeOwned;
 
 use super::{Cache, HOT_LOOKUPS, HOT_MISSES, PROMOTIONS};
 use crate::hot::Slot;
+
+/// What a load's own look found: the answer, whether it came from the
+/// cache's source (read-through; so that a "none" just loaded is not taken
+/// for a negative hit), and the stripe's version noted before the look
+/// (`None` in a memory-only cache, which keeps no versions), under which
+/// what the caller loads next may be installed.
+pub(super) struct Looked<V> {
+    pub(super) found: Lookup<V>,
+    pub(super) loaded: bool,
+    pub(super) seen: Option<u64>,
+}
 use crate::protect::{LoadCounts, Skip};
 use crate::tiers::{Change, Tier};
 
@@ -95,8 +106,9 @@ where
             return Ok(Lookup::Miss);
         }
         let kb = self.encode_key(key)?;
+        let seen = self.inner.stripes.of(&kb).version();
         let mut loaded = false;
-        let found = match self.lookup_below_hot(key, &kb, skip).await {
+        let found = match self.lookup_below_hot(key, &kb, seen, skip).await {
             // 6. Missed everywhere: the store or the cache's loader, one
             //    load per key however many callers ask.
             Ok(Lookup::Miss) if self.inner.has_source() => {
@@ -129,33 +141,56 @@ where
 
     /// The leader of a load looks again, because another load may have
     /// finished between its first look and its turn; this second look is
-    /// not a new request, so the hot tier's counters are left alone. Says
-    /// whether the answer came from the cache's source (read-through), so
-    /// that a "none" just loaded is not taken for a negative hit.
-    pub(super) async fn lookup_uncounted(&self, key: &K, skip: Skip) -> Result<(Lookup<V>, bool)> {
-        if !skip.memory
-            && let Some(slot) = self.inner.hot.live(key)
-        {
-            return Ok((self.slot_lookup(slot), false));
-        }
+    /// not a new request, so the hot tier's counters are left alone.
+    pub(super) async fn lookup_uncounted(&self, key: &K, skip: Skip) -> Result<Looked<V>> {
+        let hot = || {
+            let slot = (!skip.memory).then(|| self.inner.hot.live(key)).flatten()?;
+            Some(self.slot_lookup(slot))
+        };
         if self.inner.memory_only() {
-            return Ok((Lookup::Miss, false));
+            return Ok(Looked {
+                found: hot().unwrap_or(Lookup::Miss),
+                loaded: false,
+                seen: None,
+            });
         }
         let kb = self.encode_key(key)?;
-        match self.lookup_below_hot(key, &kb, skip).await? {
-            Lookup::Miss if self.inner.has_source() => {
-                Ok((self.read_through(key, &kb).await?, true))
-            }
-            found => Ok((found, false)),
+        // Noted before anything is read, so that what the caller loads
+        // after a miss installs only if no write of the key ended since.
+        let seen = self.inner.stripes.of(&kb).version();
+        if let Some(found) = hot() {
+            return Ok(Looked {
+                found,
+                loaded: false,
+                seen: Some(seen),
+            });
         }
+        let (found, loaded) = match self.lookup_below_hot(key, &kb, seen, skip).await? {
+            Lookup::Miss if self.inner.has_source() => {
+                (self.read_through(key, &kb, seen).await?, true)
+            }
+            found => (found, false),
+        };
+        Ok(Looked {
+            found,
+            loaded,
+            seen: Some(seen),
+        })
     }
 
-    /// Everything after a first miss in the hot tier, in order.
-    async fn lookup_below_hot(&self, key: &K, kb: &Bytes, skip: Skip) -> Result<Lookup<V>> {
+    /// Everything after a first miss in the hot tier, in order, with the
+    /// stripe's version `seen` noted before.
+    async fn lookup_below_hot(
+        &self,
+        key: &K,
+        kb: &Bytes,
+        seen: u64,
+        skip: Skip,
+    ) -> Result<Lookup<V>> {
         let stripe = self.inner.stripes.of(kb);
-        // 2. The version before anything below is read: a promotion of what
-        //    is found installs only if no write of the key ended since.
-        let seen = stripe.version();
+        // 2. The version was noted before anything below is read: a
+        //    promotion of what is found installs only if no write of the
+        //    key ended since.
         // 3. The hot tier once more: a write that ended before the version
         //    was noted left its value there, or in the demotion queue, or
         //    (demoted) below.
@@ -223,10 +258,16 @@ where
             };
             tier.count_hit();
             self.inner.observer.on_hit(key, kb);
-            let (created_at_ms, class) = (entry.meta.created_at_ms, entry.meta.class.clone());
+            // With refresh-ahead, what the promotion consumes is kept to
+            // see whether a reload is due.
+            let due = self
+                .inner
+                .protect
+                .refresh_after_ms
+                .map(|_| (entry.meta.created_at_ms, entry.meta.class.clone()));
             self.promote(i, key, kb, Some(&value), entry, seen, skip)
                 .await;
-            if self.inner.protect.refresh_after_ms.is_some() {
+            if let Some((created_at_ms, class)) = due {
                 let class = self.inner.class_names.index(&class);
                 self.refresh_if_due(key, created_at_ms, class);
             }
@@ -354,11 +395,14 @@ where
     /// it); a negative entry holds none.
     pub async fn contains_key(&self, key: &K) -> Result<bool> {
         // Neither check counts as a use of the entry.
-        if self.inner.hot.engine.contains_key(key) && !self.inner.hot.stale {
+        if self.inner.hot.stale {
+            // The engine may hold an entry kept past its expiry, which
+            // answers nothing: only a live value does.
+            if self.inner.hot.contains_key(key) {
+                return Ok(true);
+            }
+        } else if self.inner.hot.engine.contains_key(key) {
             return Ok(self.inner.hot.contains_key(key));
-        }
-        if self.inner.hot.contains_key(key) {
-            return Ok(true);
         }
         if self.inner.memory_only() {
             return Ok(false);

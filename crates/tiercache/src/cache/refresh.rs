@@ -37,12 +37,17 @@ where
     /// [`load_and_install`](Self::load_and_install), within the load
     /// timeout if there is one: the load then runs on a task of its own,
     /// and a result that comes after the caller gave up is still stored.
-    pub(super) async fn load_from_source(&self, key: &K, kb: &Bytes) -> Result<Option<V>> {
+    pub(super) async fn load_from_source(
+        &self,
+        key: &K,
+        kb: &Bytes,
+        seen: u64,
+    ) -> Result<Option<V>> {
         let Some(timeout) = self.inner.protect.load_timeout else {
-            return self.load_and_install(key, kb).await.map(|(v, _)| v);
+            return self.load_and_install(key, kb, seen).await.map(|(v, _)| v);
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.load_and_install(key, kb).await.map(|(v, _)| v);
+            return self.load_and_install(key, kb, seen).await.map(|(v, _)| v);
         };
         let cache = self.clone();
         let (owned_key, owned_kb) = (key.clone(), kb.clone());
@@ -50,7 +55,7 @@ where
         // finds nobody to tell, and counts itself as late.
         let (done_tx, _waiting) = tokio::sync::oneshot::channel::<()>();
         let task = runtime.spawn(async move {
-            let loaded = cache.load_and_install(&owned_key, &owned_kb).await;
+            let loaded = cache.load_and_install(&owned_key, &owned_kb, seen).await;
             if done_tx.send(()).is_err() && matches!(loaded, Ok((_, true))) {
                 // Nobody waits any more: the result came late, and stands.
                 LoadCounts::add(&cache.inner.protect.counts.late_loads_stored);

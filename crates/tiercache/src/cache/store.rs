@@ -54,7 +54,7 @@ where
                 || self.patience(),
                 // The leader looks again, the store included.
                 || async move {
-                    Ok(match self.lookup_uncounted(key, skip).await?.0 {
+                    Ok(match self.lookup_uncounted(key, skip).await?.found {
                         Lookup::Hit(v) => Some(v),
                         Lookup::Negative(_) => {
                             negative.store(true, Ordering::Relaxed);
@@ -92,11 +92,14 @@ where
     /// write and never loaded: the store's copy is older. With a load
     /// timeout the load runs on a task of its own, which stores its result
     /// even when it comes too late for the caller.
-    pub(super) async fn read_through(&self, key: &K, kb: &Bytes) -> Result<Lookup<V>> {
+    pub(super) async fn read_through(&self, key: &K, kb: &Bytes, seen: u64) -> Result<Lookup<V>> {
+        // `seen` was noted before the dirty check: a write-back insert
+        // that makes the key dirty after it advances the version, so the
+        // store's older copy is not installed over it.
         if let Some(found) = self.dirty_lookup(kb) {
             return Ok(found);
         }
-        let loaded = self.load_from_source(key, kb).await?;
+        let loaded = self.load_from_source(key, kb, seen).await?;
         Ok(match loaded {
             Some(v) => Lookup::Hit(v),
             None if self
@@ -113,9 +116,14 @@ where
 
     /// Loads `key` from the cache's own source (its store, else its
     /// loader) and installs the outcome: no timeout, on the caller's task.
-    /// Says whether the outcome was installed.
-    pub(super) async fn load_and_install(&self, key: &K, kb: &Bytes) -> Result<(Option<V>, bool)> {
-        let seen = self.inner.stripes.of(kb).version();
+    /// Says whether the outcome was installed (only if no write of the
+    /// key's stripe ended since version `seen`).
+    pub(super) async fn load_and_install(
+        &self,
+        key: &K,
+        kb: &Bytes,
+        seen: u64,
+    ) -> Result<(Option<V>, bool)> {
         let loaded = match self.source_load(key).await {
             Ok(loaded) => loaded,
             Err(e) => return Err(self.remember_error(key, e).await),
