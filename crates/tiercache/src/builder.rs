@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::cache::{
     Cache, DemotionQueue, Inner, MAX_WAITING_DEMOTIONS, TierPolicy, encode_key, hot_listener,
 };
-use crate::hot::{ClassNames, HotTier};
+use crate::hot::HotTier;
 use crate::observe::Observer;
 use crate::promotion::{HitWindow, Promotion};
 use crate::protect::{DynLoader, ProtectSettings};
@@ -30,6 +30,8 @@ use crate::tiers::{Tier, Tiers};
 mod protect;
 #[cfg(feature = "policies")]
 mod store;
+#[cfg(feature = "warm")]
+mod warm;
 
 /// Builds a [`Cache`]; start from [`Cache::builder`].
 ///
@@ -49,6 +51,9 @@ pub struct CacheBuilder<K, V, C = Postcard> {
     loader: Option<Arc<dyn DynLoader<K, V>>>,
     #[cfg(feature = "policies")]
     bypass: cache_policies::BypassRules<K>,
+    /// The snapshot's key decoder and the prefetcher's loader (typed).
+    #[cfg(feature = "warm")]
+    warm: warm::WarmSetting<K, V>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -81,6 +86,8 @@ struct Settings {
     #[cfg(feature = "policies")]
     record: store::RecordSettings,
     protect: ProtectSettings,
+    #[cfg(feature = "warm")]
+    warm: crate::warming::WarmSettings,
 }
 
 /// A tier the application added, waiting for [`CacheBuilder::build`] to
@@ -211,6 +218,8 @@ impl Default for Settings {
             #[cfg(feature = "policies")]
             record: Default::default(),
             protect: ProtectSettings::default(),
+            #[cfg(feature = "warm")]
+            warm: crate::warming::WarmSettings::default(),
         }
     }
 }
@@ -225,6 +234,8 @@ impl<K, V> Default for CacheBuilder<K, V, Postcard> {
             loader: None,
             #[cfg(feature = "policies")]
             bypass: cache_policies::BypassRules::new(),
+            #[cfg(feature = "warm")]
+            warm: warm::WarmSetting::default(),
             _types: PhantomData,
         }
     }
@@ -463,6 +474,10 @@ where
         if self.store.is_some() {
             self.settings.record.codec_after_store = true;
         }
+        #[cfg(feature = "warm")]
+        if self.settings.warm.snapshot.is_some() {
+            self.settings.warm.codec_after_snapshot = true;
+        }
         CacheBuilder {
             settings: self.settings,
             codec,
@@ -471,6 +486,8 @@ where
             loader: self.loader,
             #[cfg(feature = "policies")]
             bypass: self.bypass,
+            #[cfg(feature = "warm")]
+            warm: self.warm,
             _types: PhantomData,
         }
     }
@@ -485,11 +502,22 @@ where
         let has_store = self.store.is_some();
         #[cfg(not(feature = "policies"))]
         let has_store = false;
+        #[cfg(feature = "warm")]
+        let can_load = has_store
+            || self.loader.is_some()
+            || !s.tiers.is_empty()
+            || s.opens_tiers();
         #[allow(unused_mut)]
         let mut protect = s
             .protect
             .clone()
             .checked(s.ttls(), self.loader, has_store)?;
+        #[cfg(feature = "warm")]
+        let warm_plan = self.warm.plan(&s.warm, can_load)?;
+        #[cfg(feature = "warm")]
+        let warm = warm_plan.warming();
+        #[cfg(not(feature = "warm"))]
+        let warm = crate::warming::Warming::default();
         #[cfg(feature = "policies")]
         self.bypass.check()?;
         #[cfg(feature = "policies")]
@@ -528,7 +556,7 @@ where
             Promotion::Always | Promotion::AfterHits { hits: 0 | 1, .. } => None,
             Promotion::AfterHits { hits, window } => Some(HitWindow::new(hits, window)),
         };
-        Ok(Cache::from_inner(Inner {
+        let cache = Cache::from_inner(Inner {
             hot,
             tiers,
             policy,
@@ -537,7 +565,7 @@ where
             time_to_live: s.time_to_live,
             limits,
             classes: ArcSwap::from_pointee(classes),
-            class_names: ClassNames::default(),
+            class_names: Arc::default(),
             promotion,
             stripes: Stripes::new(),
             flights: SingleFlight::new(),
@@ -545,7 +573,11 @@ where
             observer,
             record,
             protect,
-        }))
+            warm,
+        });
+        #[cfg(feature = "warm")]
+        warm_plan.start(&cache).await?;
+        Ok(cache)
     }
 }
 
@@ -593,6 +625,20 @@ impl Settings {
             ttl.map(|ttl| (format!("class {:?}", class.as_str()), ttl))
         });
         cache.into_iter().chain(classes)
+    }
+
+    /// Whether `build` opens a tier of its own (the disk or Redis tier).
+    #[cfg(feature = "warm")]
+    fn opens_tiers(&self) -> bool {
+        #[cfg(feature = "redb")]
+        if self.disk.is_some() {
+            return true;
+        }
+        #[cfg(feature = "redis")]
+        if self.redis.is_some() {
+            return true;
+        }
+        false
     }
 
     /// The disk tier's file, if one was asked for (write-back's log

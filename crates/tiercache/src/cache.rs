@@ -27,6 +27,7 @@ use crate::protect::Protection;
 use crate::record::Record;
 use crate::stripes::Stripes;
 use crate::tiers::Tiers;
+use crate::warming::Warming;
 
 mod demote;
 mod load;
@@ -34,11 +35,17 @@ mod policy;
 mod protect;
 mod read;
 mod refresh;
+#[cfg(feature = "warm")]
+mod snapshot;
 mod store;
+#[cfg(feature = "warm")]
+mod warm;
 mod write;
 
 pub(crate) use demote::{DemotionQueue, MAX_WAITING_DEMOTIONS, hot_listener};
 pub(crate) use policy::TierPolicy;
+#[cfg(feature = "warm")]
+pub(crate) use snapshot::KeyDecoder;
 
 /// A typed cache over a hierarchy of tiers: an in-memory hot tier holding
 /// `V` itself, then any number of byte tiers (disk, Redis, ...) in order.
@@ -98,7 +105,7 @@ pub(crate) struct Inner<K, V, C> {
     /// The classes' policies; they may change after the cache is built,
     /// and writes read them without a lock.
     pub(crate) classes: ArcSwap<Classes>,
-    pub(crate) class_names: ClassNames,
+    pub(crate) class_names: Arc<ClassNames>,
     /// `None` promotes on every lower-tier hit.
     pub(crate) promotion: Option<HitWindow>,
     /// The order of changes to each key across tiers.
@@ -115,6 +122,8 @@ pub(crate) struct Inner<K, V, C> {
     /// Negative caching, refresh-ahead, stale-if-error, the load timeout,
     /// the cache's own loader and bypass rules.
     pub(crate) protect: Protection<K, V>,
+    /// The prefetcher and the snapshot's state (feature `warm`).
+    pub(crate) warm: Warming<K>,
 }
 
 /// Lookups of the hot tier, counted as they start: the running count of
@@ -197,6 +206,21 @@ where
 
     pub(crate) fn inner(&self) -> &Inner<K, V, C> {
         &self.inner
+    }
+
+    #[cfg(feature = "warm")]
+    /// A handle that does not keep the cache alive, for its own background
+    /// work (the prefetcher, warming, the snapshot's schedule): the cache
+    /// is dropped, and saved, when the application drops its last handle.
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner<K, V, C>> {
+        Arc::downgrade(&self.inner)
+    }
+
+    #[cfg(feature = "warm")]
+    /// The cache of a [`downgrade`](Self::downgrade)d handle, if it is
+    /// still alive.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner<K, V, C>>) -> Option<Self> {
+        weak.upgrade().map(|inner| Cache { inner })
     }
 
     pub(super) fn encode_key(&self, key: &K) -> Result<Bytes> {

@@ -49,6 +49,11 @@
 //! ([`CacheBuilder::refresh_after_write`]), stale-if-error
 //! ([`CacheBuilder::stale_if_error`]) and a load timeout
 //! ([`CacheBuilder::load_timeout`]), counted in [`Cache::load_stats`].
+//! - `warm`: snapshots of the hot tier that survive restarts
+//!   ([`CacheBuilder::snapshot`], [`Cache::save_snapshot`]), a warming
+//!   service with priorities, rate and concurrency limits
+//!   ([`Cache::warmer`]), and a prefetcher that learns access sequences
+//!   ([`CacheBuilder::prefetch`]): [`warm`].
 //! - `bincode`: [`Bincode`], an alternative codec (bincode is unmaintained;
 //!   postcard is the default).
 //! - `test-utils`: the conformance suite and `FailingBackend`, for testing
@@ -76,6 +81,8 @@ mod report;
 mod stripes;
 #[cfg(feature = "memory")]
 mod tiers;
+#[cfg(feature = "memory")]
+mod warming;
 
 #[cfg(feature = "memory")]
 pub use builder::CacheBuilder;
@@ -174,6 +181,22 @@ pub mod policies {
         WRITE_BACK_DEAD_LETTERS, WRITE_BACK_LOG_TOTAL, WRITE_BACK_QUEUE, WRITE_BACK_RETRIES_TOTAL,
         WRITE_BACK_SAVES_TOTAL, WhenFull, WriteBack, WriteBackSettings, WriteBackStats, WriteInfo,
         WritePolicy, describe_bypass_metrics, describe_write_back_metrics,
+    };
+}
+
+/// Warming (feature `warm`): snapshots of the hot tier
+/// ([`Cache::save_snapshot`], [`Cache::load_snapshot`],
+/// [`CacheBuilder::snapshot`]), the warming service ([`Cache::warmer`] and
+/// its sources) and the prefetcher ([`CacheBuilder::prefetch`]).
+#[cfg(feature = "warm")]
+pub mod warm {
+    pub use crate::warming::{SnapshotReport, SnapshotStats, in_session};
+    pub use cache_warm::{
+        FetchFn, PREFETCH_TOTAL, PrefetchSettings, PrefetchStats, Prefetcher, SNAPSHOT_ENTRIES,
+        SNAPSHOT_TOTAL, SNAPSHOT_VERSION, SnapshotContents, SnapshotHeader, SnapshotReader,
+        SnapshotRecord, SnapshotWriter, SourceReport, WARM_ENTRIES_TOTAL, WARM_PROGRESS,
+        WARM_RUNS_TOTAL, WarmFn, WarmHandle, WarmKey, WarmOutcome, WarmProgress, WarmReport,
+        WarmSource, Warmer, WarmerBuilder, describe_warm_metrics, read_snapshot,
     };
 }
 

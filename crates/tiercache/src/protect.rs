@@ -320,6 +320,10 @@ pub(crate) struct Skip {
     pub(crate) everything: bool,
     pub(crate) memory: bool,
     pub(crate) tiers: u64,
+    /// Not a skip: the read warms the cache (a warming source, the
+    /// prefetcher), so a hit below is copied up whatever the promotion
+    /// policy's hit window says.
+    pub(crate) warming: bool,
 }
 
 impl Skip {
@@ -328,6 +332,7 @@ impl Skip {
         everything: false,
         memory: false,
         tiers: 0,
+        warming: false,
     };
 
     /// Where a write placed at `placement` lives once these skips apply:
@@ -372,6 +377,7 @@ impl<K> Bypass<K> {
             everything: skip.everything(),
             memory: skip.memory(),
             tiers,
+            warming: false,
         }
     }
 }

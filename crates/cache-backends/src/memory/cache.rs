@@ -346,7 +346,32 @@ where
         self.insert_inner(key, value, expires_at_ms.unwrap_or(NEVER));
     }
 
+    /// Stores a value restored from elsewhere (a snapshot) only if `key`
+    /// has no live entry, atomically with that check, so that a write made
+    /// meanwhile is never replaced by the older restored value. It expires
+    /// at `expires_at_ms` as [`insert_with_expiry`](Self::insert_with_expiry)
+    /// says, and arrives as popular as `frequency` says (see
+    /// [`remember_frequency`](Self::remember_frequency)). Returns whether
+    /// it was stored (a value the cache turns away, as too heavy or already
+    /// expired, counts as stored: nothing newer was there).
+    pub fn insert_if_absent(
+        &self,
+        key: K,
+        value: V,
+        expires_at_ms: Option<u64>,
+        frequency: u8,
+    ) -> bool {
+        self.insert_where(key, value, expires_at_ms.unwrap_or(NEVER), Some(frequency))
+    }
+
     fn insert_inner(&self, key: K, value: V, expires_at: u64) {
+        self.insert_where(key, value, expires_at, None);
+    }
+
+    /// The one insert: unconditional for `restore: None`; for
+    /// `Some(frequency)`, only if the key has no live entry, with the
+    /// frequency remembered first.
+    fn insert_where(&self, key: K, value: V, expires_at: u64, restore: Option<u8>) -> bool {
         let clock = &self.inner.clock;
         let ttl_deadline = self.inner.ttl.map_or(NEVER, |ttl| {
             clock
@@ -359,6 +384,12 @@ where
         let mut removed = self.removed();
         let (feed, guard) = {
             let mut shard = shard.write();
+            if let Some(frequency) = restore {
+                if shard.contains(hash, &key, self.inner.rule, || clock.now_ms(), |_| true) {
+                    return false;
+                }
+                shard.remember_frequency(hash, frequency);
+            }
             shard.insert(
                 hash,
                 key,
@@ -388,6 +419,7 @@ where
         if feed && let Some(chooser) = &self.inner.chooser {
             chooser.feed();
         }
+        true
     }
 
     /// Removes `key`, returning its value if it was live.
@@ -755,6 +787,52 @@ where
         (keys, None)
     }
 
+    /// Up to `limit` live entries (at least one) from position `from` on,
+    /// each with its access count as the eviction policy estimates it (0 to
+    /// 15: the frequency sketch's estimate when it arrived plus its hits
+    /// since, aged as the sketch ages), and the position the next page
+    /// starts at: [`keys_page`](Self::keys_page) with the values, for
+    /// saving the cache's contents hottest first. The same guarantees hold:
+    /// every entry live for the whole listing is listed exactly once, and a
+    /// listing does not count as a use.
+    #[allow(clippy::type_complexity)]
+    pub fn entries_page(
+        &self,
+        from: (usize, usize),
+        limit: usize,
+    ) -> (Vec<(K, V, u8)>, Option<(usize, usize)>) {
+        let limit = limit.max(1);
+        let now = self.inner.clock.now_ms();
+        let (mut partition, mut slot) = from;
+        let mut entries = Vec::new();
+        while let Some(shard) = self.inner.shards.get(partition) {
+            let resume =
+                shard
+                    .read()
+                    .entries_from(slot, limit, self.inner.rule, now, &mut entries);
+            if let Some(resume) = resume {
+                return (entries, Some((partition, resume)));
+            }
+            partition += 1;
+            slot = 0;
+        }
+        (entries, None)
+    }
+
+    /// Tells the eviction policy that `key` was used about `count` times
+    /// (capped at 15) recently, as [`entries_page`](Self::entries_page)
+    /// reported it: an entry restored from a snapshot after this arrives as
+    /// popular as it was, rather than as a stranger the policy may turn
+    /// away for the first unknown key. It never lowers what the policy
+    /// already knows.
+    pub fn remember_frequency(&self, key: &K, count: u8) {
+        if count == 0 {
+            return;
+        }
+        let (hash, shard) = self.locate(key);
+        shard.write().remember_frequency(hash, count);
+    }
+
     /// Checks every internal invariant of every partition: list links,
     /// table membership, counts, weights and capacity. Panics on the first
     /// violation. Meant for tests; it locks each partition in turn.
@@ -795,6 +873,91 @@ mod tests {
     use parking_lot::Mutex;
 
     use super::*;
+
+    #[test]
+    fn entries_page_lists_live_entries_with_their_counts() {
+        let clock = ManualClock::new(1_000);
+        let cache: MemoryCache<u32, u32> = MemoryCache::builder()
+            .max_capacity(1_000)
+            .partitions(4)
+            .clock(clock.clock())
+            .build();
+        for k in 0..100 {
+            cache.insert(k, k * 10);
+        }
+        cache.insert_with_expiry(1_000, 0, Some(1_500));
+        for _ in 0..6 {
+            cache.get(&7);
+        }
+        clock.advance(Duration::from_secs(1));
+        let (mut all, mut next) = cache.entries_page((0, 0), 7);
+        while let Some(from) = next {
+            let (more, after) = cache.entries_page(from, 7);
+            assert!(more.len() <= 7);
+            all.extend(more);
+            next = after;
+        }
+        all.sort();
+        // The expired entry is left out; every value is its key's.
+        assert_eq!(all.len(), 100);
+        assert!(all.iter().all(|&(k, v, _)| v == k * 10));
+        // The key read six times counts more than one never read.
+        let count = |key| all.iter().find(|e| e.0 == key).map(|e| e.2).unwrap();
+        assert!(count(7) > count(8), "{} vs {}", count(7), count(8));
+    }
+
+    #[test]
+    fn insert_if_absent_never_replaces_a_live_entry() {
+        let clock = ManualClock::new(1_000);
+        let cache: MemoryCache<u32, &str> = MemoryCache::builder()
+            .max_capacity(100)
+            .clock(clock.clock())
+            .build();
+        cache.insert(1, "newer");
+        assert!(!cache.insert_if_absent(1, "restored", None, 3));
+        assert_eq!(cache.get(&1), Some("newer"));
+        assert!(cache.insert_if_absent(2, "restored", Some(2_000), 3));
+        assert_eq!(cache.get(&2), Some("restored"));
+        // An expired entry is no obstacle.
+        clock.advance(Duration::from_secs(2));
+        assert!(cache.insert_if_absent(2, "again", None, 0));
+        assert_eq!(cache.get(&2), Some("again"));
+        cache.validate();
+    }
+
+    #[test]
+    fn a_remembered_frequency_carries_into_admission() {
+        // A full partition of popular residents: strangers are mostly
+        // turned away, newcomers remembered as popular mostly get in.
+        let cache: MemoryCache<u32, u32> = MemoryCache::builder()
+            .max_capacity(200)
+            .partitions(1)
+            .build();
+        for k in 0..200 {
+            cache.insert(k, k);
+        }
+        for _ in 0..6 {
+            for k in 0..200 {
+                cache.get(&k);
+            }
+        }
+        let admitted = |keys: std::ops::Range<u32>| {
+            keys.clone().filter(|k| cache.get(k).is_some()).count()
+        };
+        for k in 1_000..1_100 {
+            cache.insert(k, k);
+        }
+        let strangers = admitted(1_000..1_100);
+        for k in 2_000..2_100 {
+            cache.remember_frequency(&k, 15);
+            cache.insert(k, k);
+        }
+        let remembered = admitted(2_000..2_100);
+        assert!(
+            remembered > strangers + 25,
+            "remembered {remembered}, strangers {strangers}"
+        );
+    }
 
     #[test]
     fn remove_if_removes_only_a_live_value_it_accepts() {

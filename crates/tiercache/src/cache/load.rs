@@ -19,7 +19,7 @@ use crate::protect::{LoadCounts, Skip};
 
 /// What a negative entry found by a load's look answers.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Negatives {
+pub(super) enum Negatives {
     /// Nothing: the caller's loader runs and its value replaces the entry
     /// (`get_with`, whose loader always yields a value).
     Load,
@@ -253,7 +253,7 @@ where
     /// policy picks is remembered. A caller waiting on another's load waits
     /// at most the load timeout, and a failed load is answered with a stale
     /// value where the hot tier kept one.
-    async fn load_below_hot<F, Fut>(
+    pub(super) async fn load_below_hot<F, Fut>(
         &self,
         key: &K,
         errors: LoaderErrors,

@@ -62,7 +62,11 @@ where
     ///    hit on an entry old enough starts its refresh in the background.
     #[inline]
     pub(super) fn hot_lookup(&self, key: &K) -> Option<Lookup<V>> {
-        let slot = self.inner.hot.live(key)?;
+        let Some(slot) = self.inner.hot.live(key) else {
+            self.inner.warm.on_access(key, false);
+            return None;
+        };
+        self.inner.warm.on_access(key, slot.value.is_some());
         if slot.value.is_some() {
             self.inner
                 .observer
@@ -180,7 +184,7 @@ where
 
     /// Everything after a first miss in the hot tier, in order, with the
     /// stripe's version `seen` noted before.
-    async fn lookup_below_hot(
+    pub(super) async fn lookup_below_hot(
         &self,
         key: &K,
         kb: &Bytes,
@@ -320,7 +324,8 @@ where
         seen: u64,
         skip: Skip,
     ) {
-        if let Some(window) = &self.inner.promotion
+        if !skip.warming
+            && let Some(window) = &self.inner.promotion
             && !window.hit(kb, self.inner.clock.now_ms())
         {
             return;
@@ -335,6 +340,7 @@ where
             everything: false,
             memory: skip.memory || set.memory,
             tiers: skip.tiers | set.tiers,
+            warming: skip.warming,
         };
         let stripe = self.inner.stripes.of(kb);
         let Some(lock) = stripe.unchanged_since(seen) else {

@@ -436,6 +436,13 @@ impl<K: Eq, V: Clone, S: ShardHash<K>> Shard<K, V, S> {
             .copied()
     }
 
+    /// Raises the sketch's count of the key hashed `hash` to at least
+    /// `count`, so that an entry restored from elsewhere (a snapshot)
+    /// arrives as popular as it was.
+    pub(crate) fn remember_frequency(&mut self, hash: u32, count: u8) {
+        self.sketch.raise_to(u64::from(hash), count);
+    }
+
     /// The access count of node `idx`: what the sketch estimated when it
     /// arrived plus its hits since, aged as the sketch has aged since.
     #[inline]
