@@ -27,7 +27,12 @@
 //! write-back log and the store. `history_with_load_protection` adds
 //! refresh-ahead every 2 ms (background reloads from the store that race
 //! with the writes of their keys), stale-if-error and negative caching of
-//! the store's "none".
+//! the store's "none". `history_with_warming` runs them over memory and
+//! redb with the prefetcher copying up every likely next key (its
+//! threshold is set so low that it fetches after almost every lookup) and
+//! a background task that warms the hot tier from the redb tier again and
+//! again, and (write-through) saves a snapshot and loads it back: warming
+//! moves values up while the writes of their keys go on.
 
 use std::fmt;
 use std::io::Write;
@@ -144,6 +149,9 @@ struct Combo {
     /// milliseconds, stale-if-error, negative caching of the store's
     /// "none".
     protect: bool,
+    /// Warming under way: the prefetcher, a warmer from the redb tier, and
+    /// (write-through) snapshots saved and loaded back.
+    warm: bool,
 }
 
 impl fmt::Display for Combo {
@@ -170,6 +178,9 @@ impl fmt::Display for Combo {
         if self.protect {
             write!(f, ", refresh-ahead")?;
         }
+        if self.warm {
+            write!(f, ", warming")?;
+        }
         Ok(())
     }
 }
@@ -187,6 +198,7 @@ fn combos(lower: Lower) -> Vec<Combo> {
                     hot_capacity,
                     store: None,
                     protect: false,
+                    warm: false,
                 });
             }
         }
@@ -213,6 +225,7 @@ fn store_combos() -> Vec<Combo> {
                 hot_capacity: SMALL_HOT,
                 store: Some(policy),
                 protect: false,
+                warm: false,
             });
         }
     }
@@ -235,11 +248,66 @@ fn protected_combos() -> Vec<Combo> {
                     hot_capacity,
                     store: Some(policy),
                     protect: true,
+                    warm: false,
                 });
             }
         }
     }
     out
+}
+
+/// The combinations with warming: memory and redb, write-through and
+/// write-on-evict, with a hot tier smaller than the key set (so there is
+/// always something to warm) and one that holds every key.
+fn warm_combos() -> Vec<Combo> {
+    let mut out = Vec::new();
+    for write_on_evict in [false, true] {
+        for hot_capacity in [SMALL_HOT, LARGE_HOT] {
+            out.push(Combo {
+                lower: Lower::Redb,
+                write_on_evict,
+                time_to_idle: false,
+                hot_capacity,
+                store: None,
+                protect: false,
+                warm: true,
+            });
+        }
+    }
+    out
+}
+
+/// Warms the cache of a round until `deadline`: a warmer from the redb
+/// tier, and under write-through a snapshot saved and loaded back (under
+/// write-on-evict a load may rightly bring back a value removed since the
+/// save that only the hot tier held, so it is not checked there).
+async fn warm_round(
+    cache: Cache<u64, Value>,
+    dir: std::path::PathBuf,
+    combo: Combo,
+    deadline: Instant,
+) -> u64 {
+    let warmer = cache
+        .warmer()
+        .source(cache.warm_from_tier(0).expect("the redb tier"))
+        .concurrency(4)
+        .rate_limit(None)
+        .build()
+        .expect("a valid warmer");
+    let path = dir.join("history.snapshot");
+    let mut warmed = 0;
+    while Instant::now() < deadline {
+        warmed += warmer.run().await.warmed;
+        if !combo.write_on_evict {
+            if cache.save_snapshot(&path).await.is_ok()
+                && let Ok(report) = cache.load_snapshot(&path).await
+            {
+                warmed += report.loaded;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    warmed
 }
 
 /// Prints straight to stderr: the harness captures `eprintln!` of passing
@@ -334,6 +402,15 @@ async fn build(
             .write_back_log(dir.join("write-back.redb"))
             .flush_interval(Duration::from_millis(1))
             .max_batch(4);
+    }
+    if combo.warm {
+        // Nearly every lookup predicts its likely successors, and each is
+        // copied up from the redb tier in the background.
+        b = b.prefetch(tiercache::warm::PrefetchSettings {
+            threshold: 0.01,
+            min_count: 1,
+            ..Default::default()
+        });
     }
     if combo.protect {
         // Entries older than 2 ms are reloaded from the store on a hit, in
@@ -490,6 +567,9 @@ struct Outcome {
     tier_errors: u64,
     /// Background reloads that replaced an entry (or found it gone).
     refreshes: u64,
+    /// Entries warming installed: warmed, prefetched or loaded from a
+    /// snapshot.
+    warmed: u64,
 }
 
 impl Outcome {
@@ -504,6 +584,9 @@ impl Outcome {
         );
         if self.combo.protect {
             line.push_str(&format!(", {} refreshes", self.refreshes));
+        }
+        if self.combo.warm {
+            line.push_str(&format!(", {} warmed", self.warmed));
         }
         line
     }
@@ -523,6 +606,7 @@ async fn run_combo(
         demotions: 0,
         tier_errors: 0,
         refreshes: 0,
+        warmed: 0,
     };
     let mut left = settings.per_combo;
     let mut round = 0u64;
@@ -547,9 +631,23 @@ async fn run_combo(
         let tasks: Vec<_> = (0..TASKS)
             .map(|t| tokio::spawn(task(shared.clone(), mix(seed, &[100 + t]), deadline)))
             .collect();
+        let warming = combo.warm.then(|| {
+            tokio::spawn(warm_round(
+                shared.cache.clone(),
+                dir.path().to_path_buf(),
+                combo,
+                deadline,
+            ))
+        });
         let mut records = Vec::new();
         for t in tasks {
             records.extend(t.await.expect("a task of the run"));
+        }
+        if let Some(warming) = warming {
+            outcome.warmed += warming.await.expect("the warming task");
+            if let Some(stats) = shared.cache.prefetch_stats() {
+                outcome.warmed += stats.warmed;
+            }
         }
         outcome.report.merge(check(&records));
         let moved = shared.cache.hierarchy_stats();
@@ -649,6 +747,11 @@ async fn history_with_load_protection() {
         protected_combos(),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_with_warming() {
+    run_combos("history_with_warming", Lower::Redb, warm_combos()).await;
 }
 
 // The checker itself, on histories made by hand: it must be able to fail.

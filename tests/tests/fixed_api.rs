@@ -139,3 +139,23 @@ async fn load_protection_serves_with_the_fixed_names() {
     assert_eq!(cache.get(&"k".to_string()).await.unwrap(), None);
     assert_eq!(cache.load_stats().negative_hits, 2);
 }
+
+#[tokio::test]
+async fn snapshots_serve_with_the_fixed_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hot.snapshot");
+    let cache: Cache<u64, String> = Cache::builder()
+        .snapshot(&path, Duration::from_secs(3_600))
+        .build()
+        .await
+        .unwrap();
+    cache.insert(1, "one".to_string()).await.unwrap();
+    let saved: tiercache::Result<tiercache::warm::SnapshotReport> =
+        cache.save_snapshot(&path).await;
+    assert_eq!(saved.unwrap().records, 1);
+    let fresh: Cache<u64, String> = Cache::builder().build().await.unwrap();
+    let loaded: tiercache::Result<tiercache::warm::SnapshotReport> =
+        fresh.load_snapshot(&path).await;
+    assert_eq!(loaded.unwrap().loaded, 1);
+    assert_eq!(fresh.get(&1).await.unwrap().as_deref(), Some("one"));
+}

@@ -255,7 +255,7 @@ where
                 Restored::NotBelow => report.not_below += 1,
                 Restored::Undecodable => report.undecodable += 1,
             }
-            if (i as u64 + 1) % LOAD_YIELD_EVERY == 0 {
+            if (i as u64 + 1).is_multiple_of(LOAD_YIELD_EVERY) {
                 tokio::task::yield_now().await;
             }
         }

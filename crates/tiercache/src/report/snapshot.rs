@@ -437,6 +437,10 @@ where
         if let Some(stats) = self.write_back_stats() {
             stats.emit();
         }
+        #[cfg(feature = "warm")]
+        if let Some(prefetcher) = self.prefetcher() {
+            prefetcher.emit_metrics();
+        }
         let Some(a) = inner.observer.analytics() else {
             return;
         };
