@@ -32,6 +32,11 @@
 //! - `bench load-protection`: the `load-protection` binary of `benches/`
 //!   measures negative caching and refresh-ahead in front of a 2 ms
 //!   service beside moka, and writes `docs/benchmarks/load-protection.md`
+//!   and its JSON;
+//! - `bench warm`: the `warm` binary of `benches/` measures the hit ratio
+//!   after a restart cold, from a snapshot and from a warmer over the redb
+//!   tier, how fast a snapshot loads, and the prefetcher on user sessions
+//!   and on independent Zipf requests, and writes `docs/benchmarks/warm.md`
 //!   and its JSON.
 
 use std::env;
@@ -80,6 +85,11 @@ commands:
                      negative caching and refresh-ahead of a Cache in front of a
                      2 ms service, from 64 tokio tasks, beside moka::future::Cache:
                      writes docs/benchmarks/load-protection.{md,json}
+                     (arguments after it go to the binary; a short run:
+                     TIERCACHE_BENCH_QUICK=1 in the environment)
+  bench warm         the hit ratio after a restart cold, from a snapshot and from a
+                     warmer over redb; snapshot load speed; the prefetcher on user
+                     sessions and independent Zipf: writes docs/benchmarks/warm.{md,json}
                      (arguments after it go to the binary; a short run:
                      TIERCACHE_BENCH_QUICK=1 in the environment)";
 
@@ -264,6 +274,7 @@ fn bench(args: &[String]) -> Result<()> {
         Some("facade") => facade(&args[1..]),
         Some("policies") => policies(&args[1..]),
         Some("load-protection") => load_protection(&args[1..]),
+        Some("warm") => warm(&args[1..]),
         Some(other) => bail!("unknown bench `{other}`\n\n{USAGE}"),
         // Every bench, in the order the documents were written.
         None => {
@@ -274,7 +285,8 @@ fn bench(args: &[String]) -> Result<()> {
             analytics(&[])?;
             facade(&[])?;
             policies(&[])?;
-            load_protection(&[])
+            load_protection(&[])?;
+            warm(&[])
         }
     }
 }
@@ -419,6 +431,17 @@ fn policies(extra: &[String]) -> Result<()> {
 /// and writes the report itself.
 fn load_protection(extra: &[String]) -> Result<()> {
     self_reporting_bench("load-protection", &[], extra)
+}
+
+/// Builds the `warm` binary in release mode, then runs it: it measures
+/// restarts, snapshot loads and the prefetcher, and writes the report
+/// itself.
+fn warm(extra: &[String]) -> Result<()> {
+    // The redb files and snapshots go under the target directory, on the
+    // workspace's disk, as a deployed service's would be.
+    let dir = target_dir().join("bench-warm");
+    let args = ["--dir".into(), dir.display().to_string()];
+    self_reporting_bench("warm", &args, extra)
 }
 
 /// Builds the `compression` binary in release mode, then runs it: it

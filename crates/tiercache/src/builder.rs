@@ -24,7 +24,7 @@ use crate::hot::HotTier;
 use crate::observe::Observer;
 use crate::promotion::{HitWindow, Promotion};
 use crate::protect::{DynLoader, ProtectSettings};
-use crate::stripes::Stripes;
+use crate::stripes::{KeyVersions, Stripes};
 use crate::tiers::{Tier, Tiers};
 
 mod protect;
@@ -568,6 +568,7 @@ where
             class_names: Arc::default(),
             promotion,
             stripes: Stripes::new(),
+            key_versions: KeyVersions::new(),
             flights: SingleFlight::new(),
             counters: StripedCounters::new(),
             observer,

@@ -25,7 +25,7 @@ use crate::observe::Observer;
 use crate::promotion::HitWindow;
 use crate::protect::Protection;
 use crate::record::Record;
-use crate::stripes::Stripes;
+use crate::stripes::{KeyVersions, Stripes};
 use crate::tiers::Tiers;
 use crate::warming::Warming;
 
@@ -110,6 +110,9 @@ pub(crate) struct Inner<K, V, C> {
     pub(crate) promotion: Option<HitWindow>,
     /// The order of changes to each key across tiers.
     pub(crate) stripes: Stripes,
+    /// In a memory-only cache, the versions of its keys, so that a load
+    /// stores nothing over a write that began while it ran.
+    pub(crate) key_versions: KeyVersions,
     /// Loads under way, by key; `None` is a load that found nothing.
     pub(crate) flights: SingleFlight<K, Option<V>>,
     /// Hot lookups and misses, promotions and demotions, by the indexes

@@ -148,6 +148,65 @@ impl Stripe {
     }
 }
 
+/// The versions of a memory-only cache's keys, by a hash of the typed key.
+///
+/// Such a cache encodes nothing and takes no stripe lock: the hot tier
+/// orders each key's writes by itself. A load is the one change that
+/// needs more, since what it loaded may be older than a write that ended
+/// while it ran. So a write advances its key's version before it changes
+/// the hot tier, a load notes the version before it looks, and it installs
+/// what it loaded only if the version is unchanged, checked under the hot
+/// tier's partition lock (`MemoryCache::insert_if`): a write either began
+/// before the check (and the load installs nothing) or changes the hot
+/// tier after the install (and replaces it).
+pub(crate) struct KeyVersions {
+    slots: Box<[PaddedVersion]>,
+    /// Advanced by a clear, which changes every key.
+    cleared: AtomicU64,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// A version alone on its cache line, so writers of different keys do not
+/// contend for one.
+#[repr(align(64))]
+#[derive(Default)]
+struct PaddedVersion(AtomicU64);
+
+impl KeyVersions {
+    pub(crate) fn new() -> Self {
+        KeyVersions {
+            slots: (0..STRIPES).map(|_| PaddedVersion::default()).collect(),
+            cleared: AtomicU64::new(0),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn slot<K: std::hash::Hash>(&self, key: &K) -> &AtomicU64 {
+        let i = self.hasher.hash_one(key) as usize % self.slots.len();
+        &self.slots[i].0
+    }
+
+    /// The version of `key` now: it grows with every write of a key of its
+    /// slot and with every clear.
+    #[inline]
+    pub(crate) fn version<K: std::hash::Hash>(&self, key: &K) -> u64 {
+        self.slot(key)
+            .load(Ordering::Acquire)
+            .wrapping_add(self.cleared.load(Ordering::Acquire))
+    }
+
+    /// A write of `key` begins.
+    #[inline]
+    pub(crate) fn advance<K: std::hash::Hash>(&self, key: &K) {
+        self.slot(key).fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A clear begins.
+    pub(crate) fn advance_all(&self) {
+        self.cleared.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,10 @@ pub(crate) struct Timed {
     pub(crate) load_s: f64,
     /// What the load's report says it took.
     pub(crate) load_report_s: f64,
+    /// `read_snapshot` of the same file alone (reading and verifying
+    /// every record, which a load must do at least once), timed after the
+    /// load.
+    pub(crate) read_s: f64,
     pub(crate) loaded: u64,
     pub(crate) over_capacity: u64,
     /// Entries in the fresh cache after the load.
@@ -38,11 +42,6 @@ impl Timed {
     /// Records read and handled a second.
     pub(crate) fn records_per_s(&self) -> f64 {
         self.records as f64 / self.load_s
-    }
-
-    /// Entries installed a second.
-    pub(crate) fn loaded_per_s(&self) -> f64 {
-        self.loaded as f64 / self.load_s
     }
 }
 
@@ -77,6 +76,17 @@ fn load_failed(e: tiercache::Error) -> String {
     format!("load_snapshot failed: {e}")
 }
 
+/// Reads and verifies the whole file at `path`, timed.
+async fn timed_read(path: &Path) -> Result<f64, String> {
+    let path = path.to_path_buf();
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || tiercache::warm::read_snapshot(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("read_snapshot failed: {e}"))?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
 /// Loads `path` into `cache`, timed.
 async fn timed_load(
     cache: &Cache<u64, Vec<u8>>,
@@ -104,7 +114,9 @@ pub(crate) async fn memory_run(
     let (load_s, report) = timed_load(&fresh, path).await?;
     let entries_after = fresh.entry_count();
     drop(fresh);
+    let read_s = timed_read(path).await?;
     Ok(Timed {
+        read_s,
         save_s,
         records: saved.records,
         bytes: saved.bytes,
@@ -180,6 +192,7 @@ pub(crate) async fn disk_run(
         };
         let (load_s, report) = timed_load(&fresh, &path).await?;
         out.push(Timed {
+            read_s: timed_read(&path).await?,
             save_s: saved.elapsed.as_secs_f64(),
             records: report.records,
             bytes: report.bytes,
@@ -213,7 +226,10 @@ mod tests {
             let t = memory_run(&source, 2_500, &dir.path().join("s"))
                 .await
                 .unwrap();
-            assert_eq!((t.records, t.loaded, t.entries_after), (2_000, 2_000, 2_000));
+            assert_eq!(
+                (t.records, t.loaded, t.entries_after),
+                (2_000, 2_000, 2_000)
+            );
             assert!(t.bytes > 2_000 * 100);
             let saved = disk_files(1_000, &dir.path().join("d")).await.unwrap();
             assert_eq!(saved.records, 1_000);

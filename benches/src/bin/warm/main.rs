@@ -37,7 +37,7 @@ use tiercache_benches::{
 };
 
 use crate::prefetch::Requests;
-use crate::report::{LoadResults, PrefetchCase, Results, RestartCase, TraceInfo};
+use crate::report::{LoadResults, PrefetchCase, RestartCase, Results, TraceInfo};
 use crate::restart::{Stack, Workload};
 use crate::workload::{SessionShape, Sessions, zipf_requests};
 
@@ -201,13 +201,17 @@ fn parse_with(args: Vec<String>, quick: bool) -> Result<Option<Settings>, String
         return Err("--runs and --load-runs must be above zero".into());
     }
     if s.keys < 100 || s.capacity < 100 || s.capacity >= s.keys {
-        return Err("--keys and --capacity must be at least 100, the capacity below the keys".into());
+        return Err(
+            "--keys and --capacity must be at least 100, the capacity below the keys".into(),
+        );
     }
     if s.after == 0 || s.life < s.after {
         return Err("--after must be above zero and --life at least --after".into());
     }
     if s.trace_capacity < 100 || s.trace_life < s.after {
-        return Err("--trace-capacity must be at least 100 and --trace-life at least --after".into());
+        return Err(
+            "--trace-capacity must be at least 100 and --trace-life at least --after".into(),
+        );
     }
     if s.entries < 100 || s.disk_entries < 100 {
         return Err("--entries and --disk-entries must be at least 100".into());
@@ -363,8 +367,8 @@ async fn restarts(s: &Settings, dir: &Path, results: &mut Results) -> Result<(),
                 case.lives.push(life);
                 for i in 0..starts.len() {
                     let start = starts[(run + i) % starts.len()];
-                    let r = restart::restart(stack, start, w, &life_dir, &dir.join("restart"))
-                        .await?;
+                    let r =
+                        restart::restart(stack, start, w, &life_dir, &dir.join("restart")).await?;
                     eprintln!(
                         "warm: run {}: {} / {}: {}: built in {:.2} s{}, {} entries; hot-tier hit \
                          ratio {:.1} %, answered without the loader {:.1} %",
@@ -459,11 +463,9 @@ async fn prefetches(s: &Settings, results: &mut Results) -> Result<(), String> {
     for run in 0..s.runs {
         let seed = run as u64 + 1;
         let sessions = Arc::new(Sessions::generate(s.shape, 2 * s.sessions, seed));
-        results.sessions.push((
-            sessions.requests(),
-            sessions.on_path,
-            sessions.path_pages,
-        ));
+        results
+            .sessions
+            .push((sessions.requests(), sessions.on_path, sessions.path_pages));
         let keys = Arc::new(zipf_requests(
             s.keys,
             ZIPF_S,
@@ -533,7 +535,10 @@ mod tests {
         assert!(parse_with(args(&["--only", "nothing"]), false).is_err());
         assert!(parse_with(args(&["--after", "0"]), false).is_err());
         let s = parse_with(args(&[]), false).unwrap().unwrap();
-        assert_eq!((s.keys, s.capacity, s.life, s.after), (1_000_000, 100_000, 1_000_000, 10_000));
+        assert_eq!(
+            (s.keys, s.capacity, s.life, s.after),
+            (1_000_000, 100_000, 1_000_000, 10_000)
+        );
         assert_eq!((s.runs, s.load_runs, s.entries), (3, 5, 1_000_000));
         assert_eq!(s.only.len(), 3);
         let s = parse_with(args(&["--only", "load,prefetch", "--trace", "none"]), true)

@@ -140,9 +140,8 @@ pub(crate) struct SessionShape {
     pub(crate) detour: f64,
 }
 
-/// A session workload: the typical paths, and each session's pages.
+/// A session workload: each session's pages.
 pub(crate) struct Sessions {
-    pub(crate) paths: Vec<Vec<u64>>,
     pub(crate) sessions: Vec<Vec<u64>>,
     /// Requests that followed their path (not a detour).
     pub(crate) on_path: u64,
@@ -192,7 +191,6 @@ impl Sessions {
         distinct.sort_unstable();
         distinct.dedup();
         Sessions {
-            paths,
             sessions,
             on_path,
             path_pages: distinct.len(),
@@ -240,7 +238,8 @@ mod tests {
         };
         let s = Sessions::generate(shape, 500, 1);
         assert_eq!(s.sessions.len(), 500);
-        assert!(s.paths.iter().all(|p| (5..=10).contains(&p.len())));
+        assert!(s.sessions.iter().all(|p| (5..=10).contains(&p.len())));
+        assert!(s.path_pages <= 20 * 10);
         let share = s.on_path as f64 / s.requests() as f64;
         assert!((0.85..0.95).contains(&share), "{share}");
         assert!(s.sessions.iter().flatten().all(|&p| p < 1_000));

@@ -361,17 +361,53 @@ where
         expires_at_ms: Option<u64>,
         frequency: u8,
     ) -> bool {
-        self.insert_where(key, value, expires_at_ms.unwrap_or(NEVER), Some(frequency))
+        self.insert_where(
+            key,
+            value,
+            expires_at_ms.unwrap_or(NEVER),
+            Some(frequency),
+            None,
+        )
+    }
+
+    /// Stores a value expiring at `expires_at_ms` (as
+    /// [`insert_with_expiry`](Self::insert_with_expiry)) only if `still`
+    /// answers `true`, asked under the lock of the key's partition, so no
+    /// other write of the key lands between the question and the store.
+    /// Returns whether it stored. The typed cache stores what a load found
+    /// this way: only if no write of the key began since the load did.
+    pub fn insert_if(
+        &self,
+        key: K,
+        value: V,
+        expires_at_ms: Option<u64>,
+        still: impl Fn() -> bool,
+    ) -> bool {
+        self.insert_where(
+            key,
+            value,
+            expires_at_ms.unwrap_or(NEVER),
+            None,
+            Some(&still),
+        )
     }
 
     fn insert_inner(&self, key: K, value: V, expires_at: u64) {
-        self.insert_where(key, value, expires_at, None);
+        self.insert_where(key, value, expires_at, None, None);
     }
 
-    /// The one insert: unconditional for `restore: None`; for
-    /// `Some(frequency)`, only if the key has no live entry, with the
-    /// frequency remembered first.
-    fn insert_where(&self, key: K, value: V, expires_at: u64, restore: Option<u8>) -> bool {
+    /// The one insert: unconditional for `restore: None` and `still:
+    /// None`; for `restore: Some(frequency)`, only if the key has no live
+    /// entry, with the frequency remembered first; with `still`, only if
+    /// it answers `true` under the partition's lock.
+    fn insert_where(
+        &self,
+        key: K,
+        value: V,
+        expires_at: u64,
+        restore: Option<u8>,
+        still: Option<&dyn Fn() -> bool>,
+    ) -> bool {
         let clock = &self.inner.clock;
         let ttl_deadline = self.inner.ttl.map_or(NEVER, |ttl| {
             clock
@@ -384,6 +420,9 @@ where
         let mut removed = self.removed();
         let (feed, guard) = {
             let mut shard = shard.write();
+            if still.is_some_and(|still| !still()) {
+                return false;
+            }
             if let Some(frequency) = restore {
                 if shard.contains(hash, &key, self.inner.rule, || clock.now_ms(), |_| true) {
                     return false;
@@ -806,10 +845,9 @@ where
         let (mut partition, mut slot) = from;
         let mut entries = Vec::new();
         while let Some(shard) = self.inner.shards.get(partition) {
-            let resume =
-                shard
-                    .read()
-                    .entries_from(slot, limit, self.inner.rule, now, &mut entries);
+            let resume = shard
+                .read()
+                .entries_from(slot, limit, self.inner.rule, now, &mut entries);
             if let Some(resume) = resume {
                 return (entries, Some((partition, resume)));
             }
@@ -941,9 +979,8 @@ mod tests {
                 cache.get(&k);
             }
         }
-        let admitted = |keys: std::ops::Range<u32>| {
-            keys.clone().filter(|k| cache.get(k).is_some()).count()
-        };
+        let admitted =
+            |keys: std::ops::Range<u32>| keys.clone().filter(|k| cache.get(k).is_some()).count();
         for k in 1_000..1_100 {
             cache.insert(k, k);
         }

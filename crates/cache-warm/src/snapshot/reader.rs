@@ -61,6 +61,16 @@ impl SnapshotReader {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| io_failed(&path, "opening the file", e))?;
+        Self::from_file(path, file)
+    }
+
+    /// Reads the snapshot in `file`, already open, from its current
+    /// position (its start), as [`open`](Self::open) does; `path` names it
+    /// in errors. With [`into_file`](Self::into_file) a caller can read one
+    /// file twice (to choose, then to install) even if another file is
+    /// renamed over its path meanwhile.
+    pub fn from_file(path: impl AsRef<Path>, file: File) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
         let file_len = file
             .metadata()
             .map_err(|e| io_failed(&path, "reading the file's metadata", e))?
@@ -90,6 +100,12 @@ impl SnapshotReader {
     /// The snapshot's header.
     pub fn header(&self) -> &SnapshotHeader {
         &self.header
+    }
+
+    /// The open file, positioned wherever reading stopped; seek it to its
+    /// start to read it again with [`from_file`](Self::from_file).
+    pub fn into_file(self) -> File {
+        self.input.into_inner()
     }
 
     /// Reads and verifies every record and the trailer, and returns the

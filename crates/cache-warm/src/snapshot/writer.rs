@@ -227,6 +227,7 @@ impl SnapshotWriter {
             )
         })?;
         self.temp = None;
+        remove_stale_temps(&self.path, &self.dir);
         sync_dir(&self.dir).map_err(|e| {
             io_failed(
                 &self.path,
@@ -312,6 +313,39 @@ impl std::fmt::Debug for SnapshotWriter {
     }
 }
 
+/// How old a temporary file of another save must be before a finished
+/// save removes it: a save under way writes to its file all along, so one
+/// untouched this long was left by a process killed mid-save.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the temporary files of `path` that crashed saves left in `dir`
+/// (untouched for [`STALE_TEMP`]), so that they do not pile up over
+/// restarts. Best effort: a file it cannot read or remove stays.
+fn remove_stale_temps(path: &Path, dir: &Path) {
+    let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let prefix = format!(".{file_name}.tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with(&prefix)) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|at| at.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMP);
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Creates a new temporary file in `dir` for the snapshot at `path`.
 ///
 /// `create_new` guarantees the file is this writer's alone; a name left by
@@ -363,6 +397,40 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_save_removes_the_stale_temporary_files_of_crashed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.snapshot");
+        let stale = dir.path().join(".hot.snapshot.tmp-1-1");
+        let fresh = dir.path().join(".hot.snapshot.tmp-2-1");
+        let other = dir.path().join(".other.snapshot.tmp-1-1");
+        for p in [&stale, &fresh, &other] {
+            fs::write(p, b"partial").unwrap();
+        }
+        let old = std::time::SystemTime::now() - 2 * STALE_TEMP;
+        for p in [&stale, &other] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let header = crate::SnapshotHeader {
+            version: crate::SNAPSHOT_VERSION,
+            contents: crate::SnapshotContents::Values,
+            saved_at_ms: 0,
+            codec: "postcard".into(),
+        };
+        SnapshotWriter::create(&path, &header)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert!(!stale.exists(), "a crashed save's old file is removed");
+        assert!(fresh.exists(), "a save that may be under way is left alone");
+        assert!(other.exists(), "another snapshot's files are left alone");
+    }
 
     #[test]
     fn a_bare_file_name_is_in_the_current_directory() {

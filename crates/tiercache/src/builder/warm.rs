@@ -84,7 +84,9 @@ where
     }
 
     /// What the prefetcher loads a predicted key with when no tier holds it
-    /// (by default the cache's own source: its store or loader).
+    /// and the cache's own source (a store or loader, asked first, as a
+    /// lookup would) has nothing: for a cache without a source of its own,
+    /// this is what it prefetches from.
     pub fn prefetch_loader(mut self, loader: impl Loader<K, V> + 'static) -> Self {
         self.warm.prefetch_loader = Some(Arc::new(loader));
         self
@@ -99,11 +101,7 @@ pub(super) struct WarmPlan<K, V> {
 
 impl<K, V> WarmSetting<K, V> {
     /// Checks the settings, before anything opens.
-    pub(super) fn plan(
-        self,
-        settings: &WarmSettings,
-        can_load: bool,
-    ) -> Result<WarmPlan<K, V>> {
+    pub(super) fn plan(self, settings: &WarmSettings, can_load: bool) -> Result<WarmPlan<K, V>> {
         let invalid = |message: &'static str| Err(Error::new(ErrorKind::InvalidConfig, message));
         if let Some((_, interval)) = &settings.snapshot {
             if interval.is_zero() {
@@ -173,8 +171,13 @@ impl<K, V> WarmPlan<K, V> {
         let source = cache.snapshot_source();
         let counts = warm.counts.clone();
         let contents = self.settings.contents;
+        // One save at a time: the save at shutdown waits for a scheduled
+        // one under way, so the file it leaves is the last word, never
+        // replaced by an older save finishing after it.
+        let one_at_a_time = parking_lot::Mutex::new(());
         let save: Arc<dyn Fn() -> Result<crate::warm::SnapshotReport> + Send + Sync> =
             Arc::new(move || {
+                let _turn = one_at_a_time.lock();
                 let saved = source.save(&path, contents);
                 counts.saved(&saved);
                 saved
@@ -196,7 +199,10 @@ fn spawn_saver(
 ) {
     tokio::spawn(async move {
         loop {
-            if tokio::time::timeout(interval, stop.notified()).await.is_ok() {
+            if tokio::time::timeout(interval, stop.notified())
+                .await
+                .is_ok()
+            {
                 return;
             }
             let save = save.clone();

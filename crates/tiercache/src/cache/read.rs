@@ -15,9 +15,9 @@ use crate::hot::Slot;
 
 /// What a load's own look found: the answer, whether it came from the
 /// cache's source (read-through; so that a "none" just loaded is not taken
-/// for a negative hit), and the stripe's version noted before the look
-/// (`None` in a memory-only cache, which keeps no versions), under which
-/// what the caller loads next may be installed.
+/// for a negative hit), and the version noted before the look (the
+/// stripe's, or in a memory-only cache the key's, `stripes::KeyVersions`),
+/// under which what the caller loads next may be installed.
 pub(super) struct Looked<V> {
     pub(super) found: Lookup<V>,
     pub(super) loaded: bool,
@@ -152,10 +152,13 @@ where
             Some(self.slot_lookup(slot))
         };
         if self.inner.memory_only() {
+            // Noted before the look, so that what the caller loads after a
+            // miss is stored only if no write of the key began since.
+            let seen = self.inner.key_versions.version(key);
             return Ok(Looked {
                 found: hot().unwrap_or(Lookup::Miss),
                 loaded: false,
-                seen: None,
+                seen: Some(seen),
             });
         }
         let kb = self.encode_key(key)?;
@@ -314,7 +317,7 @@ where
     /// noted, or is under way, since the hit may then be older than that
     /// write. Tiers that bypass rules keep the key out of are left alone.
     #[allow(clippy::too_many_arguments)]
-    async fn promote(
+    pub(super) async fn promote(
         &self,
         found_in: usize,
         key: &K,

@@ -1,5 +1,5 @@
 //! Snapshots of the hot tier (feature `warm`): its entries, or only their
-//! keys, saved to a file and loaded back hottest first. The file's format
+//! keys, saved to a file and loaded back, the hottest that fit. The file's format
 //! is `cache_warm`'s ([`SnapshotWriter`], [`SnapshotReader`]); this file
 //! decides what is saved and what a loaded record may install.
 //!
@@ -19,8 +19,8 @@ use bytes::Bytes;
 use cache_backends::memory::MemoryCache;
 use cache_core::{Clock, Codec, Error, ErrorKind, Lookup, Result};
 use cache_warm::{
-    SNAPSHOT_ENTRIES, SNAPSHOT_VERSION, SnapshotContents, SnapshotHeader, SnapshotRecord,
-    SnapshotWriter, read_snapshot,
+    SNAPSHOT_ENTRIES, SNAPSHOT_VERSION, SnapshotContents, SnapshotHeader, SnapshotReader,
+    SnapshotRecord, SnapshotWriter,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,12 +34,149 @@ use crate::warming::SnapshotReport;
 /// one partition's lock only while its entries are cloned.
 const SAVE_PAGE: usize = 1_024;
 
-/// Records installed between two yields of a load, so that a large load
-/// run on the caller's task leaves the runtime's other tasks their turn.
-const LOAD_YIELD_EVERY: u64 = 4_096;
+/// The most threads a memory-only cache's load installs on.
+const LOAD_THREADS: usize = 8;
+
+/// Records looked up in the first tier below memory with one `get_many`
+/// while loading into a cache with tiers: one read of the tier (one redb
+/// read transaction, one Redis pipeline) instead of one per record.
+const LOAD_BATCH: usize = 512;
 
 /// A key's decoder for a load; the builder makes one with the codec.
 pub(crate) type KeyDecoder<K> = Arc<dyn Fn(&[u8]) -> Result<K> + Send + Sync>;
+
+/// The first reading of a snapshot file: every record verified, the
+/// unexpired ones counted by frequency, and the file kept open to read it
+/// again.
+struct Survey {
+    path: PathBuf,
+    header: SnapshotHeader,
+    file: std::fs::File,
+    records: u64,
+    /// Unexpired records by their saved frequency.
+    live: [u64; 256],
+    bytes: u64,
+}
+
+impl Survey {
+    fn take(path: &Path, now: u64) -> Result<Survey> {
+        let file = std::fs::File::open(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Backend,
+                format!("snapshot {}: opening the file", path.display()),
+            )
+            .with_source(e)
+        })?;
+        let bytes = file.metadata().map_or(0, |m| m.len());
+        let mut reader = SnapshotReader::from_file(path, file)?;
+        let header = reader.header().clone();
+        let mut records = 0;
+        let mut live = [0u64; 256];
+        for record in &mut reader {
+            let record = record?;
+            records += 1;
+            if !record.meta.is_expired(now) {
+                live[usize::from(record.frequency)] += 1;
+            }
+        }
+        Ok(Survey {
+            path: path.to_path_buf(),
+            header,
+            file: reader.into_file(),
+            records,
+            live,
+            bytes,
+        })
+    }
+
+    /// Reads the file again from its start and sends what `choice` takes,
+    /// in batches of [`LOAD_BATCH`], until the receiver is gone.
+    fn reread(
+        self,
+        now: u64,
+        mut choice: Choice,
+        batches: &tokio::sync::mpsc::Sender<Vec<SnapshotRecord>>,
+    ) -> Result<()> {
+        use std::io::Seek;
+        let mut file = self.file;
+        file.rewind().map_err(|e| {
+            Error::new(
+                ErrorKind::Backend,
+                format!("snapshot {}: reading the file again", self.path.display()),
+            )
+            .with_source(e)
+        })?;
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        for record in SnapshotReader::from_file(&self.path, file)? {
+            let record = record?;
+            if record.meta.is_expired(now) || !choice.takes(record.frequency) {
+                continue;
+            }
+            batch.push(record);
+            if batch.len() == LOAD_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                if batches.blocking_send(full).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = batches.blocking_send(batch);
+        }
+        Ok(())
+    }
+}
+
+/// Which records a load takes: the hottest until the hot tier's room is
+/// full. Every record hotter than `cutoff` fits; of those at `cutoff`,
+/// the first `at_cutoff` in the file do.
+struct Choice {
+    cutoff: u8,
+    at_cutoff: u64,
+}
+
+impl Choice {
+    fn new(live: &[u64; 256], room: u64) -> Choice {
+        let mut left = room;
+        for frequency in (0..=u8::MAX).rev() {
+            let n = live[usize::from(frequency)];
+            if n > left {
+                return Choice {
+                    cutoff: frequency,
+                    at_cutoff: left,
+                };
+            }
+            left -= n;
+        }
+        Choice {
+            cutoff: 0,
+            at_cutoff: u64::MAX,
+        }
+    }
+
+    fn takes(&mut self, frequency: u8) -> bool {
+        if frequency != self.cutoff {
+            return frequency > self.cutoff;
+        }
+        if self.at_cutoff == 0 {
+            return false;
+        }
+        self.at_cutoff -= 1;
+        true
+    }
+}
+
+/// The next batch a blocking thread installed (none if it panicked: it
+/// installed part of its batch, and the rest counts as not installed).
+async fn next_installed(
+    installing: &mut futures::stream::FuturesUnordered<tokio::task::JoinHandle<Vec<Restored>>>,
+) -> Vec<Restored> {
+    use futures::StreamExt;
+    match installing.next().await {
+        Some(Ok(restored)) => restored,
+        _ => Vec::new(),
+    }
+}
 
 /// What one record came to.
 enum Restored {
@@ -167,9 +304,9 @@ where
         }
     }
 
-    /// Loads the snapshot at `path` into the hot tier, hottest first (by
-    /// the frequency saved with each entry) until the hot tier is full:
-    /// expired entries are skipped, every entry keeps its absolute expiry
+    /// Loads the snapshot at `path` into the hot tier: the hottest entries
+    /// (by the frequency saved with each) until the hot tier is full, the
+    /// rest counted as over capacity. Expired entries are skipped, every entry keeps its absolute expiry
     /// and class, and the eviction policy learns how popular each was. A
     /// key the cache holds already keeps its value; a key a tier below
     /// holds gets that tier's copy (see the module notes); in a keys-only
@@ -178,7 +315,11 @@ where
     ///
     /// A damaged, truncated or foreign file (or one written with another
     /// codec) is an error naming the file and what is wrong, and nothing
-    /// of it is installed: every record is checked before the first is.
+    /// of it is installed: the file is read twice, every record checked
+    /// in the first reading (which also counts them by frequency, to choose
+    /// the hottest), and installed as the second reading of the same open
+    /// file goes, so memory holds a batch of records at a time, not the
+    /// file.
     pub async fn load_snapshot(&self, path: impl AsRef<Path>) -> Result<SnapshotReport>
     where
         K: DeserializeOwned,
@@ -206,12 +347,16 @@ where
 
     async fn load_records(&self, path: &Path, decode: &KeyDecoder<K>) -> Result<SnapshotReport> {
         let started = Instant::now();
+        let now = self.inner.clock.now_ms();
+        // 1. Every record verified, on a blocking thread, before any is
+        //    installed; the unexpired ones counted by frequency.
         let owned: PathBuf = path.to_path_buf();
-        let (header, records) = tokio::task::spawn_blocking(move || read_snapshot(&owned))
+        let survey = tokio::task::spawn_blocking(move || Survey::take(&owned, now))
             .await
             .unwrap_or_else(|e| {
                 Err(Error::new(ErrorKind::Backend, "the snapshot load stopped").with_source(e))
             })?;
+        let header = survey.header.clone();
         if header.codec != self.inner.codec.name() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -223,50 +368,275 @@ where
                 ),
             ));
         }
+        // 2. The hottest that fit in the hot tier's room.
+        let hot = &self.inner.hot;
+        let room = hot.max_capacity().saturating_sub(hot.entry_count());
+        let live: u64 = survey.live.iter().sum();
         let mut report = SnapshotReport {
             path: path.to_path_buf(),
             contents: header.contents,
-            records: records.len() as u64,
-            bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
+            records: survey.records,
+            expired: survey.records - live,
+            over_capacity: live.saturating_sub(room),
+            bytes: survey.bytes,
             ..SnapshotReport::default()
         };
-        let now = self.inner.clock.now_ms();
-        let mut live: Vec<SnapshotRecord> = records
-            .into_iter()
-            .filter(|r| !r.meta.is_expired(now))
-            .collect();
-        report.expired = report.records - live.len() as u64;
-        // Hottest first; among equals, the order they were saved in.
-        live.sort_by_key(|r| std::cmp::Reverse(r.frequency));
-        let hot = &self.inner.hot;
-        let room = hot.max_capacity().saturating_sub(hot.entry_count());
-        for (i, record) in live.into_iter().enumerate() {
-            if report.loaded >= room {
-                report.over_capacity += 1;
+        let choice = Choice::new(&survey.live, room);
+        // 3. The same open file read again, on a blocking thread, handing
+        //    what the choice takes over in batches as it reads them; each
+        //    batch is installed as it comes.
+        let (batches, mut arriving) = tokio::sync::mpsc::channel(4);
+        let reading = tokio::task::spawn_blocking(move || survey.reread(now, choice, &batches));
+        let mut count = |restored: Restored| match restored {
+            Restored::Loaded => report.loaded += 1,
+            Restored::Present => report.present += 1,
+            Restored::NotBelow => report.not_below += 1,
+            Restored::Undecodable => report.undecodable += 1,
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, LOAD_THREADS);
+        let mut installing = futures::stream::FuturesUnordered::new();
+        while let Some(batch) = arriving.recv().await {
+            if !self.inner.memory_only() {
+                for restored in self.restore_batch(batch, decode, header.contents).await {
+                    count(restored);
+                }
                 continue;
             }
-            let Ok(key) = decode(&record.key) else {
-                report.undecodable += 1;
-                continue;
-            };
-            match self.restore(key, record, header.contents).await {
-                Restored::Loaded => report.loaded += 1,
-                Restored::Present => report.present += 1,
-                Restored::NotBelow => report.not_below += 1,
-                Restored::Undecodable => report.undecodable += 1,
+            // A memory-only cache installs on blocking threads, a batch
+            // each, as many at once as there are cores: the engine's
+            // partitions take writes from several threads at once.
+            if installing.len() >= threads {
+                for restored in next_installed(&mut installing).await {
+                    count(restored);
+                }
             }
-            if (i as u64 + 1).is_multiple_of(LOAD_YIELD_EVERY) {
-                tokio::task::yield_now().await;
+            let cache = self.clone();
+            let decode = decode.clone();
+            installing.push(tokio::task::spawn_blocking(move || {
+                batch
+                    .into_iter()
+                    .map(|record| match decode(&record.key) {
+                        Ok(key) => cache.restore_in_memory(key, record),
+                        Err(_) => Restored::Undecodable,
+                    })
+                    .collect::<Vec<_>>()
+            }));
+        }
+        while !installing.is_empty() {
+            for restored in next_installed(&mut installing).await {
+                count(restored);
             }
         }
+        // The file was checked whole in step 1; the second reading fails
+        // only if the file changed in place since (the cache's own saves
+        // never do that: they rename a new file over it).
+        reading.await.unwrap_or_else(|e| {
+            Err(Error::new(ErrorKind::Backend, "the snapshot load stopped").with_source(e))
+        })?;
         report.elapsed = started.elapsed();
         Ok(report)
     }
 
-    /// Installs one record, unless something newer stands (see the module
-    /// notes).
-    async fn restore(&self, key: K, record: SnapshotRecord, contents: SnapshotContents) -> Restored {
-        let negative = record.meta.is_negative();
+    /// The value of a values snapshot's record (`None` for a negative
+    /// entry), and whether the hot tier may hold it; `Err` for a record
+    /// with no value to install.
+    fn restored_value(&self, record: &SnapshotRecord) -> std::result::Result<Option<V>, Restored> {
+        if record.meta.is_negative() {
+            return Ok(None);
+        }
+        match &record.value {
+            Some(bytes) => self
+                .inner
+                .codec
+                .decode(bytes)
+                .map(Some)
+                .map_err(|_| Restored::Undecodable),
+            // A values snapshot's record without a value, and not
+            // negative: nothing to install.
+            None => Err(Restored::Undecodable),
+        }
+    }
+
+    /// Where the record's entry may live, as its class says now (or its
+    /// flag, for an entry placed below memory).
+    fn restored_placement(&self, record: &SnapshotRecord) -> cache_core::Placement {
+        if record.meta.flags.contains(cache_core::Flags::BELOW_MEMORY) {
+            cache_core::Placement::BelowMemory
+        } else {
+            self.inner
+                .classes
+                .load()
+                .policy(&record.meta.class)
+                .placement
+        }
+    }
+
+    /// A record of a values snapshot into a memory-only cache: installed
+    /// unless the key has a live entry, atomically with that check.
+    fn restore_in_memory(&self, key: K, record: SnapshotRecord) -> Restored {
+        let value = match self.restored_value(&record) {
+            Ok(value) => value,
+            Err(restored) => return restored,
+        };
+        if record.value.is_none() && !record.meta.is_negative() {
+            return Restored::NotBelow;
+        }
+        let placement = self.restored_placement(&record);
+        if !placement.in_memory() {
+            return Restored::NotBelow;
+        }
+        let class = self.inner.class_names.index(&record.meta.class);
+        let expiry = self.inner.protect.hot_expiry(record.meta.expires_at_ms);
+        let slot = Self::slot(value, &record.meta, class, placement, false, 0);
+        if self
+            .inner
+            .hot
+            .engine
+            .insert_if_absent(key, slot, expiry, record.frequency)
+        {
+            Restored::Loaded
+        } else {
+            Restored::Present
+        }
+    }
+
+    /// Up to [`LOAD_BATCH`] records into a cache with tiers or a source:
+    /// the first tier below memory is read once for all of them, and a key
+    /// it holds (with nothing newer in the demotion queue or write-back's
+    /// log) is copied up from there as a promotion would; the others take
+    /// the one-record path, [`restore`](Self::restore).
+    async fn restore_batch(
+        &self,
+        batch: Vec<SnapshotRecord>,
+        decode: &KeyDecoder<K>,
+        contents: SnapshotContents,
+    ) -> Vec<Restored> {
+        let mut out = Vec::with_capacity(batch.len());
+        // Each key's stripe version is noted before the tier is read, so a
+        // copy of what it answers installs only if no write of the key
+        // ended since.
+        let mut asked = Vec::with_capacity(batch.len());
+        for record in batch {
+            let Ok(key) = decode(&record.key) else {
+                out.push(Restored::Undecodable);
+                continue;
+            };
+            let Ok(kb) = self.encode_key(&key) else {
+                out.push(Restored::Undecodable);
+                continue;
+            };
+            let seen = self.inner.stripes.of(&kb).version();
+            asked.push((key, kb, seen, record));
+        }
+        let first = self.inner.tiers.iter().next();
+        let answers = match first {
+            Some(tier) => {
+                let kbs: Vec<Bytes> = asked.iter().map(|(_, kb, _, _)| kb.clone()).collect();
+                tier.backend().dyn_get_many(&kbs).await.ok()
+            }
+            None => None,
+        };
+        let now = self.inner.clock.now_ms();
+        for (i, (key, kb, seen, record)) in asked.into_iter().enumerate() {
+            let usable = match (first, answers.as_ref().and_then(|a| a.get(i))) {
+                (Some(tier), Some(found)) => {
+                    let entry = match found {
+                        Lookup::Hit(entry) => Some(entry.clone()),
+                        Lookup::Negative(meta) => Some(cache_core::Entry::negative(meta.clone())),
+                        _ => None,
+                    };
+                    entry.filter(|e| {
+                        !e.meta.is_expired(now)
+                            && !tier.distrusts(&e.meta)
+                            && e.meta.flags.compression() == 0
+                            && !tier.is_stale(&kb)
+                    })
+                }
+                _ => None,
+            };
+            let restored = match usable {
+                Some(entry) => self.restore_copied(key, kb, seen, record, entry).await,
+                None => self.restore(key, kb, seen, record, contents).await,
+            };
+            out.push(restored);
+        }
+        out
+    }
+
+    /// A record whose key the first tier below memory holds: that copy is
+    /// installed (it is the snapshot's or a newer one), unless the hot tier,
+    /// the demotion queue or write-back's log has something of the key, or
+    /// bypass rules keep it out; then the one-record path decides.
+    async fn restore_copied(
+        &self,
+        key: K,
+        kb: Bytes,
+        seen: u64,
+        record: SnapshotRecord,
+        entry: cache_core::Entry,
+    ) -> Restored {
+        let engine = &self.inner.hot.engine;
+        if engine.contains_key(&key) {
+            return Restored::Present;
+        }
+        let mut skip = self.get_skip(&key);
+        let queued = self
+            .inner
+            .policy
+            .queue()
+            .is_some_and(|q| q.get(&key).is_some());
+        if skip.everything
+            || skip.memory
+            || skip.tier(0)
+            || queued
+            || self.inner.record.dirty(&kb).is_some()
+        {
+            return self
+                .restore(key, kb, seen, record, SnapshotContents::Values)
+                .await;
+        }
+        skip.warming = true;
+        let value: Option<V> = if entry.meta.is_negative() {
+            None
+        } else {
+            match self.inner.codec.decode(&entry.value) {
+                Ok(v) => Some(v),
+                // The one-record path counts and drops a record that does
+                // not decode.
+                Err(_) => {
+                    return self
+                        .restore(key, kb, seen, record, SnapshotContents::Values)
+                        .await;
+                }
+            }
+        };
+        let Some(tier) = self.inner.tiers.iter().next() else {
+            return Restored::NotBelow;
+        };
+        tier.count_hit();
+        engine.remember_frequency(&key, record.frequency);
+        self.promote(0, &key, &kb, value.as_ref(), entry, seen, skip)
+            .await;
+        if engine.contains_key(&key) {
+            Restored::Loaded
+        } else {
+            Restored::Present
+        }
+    }
+
+    /// Installs one record into a cache with tiers or a source, unless
+    /// something newer stands (see the module notes); `seen` is the key's
+    /// stripe version, noted before anything of the key was read.
+    async fn restore(
+        &self,
+        key: K,
+        kb: Bytes,
+        seen: u64,
+        record: SnapshotRecord,
+        contents: SnapshotContents,
+    ) -> Restored {
         if contents == SnapshotContents::Keys {
             self.inner
                 .hot
@@ -278,48 +648,18 @@ where
                 _ => Restored::NotBelow,
             };
         }
-        let value: Option<V> = match (&record.value, negative) {
-            (_, true) => None,
-            (Some(bytes), false) => match self.inner.codec.decode(bytes) {
-                Ok(v) => Some(v),
-                Err(_) => return Restored::Undecodable,
-            },
-            // A values snapshot's record without a value, and not
-            // negative: nothing to install.
-            (None, false) => return Restored::Undecodable,
+        let value = match self.restored_value(&record) {
+            Ok(value) => value,
+            Err(restored) => return restored,
         };
-        let class = self.inner.class_names.index(&record.meta.class);
-        let placement = if record
-            .meta
-            .flags
-            .contains(cache_core::Flags::BELOW_MEMORY)
-        {
-            cache_core::Placement::BelowMemory
-        } else {
-            self.inner
-                .classes
-                .load()
-                .policy(&record.meta.class)
-                .placement
-        };
+        let placement = self.restored_placement(&record);
         if !placement.in_memory() {
             return Restored::NotBelow;
         }
+        let class = self.inner.class_names.index(&record.meta.class);
         let expiry = self.inner.protect.hot_expiry(record.meta.expires_at_ms);
         let engine = &self.inner.hot.engine;
-        if self.inner.memory_only() {
-            let slot = Self::slot(value, &record.meta, class, placement, false, 0);
-            return if engine.insert_if_absent(key, slot, expiry, record.frequency) {
-                Restored::Loaded
-            } else {
-                Restored::Present
-            };
-        }
-        let Ok(kb) = self.encode_key(&key) else {
-            return Restored::Undecodable;
-        };
         let stripe = self.inner.stripes.of(&kb);
-        let seen = stripe.version();
         if engine.contains_key(&key) {
             return Restored::Present;
         }

@@ -34,9 +34,9 @@ where
     C: Codec,
 {
     /// Warms `key` without counting a lookup: `Present` if the hot tier
-    /// holds it; else copied up from the tiers below, else loaded with
-    /// `loader` (through the single flight), or without one from the
-    /// cache's own source (read-through).
+    /// holds it; else copied up from the tiers below, else read through
+    /// from the cache's own source (its store or loader), else loaded with
+    /// `loader` (through the single flight, as `get_with` loads).
     pub(crate) async fn warm_key(
         &self,
         key: &K,
@@ -53,9 +53,13 @@ where
         skip.warming = true;
         let found = match loader {
             Some(loader) => self
-                .load_below_hot(key, LoaderErrors::Shared, Negatives::AnswerNone, skip, || {
-                    loader.load_boxed(key)
-                })
+                .load_below_hot(
+                    key,
+                    LoaderErrors::Shared,
+                    Negatives::AnswerNone,
+                    skip,
+                    || loader.load_boxed(key),
+                )
                 .await
                 .map(|v| v.map_or(Lookup::Miss, Lookup::Hit)),
             None if self.inner.memory_only() => return WarmOutcome::Missing,
@@ -120,8 +124,12 @@ where
         Warmer::builder().max_keys(usize::try_from(capacity).unwrap_or(usize::MAX))
     }
 
-    /// A warming source: `keys`, each loaded with `loader` unless the
-    /// cache holds it (a tier below holding it is copied up instead).
+    /// A warming source: `keys`, each warmed unless the cache holds it: a
+    /// tier below holding it is copied up, else the cache's own source (a
+    /// store or loader) is read through, as a lookup would (its "none"
+    /// stands, as a negative entry); only for a cache without a source of
+    /// its own is `loader` called, as [`get_with`](Self::get_with) calls
+    /// its future.
     pub fn warm_keys<L>(
         &self,
         name: &str,
@@ -135,8 +143,8 @@ where
     }
 
     /// A warming source of the application's own: a stream of keys made
-    /// afresh for each run, each loaded with `loader` as
-    /// [`warm_keys`](Self::warm_keys) does.
+    /// afresh for each run, each warmed as [`warm_keys`](Self::warm_keys)
+    /// warms its keys.
     pub fn warm_stream<F, S, L>(&self, name: &str, make: F, loader: L) -> WarmSource<K>
     where
         F: Fn() -> S + Send + Sync + 'static,

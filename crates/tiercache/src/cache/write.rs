@@ -183,7 +183,8 @@ where
     /// `seen` (checked under the stripe's lock, so none can end between the
     /// check and the write): a loaded value never lands over a write that
     /// ended while it loaded. Says whether it wrote. A memory-only cache
-    /// keeps no versions, and always writes.
+    /// checks its key versions instead (`stripes::KeyVersions`), under the
+    /// hot tier's partition lock.
     pub(super) async fn write_if(
         &self,
         key: K,
@@ -240,6 +241,7 @@ where
                     .map_or(0, |v| v.len());
                 let skip = self.set_skip(&key, size, &meta.class, true);
                 if skip.everything || skip.memory {
+                    self.inner.key_versions.advance(&key);
                     self.inner.hot.engine.remove(&key);
                     self.inner.flights.detach(&key);
                     return Ok(true);
@@ -255,6 +257,25 @@ where
             let expires_at = self.inner.protect.hot_expiry(meta.expires_at_ms);
             let mut slot = Self::slot(value, &meta, class, Placement::MemoryOnly, false, 0);
             slot.tracked = tracked;
+            let versions = &self.inner.key_versions;
+            if let Some(seen) = unchanged_since {
+                // A loaded value: stored only if no write of the key began
+                // since the load noted `seen`, asked under the partition's
+                // lock.
+                let version = versions.version(&key);
+                let probe = key.clone();
+                let stored = version == seen
+                    && self
+                        .inner
+                        .hot
+                        .engine
+                        .insert_if(key, slot, expires_at, || versions.version(&probe) == seen);
+                return Ok(stored);
+            }
+            // Advanced before the hot tier changes: a load that checks
+            // after this stores nothing, and one that stored before is
+            // replaced just below.
+            versions.advance(&key);
             self.inner
                 .hot
                 .engine
@@ -371,6 +392,7 @@ where
     /// or log failure returns its error and changes no tier.
     pub async fn remove(&self, key: &K) -> Result<()> {
         if self.inner.memory_only() {
+            self.inner.key_versions.advance(key);
             self.inner.hot.engine.remove(key);
             self.inner.flights.detach(key);
             self.inner.observer.on_remove(key, None);
@@ -423,6 +445,7 @@ where
     /// (and is still what reads of those keys answer).
     pub async fn clear(&self) -> Result<()> {
         if self.inner.tiers.is_empty() {
+            self.inner.key_versions.advance_all();
             self.inner.hot.clear();
             self.inner.flights.detach_all();
             return Ok(());
