@@ -54,6 +54,31 @@ async fn an_insert_that_ends_while_get_with_loads_stands_in_every_tier() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_that_ends_while_get_with_loads_stands_in_a_memory_only_cache() {
+    // No tier and no store: the hot tier alone orders the key's writes,
+    // and the load's value must still not land over the insert.
+    let cache: Cache<String, String> = Cache::builder().max_capacity(100).build().await.unwrap();
+    let release = Arc::new(Notify::new());
+    let (task, started) = held_get_with(&cache, release.clone());
+    started.await.unwrap();
+    cache.insert("k".into(), "written".into()).await.unwrap();
+    release.notify_one();
+    assert_eq!(task.await.unwrap().unwrap(), "written");
+    assert_eq!(
+        cache.get(&"k".into()).await.unwrap().as_deref(),
+        Some("written")
+    );
+    // A removal that ends while a load runs leaves nothing newer, and
+    // the loaded value is stored, as in every other stack.
+    let (task, started) = held_get_with(&cache, release.clone());
+    cache.remove(&"k".into()).await.unwrap();
+    cache.clear().await.unwrap();
+    started.await.unwrap();
+    release.notify_one();
+    assert_eq!(task.await.unwrap().unwrap(), "loaded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_store_the_cache_agrees_with_the_store_after_a_racing_load() {
     let store: TestStore<String, String> = TestStore::new();
     let cache: Cache<String, String> = Cache::builder()
