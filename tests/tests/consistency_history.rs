@@ -298,12 +298,11 @@ async fn warm_round(
     let mut warmed = 0;
     while Instant::now() < deadline {
         warmed += warmer.run().await.warmed;
-        if !combo.write_on_evict {
-            if cache.save_snapshot(&path).await.is_ok()
-                && let Ok(report) = cache.load_snapshot(&path).await
-            {
-                warmed += report.loaded;
-            }
+        if !combo.write_on_evict
+            && cache.save_snapshot(&path).await.is_ok()
+            && let Ok(report) = cache.load_snapshot(&path).await
+        {
+            warmed += report.loaded;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }

@@ -209,6 +209,47 @@ async fn a_smaller_cache_loads_the_hottest_entries_first() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_snapshot_read_in_parts_loads_the_hottest_that_fit() {
+    // Enough records that the second reading is split in parts read side
+    // by side: the hottest are chosen across the parts all the same.
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("hot.snap");
+    let clock = ManualClock::default();
+    let source = memory_cache(&clock, 200_000).await;
+    for i in 0..150_000u32 {
+        source
+            .insert(format!("k{i}"), format!("v{i}"))
+            .await
+            .unwrap();
+    }
+    // One key in 150 is read often, spread over the whole file.
+    let hot: Vec<String> = (0..150_000).step_by(150).map(|i| format!("k{i}")).collect();
+    for _ in 0..20 {
+        for key in &hot {
+            assert!(source.get(key).await.unwrap().is_some());
+        }
+    }
+    let saved = source.save_snapshot(&snap).await.unwrap();
+    assert_eq!(saved.records, 150_000);
+    let cache = memory_cache(&clock, 50_000).await;
+    let report = cache.load_snapshot(&snap).await.unwrap();
+    assert_eq!(report.over_capacity, 100_000, "{report:?}");
+    assert_eq!(
+        report.loaded + report.present + report.undecodable + report.not_below,
+        50_000,
+        "{report:?}"
+    );
+    let held_hot = hot.iter().filter(|k| cache.hot().contains_key(k)).count();
+    assert!(
+        held_hot >= 950,
+        "only {held_hot} of the 1,000 hot keys were loaded"
+    );
+    for key in hot.iter().filter(|k| cache.hot().contains_key(k)) {
+        assert_eq!(cache.hot().get(key), Some(format!("v{}", &key[1..])));
+    }
+}
+
 #[tokio::test]
 async fn a_key_the_cache_holds_keeps_its_value() {
     let dir = tempfile::tempdir().unwrap();

@@ -503,10 +503,7 @@ where
         #[cfg(not(feature = "policies"))]
         let has_store = false;
         #[cfg(feature = "warm")]
-        let can_load = has_store
-            || self.loader.is_some()
-            || !s.tiers.is_empty()
-            || s.opens_tiers();
+        let can_load = has_store || self.loader.is_some() || !s.tiers.is_empty() || s.opens_tiers();
         #[allow(unused_mut)]
         let mut protect = s
             .protect

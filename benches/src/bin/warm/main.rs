@@ -22,6 +22,7 @@
 //! `target/bench-warm`; run with `--help` for the options.
 
 mod load;
+mod machine;
 mod prefetch;
 mod report;
 mod restart;
@@ -254,14 +255,25 @@ fn run(s: &Settings) -> Result<(), String> {
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..Results::default()
     };
+    let mut before = machine::Sample::now();
+    let mut shared = |part: &'static str, results: &mut Results| {
+        let now = machine::Sample::now();
+        if let (Some(a), Some(b)) = (&before, &now) {
+            results.shared.push((part, a.until(b)));
+        }
+        before = now;
+    };
     if s.runs_part(Part::Restart) {
         runtime.block_on(restarts(s, dir, &mut results))?;
+        shared("part 1, restarts", &mut results);
     }
     if s.runs_part(Part::Load) {
         results.load = Some(runtime.block_on(loads(s, dir))?);
+        shared("part 2, snapshot load", &mut results);
     }
     if s.runs_part(Part::Prefetch) {
         runtime.block_on(prefetches(s, &mut results))?;
+        shared("part 3, prefetcher", &mut results);
     }
     drop(runtime);
     drop(scratch);

@@ -7,6 +7,7 @@ mod method;
 mod runs;
 
 use crate::load::Timed;
+use crate::machine::Shared;
 use crate::prefetch::{self, LOAD_DELAY, Measured, TASKS, THINK};
 use crate::restart::{LIFE_TASKS, Life, Restarted, Stack, Start, WARM_CONCURRENCY};
 use crate::workload::VALUE_BYTES;
@@ -97,6 +98,8 @@ pub(crate) struct Results {
     /// distinct pages on some path.
     pub(crate) sessions: Vec<(usize, u64, usize)>,
     pub(crate) prefetch: Vec<PrefetchCase>,
+    /// What other work used of the machine while each part ran.
+    pub(crate) shared: Vec<(&'static str, Shared)>,
 }
 
 fn med<T>(runs: &[T], f: impl Fn(&T) -> f64) -> f64 {
@@ -171,6 +174,7 @@ pub(crate) fn report(
             s.runs
         ));
     }
+    md.push_str(&sharing(r));
     md.push_str(&targets(r));
     md.push_str(&method::method(s, machine, r));
     let mut restart_json = Vec::new();
@@ -225,11 +229,46 @@ pub(crate) fn report(
             "target_load_per_s": TARGET_LOAD_PER_S,
             "target_extra_loads": TARGET_EXTRA_LOADS,
         },
+        "machine_shared": r.shared.iter().map(|(part, u)| json!({
+            "part": part, "wall_s": u.wall_s, "other_processes_cpu_s": u.others_s,
+            "steal_s": u.steal_s,
+        })).collect::<Vec<_>>(),
         "restart": restart_json,
         "load": load_json,
         "prefetch": prefetch_json,
     });
     (md, value)
+}
+
+/// How much of the machine other work took while each part ran.
+fn sharing(r: &Results) -> String {
+    if r.shared.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = r
+        .shared
+        .iter()
+        .map(|(part, u)| {
+            let of_machine = (u.others_s + u.steal_s) / (u.wall_s * r.workers.max(1) as f64);
+            format!(
+                "{part}, {} s: {} CPU-s ({} of the machine's {} cores){}",
+                secs(u.wall_s),
+                secs(u.others_s),
+                pct(of_machine),
+                r.workers,
+                if u.steal_s >= 0.01 {
+                    format!(", {} s of it stolen by the hypervisor", secs(u.steal_s))
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    format!(
+        "Other work on the machine while the parts ran (all CPU time in `/proc/stat` less this \
+         process's own): {}. Timings are from a shared machine when these are large.\n\n",
+        parts.join("; ")
+    )
 }
 
 fn targets(r: &Results) -> String {
@@ -467,7 +506,7 @@ fn restart_notes(case: &RestartCase) -> String {
                  warms at most the hot tier's capacity, and `warm_from_tier` gives the keys no \
                  frequency, so which ones is the tier's key order: the encoded keys' byte order, \
                  unrelated to popularity) in {} s; its hot tier then answers {} of the first \
-                 requests: {} of the snapshot's, {} points above cold.",
+                 requests: {} of the snapshot's, {} points against cold.",
                 n(med(&w, |w| w.listed as f64)),
                 n(med(&w, |w| w.warmed as f64)),
                 secs(med(&w, |w| w.seconds)),
@@ -727,10 +766,13 @@ fn stats_json(p: &tiercache::warm::PrefetchStats) -> Value {
 }
 
 fn signed_points(v: f64) -> String {
-    if v.is_finite() {
-        format!("{:+.1}", v * 100.0)
-    } else {
+    let points = v * 100.0;
+    if !points.is_finite() {
         "–".into()
+    } else if points.abs() < 0.05 {
+        "±0.0".into()
+    } else {
+        format!("{points:+.1}")
     }
 }
 

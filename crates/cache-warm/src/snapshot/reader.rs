@@ -108,6 +108,46 @@ impl SnapshotReader {
         self.input.into_inner()
     }
 
+    /// Where the next record starts, and how many records came before it:
+    /// what [`resume`](Self::resume) takes to read on from there, so that
+    /// parts of a file verified once can be read again side by side.
+    pub fn position(&self) -> (u64, u64) {
+        (self.pos, self.records)
+    }
+
+    /// Reads the snapshot in `file` from a [`position`](Self::position) an
+    /// earlier reader of the same file reported (`offset`, after
+    /// `records_before` records), under its `header`; each record is
+    /// verified again, and reading to the end verifies the trailer's count
+    /// of all the file's records.
+    pub fn resume(
+        path: impl AsRef<Path>,
+        mut file: File,
+        header: SnapshotHeader,
+        (offset, records_before): (u64, u64),
+    ) -> Result<Self> {
+        use std::io::{Seek, SeekFrom};
+        let path = path.as_ref().to_path_buf();
+        let file_len = file
+            .metadata()
+            .map_err(|e| io_failed(&path, "reading the file's metadata", e))?
+            .len();
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| io_failed(&path, format!("seeking to byte {offset}"), e))?;
+        let capacity =
+            usize::try_from(file_len).map_or(BUFFER_LEN, |len| len.clamp(64, BUFFER_LEN));
+        Ok(SnapshotReader {
+            path,
+            input: BufReader::with_capacity(capacity, file),
+            file_len,
+            pos: offset,
+            header,
+            records: records_before,
+            done: false,
+            classes: Vec::new(),
+        })
+    }
+
     /// Reads and verifies every record and the trailer, and returns the
     /// records, or the first error. A record whose checksum failed is never
     /// returned.

@@ -34,9 +34,6 @@ use crate::warming::SnapshotReport;
 /// one partition's lock only while its entries are cloned.
 const SAVE_PAGE: usize = 1_024;
 
-/// The most threads a memory-only cache's load installs on.
-const LOAD_THREADS: usize = 8;
-
 /// Records looked up in the first tier below memory with one `get_many`
 /// while loading into a cache with tiers: one read of the tier (one redb
 /// read transaction, one Redis pipeline) instead of one per record.
@@ -56,7 +53,26 @@ struct Survey {
     /// Unexpired records by their saved frequency.
     live: [u64; 256],
     bytes: u64,
+    /// Where every [`MARK_EVERY`]th record starts, with the unexpired
+    /// records before it by frequency: where parts of the second reading
+    /// can start side by side.
+    marks: Vec<Mark>,
 }
+
+/// A place in a snapshot file a second reading can start from.
+#[derive(Clone)]
+struct Mark {
+    /// The offset of a record and how many came before it.
+    position: (u64, u64),
+    live_before: [u64; 256],
+}
+
+/// Records between two [`Mark`]s.
+const MARK_EVERY: u64 = 65_536;
+
+/// The most parts a memory-only cache's second reading is split into,
+/// each read and installed on a blocking thread of its own.
+const LOAD_THREADS: usize = 8;
 
 impl Survey {
     fn take(path: &Path, now: u64) -> Result<Survey> {
@@ -72,7 +88,17 @@ impl Survey {
         let header = reader.header().clone();
         let mut records = 0;
         let mut live = [0u64; 256];
-        for record in &mut reader {
+        let mut marks = Vec::new();
+        loop {
+            if records % MARK_EVERY == 0 {
+                marks.push(Mark {
+                    position: reader.position(),
+                    live_before: live,
+                });
+            }
+            let Some(record) = reader.next() else {
+                break;
+            };
             let record = record?;
             records += 1;
             if !record.meta.is_expired(now) {
@@ -86,16 +112,127 @@ impl Survey {
             records,
             live,
             bytes,
+            marks,
         })
     }
 
-    /// Reads the file again from its start and sends what `choice` takes,
-    /// in batches of [`LOAD_BATCH`], until the receiver is gone.
+    /// The second reading in up to `parts` parts read side by side, each
+    /// on a file handle of its own, handing `take` (one per part) what
+    /// `choice` takes; the counts `take` returns, in order. Reopening the
+    /// path must find the very file the first reading read (a save may
+    /// have renamed a new one over it): if not, or with one part, the
+    /// reading is not split.
+    fn reread_in_parts<T: Send>(
+        self,
+        now: u64,
+        choice: Choice,
+        parts: usize,
+        take: impl Fn() -> Box<dyn FnMut(SnapshotRecord) -> T + Send> + Sync,
+    ) -> Result<Vec<T>> {
+        let bounds: Vec<Mark> = (0..parts)
+            .map(|p| self.marks[self.marks.len() * p / parts].clone())
+            .collect();
+        let mut bounds = bounds;
+        bounds.dedup_by_key(|m| m.position.1);
+        let same = bounds.len() > 1 && self.same_file();
+        if !same {
+            let mut sink = take();
+            let mut out = Vec::new();
+            self.reread(now, choice, |record| {
+                out.push(sink(record));
+                true
+            })?;
+            return Ok(out);
+        }
+        let mut ends: Vec<Option<Mark>> = bounds.iter().skip(1).cloned().map(Some).collect();
+        ends.push(None);
+        let all = self.live;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = bounds
+                .iter()
+                .zip(&ends)
+                .map(|(from, until)| {
+                    let until_live = until.as_ref().map_or(all, |m| m.live_before);
+                    let cutoff = usize::from(choice.cutoff);
+                    let in_part = until_live[cutoff] - from.live_before[cutoff];
+                    let quota =
+                        in_part.min(choice.at_cutoff.saturating_sub(from.live_before[cutoff]));
+                    let mut part_choice = Choice {
+                        cutoff: choice.cutoff,
+                        at_cutoff: quota,
+                    };
+                    let stop = until.as_ref().map(|m| m.position.1);
+                    let mut sink = take();
+                    let this = &self;
+                    scope.spawn(move || -> Result<Vec<T>> {
+                        let file = std::fs::File::open(&this.path).map_err(|e| {
+                            Error::new(
+                                ErrorKind::Backend,
+                                format!("snapshot {}: opening the file again", this.path.display()),
+                            )
+                            .with_source(e)
+                        })?;
+                        let mut reader = SnapshotReader::resume(
+                            &this.path,
+                            file,
+                            this.header.clone(),
+                            from.position,
+                        )?;
+                        let mut out = Vec::new();
+                        while stop.is_none_or(|stop| reader.position().1 < stop) {
+                            let Some(record) = reader.next() else {
+                                break;
+                            };
+                            let record = record?;
+                            if record.meta.is_expired(now) || !part_choice.takes(record.frequency) {
+                                continue;
+                            }
+                            out.push(sink(record));
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for worker in workers {
+                match worker.join() {
+                    Ok(part) => out.extend(part?),
+                    Err(_) => {
+                        return Err(Error::new(
+                            ErrorKind::Backend,
+                            "a thread of the snapshot load panicked",
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Whether the path still names the file the first reading read.
+    #[cfg(unix)]
+    fn same_file(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
+    /// Elsewhere the file's identity is not checked, so the second reading
+    /// is not split.
+    #[cfg(not(unix))]
+    fn same_file(&self) -> bool {
+        false
+    }
+
+    /// Reads the file again from its start and hands `take` each record
+    /// `choice` takes, until `take` answers `false`.
     fn reread(
         self,
         now: u64,
         mut choice: Choice,
-        batches: &tokio::sync::mpsc::Sender<Vec<SnapshotRecord>>,
+        mut take: impl FnMut(SnapshotRecord) -> bool,
     ) -> Result<()> {
         use std::io::Seek;
         let mut file = self.file;
@@ -106,22 +243,14 @@ impl Survey {
             )
             .with_source(e)
         })?;
-        let mut batch = Vec::with_capacity(LOAD_BATCH);
         for record in SnapshotReader::from_file(&self.path, file)? {
             let record = record?;
             if record.meta.is_expired(now) || !choice.takes(record.frequency) {
                 continue;
             }
-            batch.push(record);
-            if batch.len() == LOAD_BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
-                if batches.blocking_send(full).is_err() {
-                    return Ok(());
-                }
+            if !take(record) {
+                break;
             }
-        }
-        if !batch.is_empty() {
-            let _ = batches.blocking_send(batch);
         }
         Ok(())
     }
@@ -163,18 +292,6 @@ impl Choice {
         }
         self.at_cutoff -= 1;
         true
-    }
-}
-
-/// The next batch a blocking thread installed (none if it panicked: it
-/// installed part of its batch, and the rest counts as not installed).
-async fn next_installed(
-    installing: &mut futures::stream::FuturesUnordered<tokio::task::JoinHandle<Vec<Restored>>>,
-) -> Vec<Restored> {
-    use futures::StreamExt;
-    match installing.next().await {
-        Some(Ok(restored)) => restored,
-        _ => Vec::new(),
     }
 }
 
@@ -382,57 +499,70 @@ where
             ..SnapshotReport::default()
         };
         let choice = Choice::new(&survey.live, room);
-        // 3. The same open file read again, on a blocking thread, handing
-        //    what the choice takes over in batches as it reads them; each
-        //    batch is installed as it comes.
-        let (batches, mut arriving) = tokio::sync::mpsc::channel(4);
-        let reading = tokio::task::spawn_blocking(move || survey.reread(now, choice, &batches));
+        // 3. The same open file read again, on a blocking thread. A
+        //    memory-only cache installs each record there as it is read
+        //    (one thread allocates and frees the records, and nothing is
+        //    handed between threads); a cache with tiers is handed the
+        //    records in batches, each installed as it comes.
         let mut count = |restored: Restored| match restored {
             Restored::Loaded => report.loaded += 1,
             Restored::Present => report.present += 1,
             Restored::NotBelow => report.not_below += 1,
             Restored::Undecodable => report.undecodable += 1,
         };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, LOAD_THREADS);
-        let mut installing = futures::stream::FuturesUnordered::new();
-        while let Some(batch) = arriving.recv().await {
-            if !self.inner.memory_only() {
-                for restored in self.restore_batch(batch, decode, header.contents).await {
-                    count(restored);
-                }
-                continue;
-            }
-            // A memory-only cache installs on blocking threads, a batch
-            // each, as many at once as there are cores: the engine's
-            // partitions take writes from several threads at once.
-            if installing.len() >= threads {
-                for restored in next_installed(&mut installing).await {
-                    count(restored);
-                }
-            }
+        let read = if self.inner.memory_only() {
             let cache = self.clone();
             let decode = decode.clone();
-            installing.push(tokio::task::spawn_blocking(move || {
-                batch
-                    .into_iter()
-                    .map(|record| match decode(&record.key) {
+            let parts = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, LOAD_THREADS);
+            let installed = tokio::task::spawn_blocking(move || {
+                survey.reread_in_parts(now, choice, parts, || {
+                    let cache = cache.clone();
+                    let decode = decode.clone();
+                    Box::new(move |record: SnapshotRecord| match decode(&record.key) {
                         Ok(key) => cache.restore_in_memory(key, record),
                         Err(_) => Restored::Undecodable,
                     })
-                    .collect::<Vec<_>>()
-            }));
-        }
-        while !installing.is_empty() {
-            for restored in next_installed(&mut installing).await {
-                count(restored);
+                })
+            })
+            .await;
+            match installed {
+                Ok(Ok(installed)) => {
+                    installed.into_iter().for_each(&mut count);
+                    Ok(Ok(()))
+                }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(e) => Err(e),
             }
-        }
+        } else {
+            let (batches, mut arriving) = tokio::sync::mpsc::channel(4);
+            let reading = tokio::task::spawn_blocking(move || {
+                let mut batch = Vec::with_capacity(LOAD_BATCH);
+                let read = survey.reread(now, choice, |record| {
+                    batch.push(record);
+                    if batch.len() < LOAD_BATCH {
+                        return true;
+                    }
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                    batches.blocking_send(full).is_ok()
+                });
+                if !batch.is_empty() {
+                    let _ = batches.blocking_send(batch);
+                }
+                read
+            });
+            while let Some(batch) = arriving.recv().await {
+                for restored in self.restore_batch(batch, decode, header.contents).await {
+                    count(restored);
+                }
+            }
+            reading.await
+        };
         // The file was checked whole in step 1; the second reading fails
         // only if the file changed in place since (the cache's own saves
         // never do that: they rename a new file over it).
-        reading.await.unwrap_or_else(|e| {
+        read.unwrap_or_else(|e| {
             Err(Error::new(ErrorKind::Backend, "the snapshot load stopped").with_source(e))
         })?;
         report.elapsed = started.elapsed();

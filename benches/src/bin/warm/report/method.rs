@@ -43,9 +43,10 @@ pub(super) fn method(s: &Settings, machine: &Machine, r: &Results) -> String {
          then a pattern), checked on every answer; the default codec (postcard). The disk tier is \
          `RedbBackend::builder(path).durability(Durability::Periodic({sync} s))` added with \
          `CacheBuilder::backend`, otherwise what `CacheBuilder::disk` opens (1 GiB, redb {redb}), \
-         in a directory under `{dir}`: `disk`'s immediate durability makes every commit an \
-         `fsync`, and the previous lives' hundreds of thousands of inserts would take minutes \
-         on this machine's disk without changing what a restart finds in the file. Runtime: one \
+         in a directory under `{dir}`: `disk`'s immediate durability makes every commit wait \
+         for an `fsync`, which would make each previous life (a couple of hundred thousand \
+         inserts) several times slower without changing what a restart finds in the file (the \
+         shutdown's close makes every write durable). Runtime: one \
          tokio {tokio} multi-thread runtime of {workers} worker threads (the machine's cores).\n\
          - **Part 1, restarts.** Keys are Zipf({ZIPF_S}) ranks over {keys} keys \
          (`rand_distr::Zipf`, {rd}; each run its own seed), each rank mapped to its key by \
@@ -62,8 +63,8 @@ pub(super) fn method(s: &Settings, machine: &Machine, r: &Results) -> String {
          is looked up there and the tier's copy installed); (c) **warmer from redb**: no \
          snapshot; `cache.warmer().source(cache.warm_from_tier(0)?).concurrency({WARM_CONCURRENCY})\
          .rate_limit(None).build()?.run().await`, run to completion before the requests (the \
-         default rate limit, 10,000 keys a second, would make it take ten times the hot tier's \
-         capacity in milliseconds). Then the {after} requests that follow the life are made one \
+         default rate limit, 10,000 keys a second, would stretch warming {cap} keys to \
+         {default_warm_s:.0} s). Then the {after} requests that follow the life are made one \
          at a time: a request is a **hot-tier hit** when `cache.hot().contains_key(&key)` held \
          before its `get`; **answered without the loader** counts the requests during which the \
          loader was not called (hot-tier hits and redb hits). The **steady state** row is the \
@@ -113,6 +114,7 @@ pub(super) fn method(s: &Settings, machine: &Machine, r: &Results) -> String {
         workers = r.workers,
         keys = thousands(s.keys),
         cap = thousands(s.capacity),
+        default_warm_s = s.capacity as f64 / 10_000.0,
         life = thousands(s.life as u64),
         after = thousands(s.after as u64),
         fill = FILL_CAPACITY_OVER,
