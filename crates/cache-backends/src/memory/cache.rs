@@ -87,6 +87,9 @@ struct Inner<K, V> {
     removals: StripedCounters<2>,
 }
 
+mod listing;
+mod restore;
+
 impl<K, V> Clone for MemoryCache<K, V> {
     fn clone(&self) -> Self {
         MemoryCache {
@@ -344,52 +347,6 @@ where
     /// already past removes any earlier value and stores nothing.
     pub fn insert_with_expiry(&self, key: K, value: V, expires_at_ms: Option<u64>) {
         self.insert_inner(key, value, expires_at_ms.unwrap_or(NEVER));
-    }
-
-    /// Stores a value restored from elsewhere (a snapshot) only if `key`
-    /// has no live entry, atomically with that check, so that a write made
-    /// meanwhile is never replaced by the older restored value. It expires
-    /// at `expires_at_ms` as [`insert_with_expiry`](Self::insert_with_expiry)
-    /// says, and arrives as popular as `frequency` says (see
-    /// [`remember_frequency`](Self::remember_frequency)). Returns whether
-    /// it was stored (a value the cache turns away, as too heavy or already
-    /// expired, counts as stored: nothing newer was there).
-    pub fn insert_if_absent(
-        &self,
-        key: K,
-        value: V,
-        expires_at_ms: Option<u64>,
-        frequency: u8,
-    ) -> bool {
-        self.insert_where(
-            key,
-            value,
-            expires_at_ms.unwrap_or(NEVER),
-            Some(frequency),
-            None,
-        )
-    }
-
-    /// Stores a value expiring at `expires_at_ms` (as
-    /// [`insert_with_expiry`](Self::insert_with_expiry)) only if `still`
-    /// answers `true`, asked under the lock of the key's partition, so no
-    /// other write of the key lands between the question and the store.
-    /// Returns whether it stored. The typed cache stores what a load found
-    /// this way: only if no write of the key began since the load did.
-    pub fn insert_if(
-        &self,
-        key: K,
-        value: V,
-        expires_at_ms: Option<u64>,
-        still: impl Fn() -> bool,
-    ) -> bool {
-        self.insert_where(
-            key,
-            value,
-            expires_at_ms.unwrap_or(NEVER),
-            None,
-            Some(&still),
-        )
     }
 
     fn insert_inner(&self, key: K, value: V, expires_at: u64) {
@@ -770,105 +727,6 @@ where
     /// flight with one, so a flight never ends with "not found".
     fn loaded(loaded: Result<Option<V>>) -> Result<V> {
         loaded.map(|v| v.expect("the engine's loads always yield a value"))
-    }
-
-    /// Up to `limit` keys (at least one) of live entries from position
-    /// `from` on, and the position the next page starts at (`None` once
-    /// every partition has been listed): a listing of the cache's keys a
-    /// page at a time, for warming other tiers and for inspection. Start at
-    /// `(0, 0)`.
-    ///
-    /// A position is a partition and a slot in it. Each partition is read
-    /// under its shared lock, so a page holds up writers of one partition at
-    /// a time, for as long as it takes to clone that partition's share of
-    /// the page's keys. An entry keeps its slot while it lives, so
-    /// following the positions lists every key live for the whole listing
-    /// exactly once; a key removed and written again meanwhile may be
-    /// listed twice or not at all. Expired entries are skipped, and a
-    /// listing does not count as a use of any entry. A position past the
-    /// last partition lists nothing.
-    ///
-    /// ```
-    /// use cache_backends::memory::MemoryCache;
-    /// let cache: MemoryCache<u32, u32> = MemoryCache::new(100);
-    /// for k in 0..10 {
-    ///     cache.insert(k, k);
-    /// }
-    /// let (mut keys, mut next) = cache.keys_page((0, 0), 3);
-    /// while let Some(from) = next {
-    ///     let (more, after) = cache.keys_page(from, 3);
-    ///     assert!(more.len() <= 3);
-    ///     keys.extend(more);
-    ///     next = after;
-    /// }
-    /// keys.sort();
-    /// assert_eq!(keys, (0..10).collect::<Vec<_>>());
-    /// ```
-    pub fn keys_page(
-        &self,
-        from: (usize, usize),
-        limit: usize,
-    ) -> (Vec<K>, Option<(usize, usize)>) {
-        let limit = limit.max(1);
-        let now = self.inner.clock.now_ms();
-        let (mut partition, mut slot) = from;
-        let mut keys = Vec::new();
-        while let Some(shard) = self.inner.shards.get(partition) {
-            let resume = shard
-                .read()
-                .keys_from(slot, limit, self.inner.rule, now, &mut keys);
-            if let Some(resume) = resume {
-                return (keys, Some((partition, resume)));
-            }
-            partition += 1;
-            slot = 0;
-        }
-        (keys, None)
-    }
-
-    /// Up to `limit` live entries (at least one) from position `from` on,
-    /// each with its access count as the eviction policy estimates it (0 to
-    /// 15: the frequency sketch's estimate when it arrived plus its hits
-    /// since, aged as the sketch ages), and the position the next page
-    /// starts at: [`keys_page`](Self::keys_page) with the values, for
-    /// saving the cache's contents hottest first. The same guarantees hold:
-    /// every entry live for the whole listing is listed exactly once, and a
-    /// listing does not count as a use.
-    #[allow(clippy::type_complexity)]
-    pub fn entries_page(
-        &self,
-        from: (usize, usize),
-        limit: usize,
-    ) -> (Vec<(K, V, u8)>, Option<(usize, usize)>) {
-        let limit = limit.max(1);
-        let now = self.inner.clock.now_ms();
-        let (mut partition, mut slot) = from;
-        let mut entries = Vec::new();
-        while let Some(shard) = self.inner.shards.get(partition) {
-            let resume = shard
-                .read()
-                .entries_from(slot, limit, self.inner.rule, now, &mut entries);
-            if let Some(resume) = resume {
-                return (entries, Some((partition, resume)));
-            }
-            partition += 1;
-            slot = 0;
-        }
-        (entries, None)
-    }
-
-    /// Tells the eviction policy that `key` was used about `count` times
-    /// (capped at 15) recently, as [`entries_page`](Self::entries_page)
-    /// reported it: an entry restored from a snapshot after this arrives as
-    /// popular as it was, rather than as a stranger the policy may turn
-    /// away for the first unknown key. It never lowers what the policy
-    /// already knows.
-    pub fn remember_frequency(&self, key: &K, count: u8) {
-        if count == 0 {
-            return;
-        }
-        let (hash, shard) = self.locate(key);
-        shard.write().remember_frequency(hash, count);
     }
 
     /// Checks every internal invariant of every partition: list links,
