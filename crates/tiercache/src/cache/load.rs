@@ -286,9 +286,7 @@ where
                 || self.patience(),
                 || async move {
                     let looked = self.lookup_uncounted(key, skip).await?;
-                    if let Some(version) = looked.seen {
-                        seen.store(version, Ordering::Relaxed);
-                    }
+                    seen.store(looked.seen, Ordering::Relaxed);
                     match looked.found {
                         Lookup::Hit(v) => Ok(Some(v)),
                         Lookup::Negative(meta) if negatives != Negatives::Load => {

@@ -21,7 +21,7 @@ use crate::hot::Slot;
 pub(super) struct Looked<V> {
     pub(super) found: Lookup<V>,
     pub(super) loaded: bool,
-    pub(super) seen: Option<u64>,
+    pub(super) seen: u64,
 }
 use crate::protect::{LoadCounts, Skip};
 use crate::tiers::{Change, Tier};
@@ -158,7 +158,7 @@ where
             return Ok(Looked {
                 found: hot().unwrap_or(Lookup::Miss),
                 loaded: false,
-                seen: Some(seen),
+                seen,
             });
         }
         let kb = self.encode_key(key)?;
@@ -169,7 +169,7 @@ where
             return Ok(Looked {
                 found,
                 loaded: false,
-                seen: Some(seen),
+                seen,
             });
         }
         let (found, loaded) = match self.lookup_below_hot(key, &kb, seen, skip).await? {
@@ -181,7 +181,7 @@ where
         Ok(Looked {
             found,
             loaded,
-            seen: Some(seen),
+            seen,
         })
     }
 
