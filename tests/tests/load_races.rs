@@ -70,10 +70,11 @@ async fn an_insert_that_ends_while_get_with_loads_stands_in_a_memory_only_cache(
     );
     // A removal that ends while a load runs leaves nothing newer, and
     // the loaded value is stored, as in every other stack.
+    cache.remove(&"k".into()).await.unwrap();
     let (task, started) = held_get_with(&cache, release.clone());
+    started.await.unwrap();
     cache.remove(&"k".into()).await.unwrap();
     cache.clear().await.unwrap();
-    started.await.unwrap();
     release.notify_one();
     assert_eq!(task.await.unwrap().unwrap(), "loaded");
 }
